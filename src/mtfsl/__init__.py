@@ -1,0 +1,3 @@
+"""mtfsl: config-driven multi-task and few-shot fine-tuning of pretrained encoders."""
+
+__version__ = "0.1.0"

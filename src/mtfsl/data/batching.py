@@ -1,0 +1,85 @@
+"""Batch samplers and the padding collator for windowed token-classification features."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+from mtfsl.data.features import IGNORE_INDEX
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Shuffled batches of similar length, so little compute goes to padding.
+
+    Each epoch: shuffle all indices, cut them into pools of ``pool_batches`` batches, sort each
+    pool by length, cut it into batches, then shuffle the batch order. Deterministic given
+    ``seed`` and the epoch set with ``set_epoch``.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int,
+        group_by_length: bool = True,
+        pool_batches: int = 50,
+    ) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.pool = batch_size * pool_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        if self.group_by_length:
+            pools = [order[i : i + self.pool] for i in range(0, len(order), self.pool)]
+            order = np.concatenate([p[np.argsort(-self.lengths[p], kind="stable")] for p in pools])
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if self.group_by_length:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        for batch in batches:
+            yield batch.tolist()
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Evaluation batches: longest first, so padding is minimal and memory peaks early."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+
+
+class PaddingCollator:
+    """Pad a list of feature rows to the longest row (optionally to a multiple of N)."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
+        self.pad_values = {"input_ids": pad_token_id, "labels": IGNORE_INDEX, "word_index": -1}
+        self.multiple = pad_to_multiple_of
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        width = max(len(r["input_ids"]) for r in rows)
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        batch = {}
+        for key, pad in self.pad_values.items():
+            data = torch.full((len(rows), width), pad, dtype=torch.long)
+            for i, r in enumerate(rows):
+                data[i, : len(r[key])] = torch.as_tensor(r[key])
+            batch[key] = data
+        batch["attention_mask"] = (
+            torch.arange(width)[None, :]
+            < torch.tensor([len(r["input_ids"]) for r in rows])[:, None]
+        ).long()
+        batch["sentence"] = torch.tensor([r["sentence"] for r in rows])
+        return batch

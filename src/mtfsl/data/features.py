@@ -1,0 +1,172 @@
+"""Tokenisation, sub-token label alignment and windowing for token-classification tasks.
+
+Every word of every sentence is *owned* by exactly one window: its first sub-token carries
+its label (training) and yields its prediction (evaluation). Sentences longer than
+``max_length`` are cut into several windows, each with up to ``stride`` sub-tokens of
+context on either side, so no word is ever dropped or truncated away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+from datasets.fingerprint import Hasher
+from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+_FEATURES_VERSION = "1"  # bump when the produced columns change, to invalidate caches
+
+
+@dataclass(frozen=True)
+class Window:
+    """Words [start, end) are fed to the model; words [own_start, own_end) are labelled."""
+
+    start: int
+    end: int
+    own_start: int
+    own_end: int
+
+
+def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
+    """Ids the tokenizer puts before and after a single sequence (e.g. [CLS] ... [SEP])."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for i in range(len(full) - len(bare) + 1):
+        if full[i : i + len(bare)] == bare:
+            return full[:i], full[i + len(bare) :]
+    raise ValueError("cannot locate the special tokens of this tokenizer")
+
+
+def _reach(lengths: list[int], index: int, step: int, limit: int) -> tuple[int, int]:
+    """Count words from ``index`` in direction ``step`` whose lengths sum to <= ``limit``."""
+    count = total = 0
+    while 0 <= index < len(lengths) and total + lengths[index] <= limit:
+        total += lengths[index]
+        count += 1
+        index += step
+    return count, total
+
+
+def plan_windows(lengths: list[int], budget: int, stride: int) -> list[Window]:
+    """Cut a sentence of words with ``lengths`` sub-tokens each into windows of ``budget``.
+
+    The owned spans partition the sentence (each word is predicted exactly once); up to
+    ``stride`` sub-tokens of context are added on each side while they fit. Every length must
+    be between 1 and ``budget``.
+    """
+    context = min(stride, budget // 4)  # keep at least half of each window for owned words
+    windows: list[Window] = []
+    start = 0
+    while start < len(lengths):
+        owned, used = _reach(lengths, start, 1, budget - 2 * context)
+        end = start + max(owned, 1)  # a single very long word still gets its own window
+        used = max(used, lengths[start])
+        right, right_used = _reach(lengths, end, 1, min(context, budget - used))
+        left, _ = _reach(lengths, start - 1, -1, min(context, budget - used - right_used))
+        windows.append(Window(start - left, end + right, start, end))
+        start = end
+    return windows
+
+
+class WindowFeaturizer:
+    """Batched ``datasets.map`` function: sentences in, one row per window out."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int):
+        self.tokenizer = tokenizer
+        self.prefix, self.suffix = _special_tokens(tokenizer)
+        self.budget = max_length - len(self.prefix) - len(self.suffix)
+        if self.budget < 4:
+            raise ValueError(f"model.max_length={max_length} leaves no room for words")
+        self.stride = stride
+        self.unk = [tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0]
+
+    def word_pieces(self, words: list[list[str]]) -> list[list[list[int]]]:
+        """Sub-token ids per word; a word the tokenizer erases becomes one unknown token."""
+        encoded = self.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+        result = []
+        for b, words_b in enumerate(words):
+            pieces: list[list[int]] = [[] for _ in words_b]
+            for token_id, word in zip(encoded["input_ids"][b], encoded.word_ids(b), strict=True):
+                if word is not None:
+                    pieces[word].append(token_id)
+            # A word longer than a window keeps its first sub-tokens; only the first matters.
+            result.append([(p or self.unk)[: self.budget] for p in pieces])
+        return result
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {
+            k: [] for k in ("input_ids", "labels", "word_index", "sentence", "length")
+        }
+        pieces_batch = self.word_pieces(batch["words"])
+        for sid, pieces, label_ids in zip(
+            batch["sentence"], pieces_batch, batch["label_ids"], strict=True
+        ):
+            for w in plan_windows([len(p) for p in pieces], self.budget, self.stride):
+                ids, labels, index = list(self.prefix), [IGNORE_INDEX] * len(self.prefix), []
+                index = [-1] * len(self.prefix)
+                for word in range(w.start, w.end):
+                    owned = w.own_start <= word < w.own_end
+                    n = len(pieces[word])
+                    ids += pieces[word]
+                    labels += [label_ids[word] if owned else IGNORE_INDEX] + [IGNORE_INDEX] * (
+                        n - 1
+                    )
+                    index += [word if owned else -1] + [-1] * (n - 1)
+                ids += self.suffix
+                labels += [IGNORE_INDEX] * len(self.suffix)
+                index += [-1] * len(self.suffix)
+                out["input_ids"].append(ids)
+                out["labels"].append(labels)
+                out["word_index"].append(index)
+                out["sentence"].append(sid)
+                out["length"].append(len(ids))
+        return out
+
+
+def featurize(
+    words: list[list[str]],
+    label_ids: list[list[int]],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    stride: int,
+    cache_dir: str | Path | None,
+) -> datasets.Dataset:
+    """Tokenise sentences into windows with a batched, cached ``datasets.map``.
+
+    The cache key hashes the sentences, labels, tokenizer and window settings, so a second run
+    on the same data and tokenizer reuses the Arrow file instead of tokenising again.
+    """
+    featurizer = WindowFeaturizer(tokenizer, max_length, stride)
+    raw = datasets.Dataset.from_dict(
+        {"words": words, "label_ids": label_ids, "sentence": list(range(len(words)))}
+    )
+    key = Hasher.hash(
+        [
+            _FEATURES_VERSION,
+            words,
+            label_ids,
+            tokenizer.backend_tokenizer.to_str(),
+            featurizer.prefix,
+            featurizer.suffix,
+            max_length,
+            stride,
+        ]
+    )
+    cache_file = None
+    if cache_dir is not None:
+        folder = Path(cache_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        cache_file = str(folder / f"windows-{key}.arrow")
+    return raw.map(
+        featurizer,
+        batched=True,
+        batch_size=1000,
+        remove_columns=raw.column_names,
+        cache_file_name=cache_file,
+        new_fingerprint=key,
+        load_from_cache_file=cache_file is not None,
+        desc="tokenising",
+    )

@@ -1,0 +1,85 @@
+"""Turn a task's loaded splits into model features: label ids, K-shot subset, windows."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+from transformers import PreTrainedTokenizerBase
+
+from mtfsl.config import HeadKind, TrainConfig
+from mtfsl.data.features import featurize
+from mtfsl.data.kshot import mention_counts, sample_k_shot, save_ids
+from mtfsl.data.splits import TaggedSplit, TaskData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalSet:
+    """What evaluation needs: the features, and the words and gold tags to score against."""
+
+    features: datasets.Dataset
+    split: TaggedSplit
+
+
+@dataclass
+class PreparedTask:
+    name: str
+    head: HeadKind
+    labels: list[str]
+    train: datasets.Dataset
+    train_split: TaggedSplit
+    evals: dict[str, EvalSet]
+
+
+def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path) -> TaggedSplit:
+    train = data.splits["train"]
+    if cfg.few_shot.k is None:
+        return train
+    ids = sample_k_shot(train.tags, cfg.few_shot, cfg.seed)
+    subset = train.subset(ids)
+    counts: dict[str, int] = {}
+    for tags in subset.tags:
+        for kind, n in mention_counts(tags).items():
+            counts[kind] = counts.get(kind, 0) + n
+    seed = cfg.seed if cfg.few_shot.seed is None else cfg.few_shot.seed
+    save_ids(
+        run_dir / "few_shot" / f"{data.name}_train_ids.json",
+        ids,
+        train.lines,
+        cfg.few_shot,
+        seed,
+        train.path,
+        dict(sorted(counts.items())),
+    )
+    log.info(
+        "few-shot k=%d (%s): %d of %d training sentences; mentions per type %s",
+        cfg.few_shot.k,
+        cfg.few_shot.sampler.value,
+        len(ids),
+        len(train),
+        counts,
+    )
+    return subset
+
+
+def prepare_task(
+    data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, run_dir: Path
+) -> PreparedTask:
+    """Sample the K-shot subset (if asked) and featurise every split with cached windows."""
+    label_id = {label: i for i, label in enumerate(data.labels)}
+    train_split = _few_shot(data, cfg, run_dir)
+
+    def features(split: TaggedSplit) -> datasets.Dataset:
+        ids = [[label_id[t] for t in tags] for tags in split.tags]
+        return featurize(
+            split.words, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
+        )
+
+    evals = {name: EvalSet(features(s), s) for name, s in data.splits.items() if name != "train"}
+    return PreparedTask(
+        data.name, cfg.task.head, data.labels, features(train_split), train_split, evals
+    )

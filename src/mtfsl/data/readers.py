@@ -1,0 +1,112 @@
+"""Readers: turn task files into ``Sentence`` records. No tokenisation, no label logic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtfsl.errors import DataError
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a column file.
+
+    Attributes:
+        fields: one tuple of column values per token (all columns, as in the file).
+        doc: index of the document (``-DOCSTART-`` block) the sentence belongs to.
+        line: 1-based line number of the sentence's first token.
+    """
+
+    fields: tuple[tuple[str, ...], ...]
+    doc: int
+    line: int
+
+    def column(self, index: int) -> list[str]:
+        return [row[index] for row in self.fields]
+
+
+def _decode(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        # utf-8-sig drops a leading byte-order mark, which would otherwise glue onto token 1.
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[err.start]:02x}); "
+            "re-encode the file as UTF-8"
+        ) from None
+
+
+def _blocks(text: str) -> Iterator[tuple[int, list[list[str]]]]:
+    """Yield (first line number, rows) for each run of non-blank lines."""
+    rows: list[list[str]] = []
+    start = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:  # blank or whitespace-only line: a sentence break
+            if rows:
+                yield start, rows
+            rows = []
+            continue
+        if not rows:
+            start = number
+        rows.append(parts)
+    if rows:
+        yield start, rows
+
+
+def read_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> list[Sentence]:
+    """Read a whitespace-separated column file (one token per line, blank line between
+    sentences).
+
+    Lines whose first field is ``doc_marker`` start a new document; they are not sentences.
+    Every token line must have the same number of columns as the file's first token line.
+
+    Raises:
+        DataError: missing/unreadable file, invalid UTF-8, ragged columns, or no sentences;
+            the message gives ``file:line``.
+    """
+    path = Path(path)
+    text = _decode(path)
+    sentences: list[Sentence] = []
+    width: int | None = None
+    doc = -1
+    for start, rows in _blocks(text):
+        kept: list[tuple[str, ...]] = []
+        first = start
+        for offset, parts in enumerate(rows):
+            if parts[0] == doc_marker:
+                doc += 1
+                first = start + offset + 1
+                continue
+            if width is None:
+                width = len(parts)
+            if len(parts) != width:
+                raise DataError(
+                    f"{path}:{start + offset}: expected {width} columns like the file's first "
+                    f"token line, found {len(parts)}: {' '.join(parts)!r}"
+                )
+            kept.append(tuple(parts))
+        if kept:
+            sentences.append(Sentence(tuple(kept), max(doc, 0), first))
+    if not sentences:
+        raise DataError(f"{path}: no sentences found (empty file or only document markers)")
+    return sentences
+
+
+def check_column(path: str | Path, sentences: list[Sentence], index: int, role: str) -> None:
+    """Fail clearly when a configured column does not exist in the file."""
+    width = len(sentences[0].fields[0])
+    if not -width <= index < width:
+        raise DataError(
+            f"{path}:{sentences[0].line}: task.{role}_column={index} but the file has "
+            f"{width} columns"
+        )

@@ -1,0 +1,68 @@
+"""Pure metric functions: (gold tags, predicted tags) -> scores and report text.
+
+Entity scores use seqeval; its default mode reproduces the official ``conlleval`` script
+(an ``I-X`` after ``O`` starts a new entity). All scores are percentages.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+from seqeval.metrics import classification_report as entity_classification_report
+from seqeval.metrics import f1_score, precision_score, recall_score
+from seqeval.scheme import IOB2
+from sklearn.metrics import classification_report as sk_classification_report
+
+from mtfsl.config import MetricMode
+
+Tags = Sequence[Sequence[str]]
+
+
+def _mode_kwargs(mode: MetricMode) -> dict[str, object]:
+    return {"mode": "strict", "scheme": IOB2} if mode is MetricMode.STRICT else {}
+
+
+def token_accuracy(gold: Tags, pred: Tags) -> float:
+    pairs = [(g, p) for gs, ps in zip(gold, pred, strict=True) for g, p in zip(gs, ps, strict=True)]
+    return 100.0 * sum(g == p for g, p in pairs) / max(len(pairs), 1)
+
+
+def entity_scores(
+    gold: Tags, pred: Tags, mode: MetricMode = MetricMode.DEFAULT
+) -> dict[str, float]:
+    """Micro-averaged entity precision, recall, F1 and token accuracy, in percent."""
+    gold, pred = [list(s) for s in gold], [list(s) for s in pred]
+    kwargs = _mode_kwargs(mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zero predicted entities: score 0, not a warning
+        return {
+            "precision": 100.0 * precision_score(gold, pred, zero_division=0, **kwargs),
+            "recall": 100.0 * recall_score(gold, pred, zero_division=0, **kwargs),
+            "f1": 100.0 * f1_score(gold, pred, zero_division=0, **kwargs),
+            "accuracy": token_accuracy(gold, pred),
+        }
+
+
+def entity_report(gold: Tags, pred: Tags, mode: MetricMode = MetricMode.DEFAULT) -> str:
+    """seqeval's per-type entity report (what papers call F1)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return entity_classification_report(
+            [list(s) for s in gold],
+            [list(s) for s in pred],
+            digits=4,
+            zero_division=0,
+            **_mode_kwargs(mode),
+        )
+
+
+def token_report(gold: Tags, pred: Tags, labels: Sequence[str]) -> str:
+    """scikit-learn's per-tag report over every word, the ``O`` tag included."""
+    flat_gold = [t for s in gold for t in s]
+    flat_pred = [t for s in pred for t in s]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sk_classification_report(
+            flat_gold, flat_pred, labels=list(labels), digits=4, zero_division=0
+        )

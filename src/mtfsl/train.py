@@ -1,0 +1,102 @@
+"""``mtfsl-train``: compose the config, validate it, build everything, train, report."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from accelerate.utils import set_seed
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from mtfsl import __version__
+from mtfsl.config import TrainConfig, register_configs, validate
+from mtfsl.data.prepare import prepare_task
+from mtfsl.data.splits import load_task
+from mtfsl.errors import ConfigError, MtfslError
+from mtfsl.evaluation.report import write_json
+from mtfsl.model.encoder import build_encoder
+from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.training.loop import Trainer
+
+log = logging.getLogger("mtfsl")
+register_configs()
+
+
+def to_config(dcfg: DictConfig) -> TrainConfig:
+    """The one conversion from Hydra's DictConfig to the typed schema, plus validation."""
+    try:
+        cfg = OmegaConf.to_object(dcfg)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"{key or 'config'}: {str(err).splitlines()[0]}") from None
+    assert isinstance(cfg, TrainConfig)
+    validate(cfg)
+    return cfg
+
+
+def run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """Train and evaluate; write metrics.json, reports, predictions and the best checkpoint."""
+    data = load_task(cfg.task, cfg.data)
+    set_seed(cfg.seed)
+    encoder, tokenizer = build_encoder(cfg.model)
+    task = prepare_task(data, cfg, tokenizer, run_dir)
+    log.info(
+        "task %s: %d labels, %d train sentences -> %d windows",
+        task.name,
+        len(task.labels),
+        len(task.train_split),
+        len(task.train),
+    )
+    model = MultiTaskModel(encoder, {task.name: (task.head, len(task.labels))}, cfg.model.dropout)
+    trainer = Trainer(cfg, model, tokenizer, {task.name: task}, run_dir)
+    state = trainer.fit()
+    best = trainer.restore_best()
+    metrics: dict[str, Any] = {}
+    for split in ("dev", "test"):
+        metrics.update(trainer.evaluate(split, write=True))
+    metrics.update(
+        {
+            "train/steps": state.step,
+            "train/best_step": best["step"],
+            "train/sentences": len(task.train_split),
+            "train/tokens": state.train_tokens,
+            "time/train_seconds": state.train_seconds,
+            "time/train_tokens_per_second": state.train_tokens / max(state.train_seconds, 1e-9),
+        }
+    )
+    write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "dev_history.json", {"history": state.history})
+    log.info(
+        "test: %s", " ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k.startswith("test/"))
+    )
+    return metrics
+
+
+def _status(run_dir: Path, status: str, **extra: Any) -> None:
+    write_json(run_dir / "status.json", {"status": status, **extra})
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mtfsl.configs", config_name="train")
+def main(dcfg: DictConfig) -> float | None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        cfg = to_config(dcfg)
+        _status(run_dir, "running", version=__version__, host=platform.node())
+        metrics = run(cfg, run_dir)
+    except MtfslError as err:
+        _status(run_dir, "failed", reason=str(err))
+        print(f"mtfsl-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    _status(run_dir, "finished")
+    key = f"dev/{cfg.task.name}/{cfg.metrics.select}"
+    return metrics.get(key)  # the sweep objective (e.g. for Optuna)
+
+
+if __name__ == "__main__":
+    main()
