@@ -17,7 +17,7 @@ from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
-_FEATURES_VERSION = "1"  # bump when the produced columns change, to invalidate caches
+_FEATURES_VERSION = "2"  # bump when the produced columns change, to invalidate caches
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,9 @@ def _reach(lengths: list[int], index: int, step: int, limit: int) -> tuple[int, 
 def plan_windows(lengths: list[int], budget: int, stride: int) -> list[Window]:
     """Cut a sentence of words with ``lengths`` sub-tokens each into windows of ``budget``.
 
-    The owned spans partition the sentence (each word is predicted exactly once); up to
-    ``stride`` sub-tokens of context are added on each side while they fit. Every length must
-    be between 1 and ``budget``.
+    The owned spans partition the sentence (each word is predicted exactly once) and take at
+    most ``budget - 2 * stride`` sub-tokens; the rest of the window is filled with context,
+    half on each side, whole words only. Every length must be between 1 and ``budget``.
     """
     context = min(stride, budget // 4)  # keep at least half of each window for owned words
     windows: list[Window] = []
@@ -63,9 +63,9 @@ def plan_windows(lengths: list[int], budget: int, stride: int) -> list[Window]:
     while start < len(lengths):
         owned, used = _reach(lengths, start, 1, budget - 2 * context)
         end = start + max(owned, 1)  # a single very long word still gets its own window
-        used = max(used, lengths[start])
-        right, right_used = _reach(lengths, end, 1, min(context, budget - used))
-        left, _ = _reach(lengths, start - 1, -1, min(context, budget - used - right_used))
+        room = budget - max(used, lengths[start])
+        right, right_used = _reach(lengths, end, 1, room // 2)
+        left, _ = _reach(lengths, start - 1, -1, room - right_used)
         windows.append(Window(start - left, end + right, start, end))
         start = end
     return windows
@@ -105,7 +105,8 @@ class WindowFeaturizer:
             batch["sentence"], pieces_batch, batch["label_ids"], strict=True
         ):
             for w in plan_windows([len(p) for p in pieces], self.budget, self.stride):
-                ids, labels, index = list(self.prefix), [IGNORE_INDEX] * len(self.prefix), []
+                ids = list(self.prefix)
+                labels = [IGNORE_INDEX] * len(self.prefix)
                 index = [-1] * len(self.prefix)
                 for word in range(w.start, w.end):
                     owned = w.own_start <= word < w.own_end

@@ -1,0 +1,44 @@
+# One entry point for people and CI. `make run` installs and trains the default job;
+# `make test` installs and runs the default test suite (what .ci/run calls).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of torch, taken from the local wheel store on our machines. On a CUDA machine:
+#   make install TORCH=torch
+TORCH ?= torch==2.13.0
+DATA ?= ../shared/data
+ARGS ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-all lint format smoke bench clean
+
+$(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/dev/null)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)" ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	MTFSL_DATA_ROOT=$(DATA) $(BIN)/mtfsl-train $(ARGS)
+
+test: install
+	MTFSL_SHARED_DATA=$(DATA) $(BIN)/python -m pytest -m "not slow and not gpu" -q
+
+test-all: install
+	MTFSL_SHARED_DATA=$(DATA) $(BIN)/python -m pytest -q
+
+smoke: install
+	MTFSL_DATA_ROOT=$(DATA) $(BIN)/mtfsl-train model=tiny trainer.max_steps=20 $(ARGS)
+
+lint:
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+format:
+	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts
+
+clean:
+	rm -rf build dist src/*.egg-info .pytest_cache

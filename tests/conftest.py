@@ -1,0 +1,56 @@
+"""Shared fixtures: config composition, toy data, the shared real data when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, OmegaConf
+
+from mtfsl.config import TrainConfig, register_configs
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED_DATA = Path(
+    os.environ.get("MTFSL_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared/data")
+)
+TOY_TASK = [
+    "task.files.train=toy_conll/toy.train",
+    "task.files.dev=toy_conll/toy.dev",
+    "task.files.test=toy_conll/toy.test",
+]
+
+register_configs()
+
+
+@pytest.fixture
+def fixtures() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not (SHARED_DATA / "conll2003" / "train.txt").is_file():
+        pytest.skip(f"real CoNLL-2003 data not found at {SHARED_DATA} (set MTFSL_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def compose_dict(overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
+        return compose("train", overrides=overrides or [])
+
+
+def compose_cfg(overrides: list[str] | None = None) -> TrainConfig:
+    cfg = OmegaConf.to_object(compose_dict(overrides))
+    assert isinstance(cfg, TrainConfig)
+    return cfg
+
+
+@pytest.fixture
+def toy_cfg(tmp_path: Path) -> TrainConfig:
+    """Tiny model on the toy CoNLL files, caching under tmp_path."""
+    return compose_cfg(
+        ["model=tiny", "hardware=cpu", f"data.root={FIXTURES}",
+         f"data.cache_dir={tmp_path / 'cache'}", *TOY_TASK]
+    )

