@@ -51,6 +51,11 @@ def compose_cfg(overrides: list[str] | None = None) -> TrainConfig:
 def toy_cfg(tmp_path: Path) -> TrainConfig:
     """Tiny model on the toy CoNLL files, caching under tmp_path."""
     return compose_cfg(
-        ["model=tiny", "hardware=cpu", f"data.root={FIXTURES}",
-         f"data.cache_dir={tmp_path / 'cache'}", *TOY_TASK]
+        [
+            "model=tiny",
+            "hardware=cpu",
+            f"data.root={FIXTURES}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            *TOY_TASK,
+        ]
     )

@@ -23,8 +23,12 @@ def test_default_config_composes() -> None:
 
 
 @pytest.mark.parametrize(
-    "group", sorted(p.parent.name + "=" + p.stem for p in CONFIGS.glob("*/*.yaml")
-                    if p.parent.name not in ("hydra", "experiment")),
+    "group",
+    sorted(
+        p.parent.name + "=" + p.stem
+        for p in CONFIGS.glob("*/*.yaml")
+        if p.parent.name not in ("hydra", "experiment")
+    ),
 )
 def test_every_group_option_composes(group: str) -> None:
     overrides = [group, "model.name_or_path=x"] if group == "model=hf" else [group]

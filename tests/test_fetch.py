@@ -36,7 +36,12 @@ def test_write_split_matches_reader_layout(tmp_path: Path) -> None:
 
 def test_offline_fetch_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "mtfsl.fetch", str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtfsl.fetch", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "mtfsl-fetch-conll: error: cannot download 'lhoestq/conll2003'" in proc.stderr

@@ -54,7 +54,7 @@ def test_greedy_is_seeded() -> None:
 
 
 def test_k_above_supply_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="few_shot.k=8: the training split has only 7 mentions"):
+    with pytest.raises(ConfigError, match=r"few_shot\.k=8: the training split has only 7 mentions"):
         greedy_at_least_k(corpus(), 8, 0)
 
 

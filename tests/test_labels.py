@@ -10,7 +10,13 @@ from mtfsl.errors import ConfigError, DataError
 
 def test_iob1_to_iob2() -> None:
     assert iob1_to_iob2(["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG", "I-ORG"]) == [
-        "B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG", "I-ORG",
+        "B-PER",
+        "I-PER",
+        "B-PER",
+        "O",
+        "B-LOC",
+        "B-ORG",
+        "I-ORG",
     ]
 
 
@@ -32,7 +38,7 @@ def test_invalid_tag_names_file_and_line(bad: str) -> None:
 
 
 def test_declared_iob2_with_inside_start_is_an_error() -> None:
-    with pytest.raises(DataError, match="f.txt:7: task.label_scheme=IOB2"):
+    with pytest.raises(DataError, match=r"f\.txt:7: task\.label_scheme=IOB2"):
         to_iob2([["O", "I-PER"]], LabelScheme.IOB2, "f.txt", [7])
 
 
@@ -63,20 +69,23 @@ def test_unknown_tag_in_test_split(tmp_path: Path) -> None:
     (tmp_path / "train").write_text("A NN B-PER\n")
     (tmp_path / "test").write_text("A NN O\n\nB NN B-FOO\n")
     with pytest.raises(DataError, match=r"test:3: tag 'B-FOO' is not in the label set"):
-        load_task(task("train", None, "test", LabelScheme.AUTO),
-                  DataConfig(root=str(tmp_path), cache_dir=""))
+        load_task(
+            task("train", None, "test", LabelScheme.AUTO),
+            DataConfig(root=str(tmp_path), cache_dir=""),
+        )
 
 
 def test_missing_split_and_root(tmp_path: Path) -> None:
     (tmp_path / "train").write_text("A NN B-PER\n")
     with pytest.raises(DataError, match=r"dev split of task 't' not found \(task.files.dev=dv"):
-        load_task(task("train", "dv", None, LabelScheme.AUTO),
-                  DataConfig(root=str(tmp_path), cache_dir=""))
-    with pytest.raises(ConfigError, match="data.root is not set"):
+        load_task(
+            task("train", "dv", None, LabelScheme.AUTO),
+            DataConfig(root=str(tmp_path), cache_dir=""),
+        )
+    with pytest.raises(ConfigError, match=r"data\.root is not set"):
         load_task(task("train", None, None, LabelScheme.AUTO), DataConfig(root=None))
     with pytest.raises(ConfigError, match="no such folder"):
-        load_task(task("train", None, None, LabelScheme.AUTO),
-                  DataConfig(root=str(tmp_path / "x")))
+        load_task(task("train", None, None, LabelScheme.AUTO), DataConfig(root=str(tmp_path / "x")))
 
 
 def test_real_iob1_files_equal_iob2_copy(shared_data: Path) -> None:

@@ -17,11 +17,14 @@ def tiny_model(num_labels: int = 5) -> tuple[MultiTaskModel, object]:
 
 def batch(tok: object) -> dict[str, torch.Tensor]:
     feat = WindowFeaturizer(tok, max_length=32, stride=4)
-    rows = feat({"words": [["peter", "lives", "in", "rome"], ["eu", "rejects", "it"]],
-                 "label_ids": [[1, 0, 0, 3], [2, 0, 0]], "sentence": [0, 1]})
-    return PaddingCollator(tok.pad_token_id)(
-        [{k: rows[k][i] for k in rows} for i in range(2)]
+    rows = feat(
+        {
+            "words": [["peter", "lives", "in", "rome"], ["eu", "rejects", "it"]],
+            "label_ids": [[1, 0, 0, 3], [2, 0, 0]],
+            "sentence": [0, 1],
+        }
     )
+    return PaddingCollator(tok.pad_token_id)([{k: rows[k][i] for k in rows} for i in range(2)])
 
 
 def test_collator_pads_and_masks() -> None:
@@ -69,4 +72,6 @@ def test_length_grouped_sampler_is_a_seeded_permutation() -> None:
     # batches are length-homogeneous: far less spread than random batches
     spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in first)
     plain = list(LengthGroupedBatchSampler(lengths, 8, seed=3, group_by_length=False))
-    assert spread < 0.5 * sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain)
+    assert spread < 0.5 * sum(
+        max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in plain
+    )

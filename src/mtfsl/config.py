@@ -153,7 +153,7 @@ class TrainerConfig:
     max_steps: int | None = None  # overrides epochs when set
     batch_size: int = 32
     eval_batch_size: int = 128
-    lr: float = 5e-5
+    lr: float = 1e-4  # suits the small default encoder; base-size encoders want 3e-5..5e-5
     head_lr: float | None = None  # null = lr
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
