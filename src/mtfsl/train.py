@@ -85,15 +85,19 @@ def _status(run_dir: Path, status: str, **extra: Any) -> None:
 @hydra.main(version_base="1.3", config_path="pkg://mtfsl.configs", config_name="train")
 def main(dcfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    about = {"version": __version__, "host": platform.node()}
     try:
         cfg = to_config(dcfg)
-        _status(run_dir, "running", version=__version__, host=platform.node())
+        _status(run_dir, "running", **about)
         metrics = run(cfg, run_dir)
     except MtfslError as err:
-        _status(run_dir, "failed", reason=str(err))
+        _status(run_dir, "failed", reason=str(err), **about)
         print(f"mtfsl-train: error: {err}", file=sys.stderr)
         sys.exit(2)
-    _status(run_dir, "finished")
+    except BaseException as err:  # a bug or an interrupt: never leave "running" behind
+        _status(run_dir, "failed", reason=f"{type(err).__name__}: {err}", **about)
+        raise
+    _status(run_dir, "finished", **about)
     key = f"dev/{cfg.task.name}/{cfg.metrics.select}"
     return metrics.get(key)  # the sweep objective (e.g. for Optuna)
 

@@ -96,34 +96,35 @@ class WindowFeaturizer:
             result.append([(p or self.unk)[: self.budget] for p in pieces])
         return result
 
+    def window_row(
+        self, pieces: list[list[int]], label_ids: list[int], w: Window
+    ) -> tuple[list[int], list[int], list[int]]:
+        """Input ids, labels and owned-word index of one window, special tokens included.
+
+        Only the first sub-token of an owned word gets a label and a word index; context words,
+        later sub-tokens and special tokens get IGNORE_INDEX and -1.
+        """
+        ids = list(self.prefix)
+        size = len(ids) + sum(len(pieces[i]) for i in range(w.start, w.end)) + len(self.suffix)
+        labels, index = [IGNORE_INDEX] * size, [-1] * size
+        for word in range(w.start, w.end):
+            if w.own_start <= word < w.own_end:
+                labels[len(ids)], index[len(ids)] = label_ids[word], word
+            ids += pieces[word]
+        ids += self.suffix
+        return ids, labels, index
+
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {
-            k: [] for k in ("input_ids", "labels", "word_index", "sentence", "length")
-        }
+        columns = ("input_ids", "labels", "word_index", "sentence", "length")
+        out: dict[str, list[Any]] = {k: [] for k in columns}
         pieces_batch = self.word_pieces(batch["words"])
         for sid, pieces, label_ids in zip(
             batch["sentence"], pieces_batch, batch["label_ids"], strict=True
         ):
             for w in plan_windows([len(p) for p in pieces], self.budget, self.stride):
-                ids = list(self.prefix)
-                labels = [IGNORE_INDEX] * len(self.prefix)
-                index = [-1] * len(self.prefix)
-                for word in range(w.start, w.end):
-                    owned = w.own_start <= word < w.own_end
-                    n = len(pieces[word])
-                    ids += pieces[word]
-                    labels += [label_ids[word] if owned else IGNORE_INDEX] + [IGNORE_INDEX] * (
-                        n - 1
-                    )
-                    index += [word if owned else -1] + [-1] * (n - 1)
-                ids += self.suffix
-                labels += [IGNORE_INDEX] * len(self.suffix)
-                index += [-1] * len(self.suffix)
-                out["input_ids"].append(ids)
-                out["labels"].append(labels)
-                out["word_index"].append(index)
-                out["sentence"].append(sid)
-                out["length"].append(len(ids))
+                ids, labels, index = self.window_row(pieces, label_ids, w)
+                for key, value in zip(columns, (ids, labels, index, sid, len(ids)), strict=True):
+                    out[key].append(value)
         return out
 
 

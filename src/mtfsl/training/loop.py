@@ -215,7 +215,7 @@ class Trainer:
         st.last_eval_step = st.step
         results = self.evaluate("dev")
         if not results:  # no dev split: the last model is the one kept
-            self._save_best(math.nan)
+            self._save_best(None)
             return False
         score = self._selection_score(results)
         st.history.append({"step": st.step, **results})
@@ -240,7 +240,7 @@ class Trainer:
             return True
         return False
 
-    def _save_best(self, score: float) -> None:
+    def _save_best(self, score: float | None) -> None:
         labels = {name: task.labels for name, task in self.tasks.items()}
         state = {"step": self.state.step, "epoch": self.state.epoch + 1, "dev_score": score}
         save_checkpoint(
