@@ -16,9 +16,9 @@ SHARED_DATA = Path(
     os.environ.get("MTFSL_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared/data")
 )
 TOY_TASK = [
-    "task.files.train=toy_conll/toy.train",
-    "task.files.dev=toy_conll/toy.dev",
-    "task.files.test=toy_conll/toy.test",
+    "task.conll.files.train=toy_conll/toy.train",
+    "task.conll.files.dev=toy_conll/toy.dev",
+    "task.conll.files.test=toy_conll/toy.test",
 ]
 
 register_configs()

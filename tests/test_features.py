@@ -74,4 +74,4 @@ def test_featurize_is_cached_by_content(tmp_path: Path) -> None:
     other = featurize([["a", "c"]], [[0, 1]], tok, 16, 2, tmp_path)
     assert first.cache_files[0]["filename"] == again.cache_files[0]["filename"]
     assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
-    assert len(list(tmp_path.glob("windows-*.arrow"))) == 2
+    assert len(list(tmp_path.glob("features-*.arrow"))) == 2

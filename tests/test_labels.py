@@ -43,33 +43,34 @@ def test_declared_iob2_with_inside_start_is_an_error() -> None:
 
 
 def task(train: str, dev: str, test: str, scheme: LabelScheme) -> TaskConfig:
-    cfg = TaskConfig(name="t", label_column=-1, label_scheme=scheme)
+    cfg = TaskConfig(label_column=-1, label_scheme=scheme)
     cfg.files.train, cfg.files.dev, cfg.files.test = train, dev, test
     return cfg
 
 
 def test_iob1_files_give_identical_examples(fixtures: Path) -> None:
     data = DataConfig(root=str(fixtures / "toy_conll"), cache_dir="")
-    iob2 = load_task(task("toy.train", "toy.dev", "toy.test", LabelScheme.AUTO), data)
+    iob2 = load_task("t", task("toy.train", "toy.dev", "toy.test", LabelScheme.AUTO), data)
     iob1 = load_task(
-        task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.IOB1), data
+        "t", task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.IOB1), data
     )
     auto = load_task(
-        task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.AUTO), data
+        "t", task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.AUTO), data
     )
     for split in ("train", "dev", "test"):
-        assert iob1.splits[split].words == iob2.splits[split].words
-        assert iob1.splits[split].tags == iob2.splits[split].tags
-        assert auto.splits[split].tags == iob2.splits[split].tags
+        assert iob1.splits[split].inputs == iob2.splits[split].inputs
+        assert iob1.splits[split].targets == iob2.splits[split].targets
+        assert auto.splits[split].targets == iob2.splits[split].targets
     assert iob2.labels == bio_labels(["LOC", "MISC", "ORG", "PER"])
-    assert iob2.splits["train"].tags[-1] == ["O", "O", "B-PER", "B-PER", "O"]
+    assert iob2.splits["train"].targets[-1] == ["O", "O", "B-PER", "B-PER", "O"]
 
 
 def test_unknown_tag_in_test_split(tmp_path: Path) -> None:
     (tmp_path / "train").write_text("A NN B-PER\n")
     (tmp_path / "test").write_text("A NN O\n\nB NN B-FOO\n")
-    with pytest.raises(DataError, match=r"test:3: tag 'B-FOO' is not in the label set"):
+    with pytest.raises(DataError, match=r"test:3: label 'B-FOO' is not in the label set"):
         load_task(
+            "t",
             task("train", None, "test", LabelScheme.AUTO),
             DataConfig(root=str(tmp_path), cache_dir=""),
         )
@@ -77,27 +78,31 @@ def test_unknown_tag_in_test_split(tmp_path: Path) -> None:
 
 def test_missing_split_and_root(tmp_path: Path) -> None:
     (tmp_path / "train").write_text("A NN B-PER\n")
-    with pytest.raises(DataError, match=r"dev split of task 't' not found \(task.files.dev=dv"):
+    with pytest.raises(DataError, match=r"dev split of task 't' not found \(task.t.files.dev=dv"):
         load_task(
+            "t",
             task("train", "dv", None, LabelScheme.AUTO),
             DataConfig(root=str(tmp_path), cache_dir=""),
         )
     with pytest.raises(ConfigError, match=r"data\.root is not set"):
-        load_task(task("train", None, None, LabelScheme.AUTO), DataConfig(root=None))
+        load_task("t", task("train", None, None, LabelScheme.AUTO), DataConfig(root=None))
     with pytest.raises(ConfigError, match="no such folder"):
-        load_task(task("train", None, None, LabelScheme.AUTO), DataConfig(root=str(tmp_path / "x")))
+        load_task(
+            "t", task("train", None, None, LabelScheme.AUTO), DataConfig(root=str(tmp_path / "x"))
+        )
 
 
 def test_real_iob1_files_equal_iob2_copy(shared_data: Path) -> None:
     data = DataConfig(root=str(shared_data / "conll2003"), cache_dir="")
     folder = "iob1_glample_tagger/"
-    iob2 = load_task(task("train.txt", "valid.txt", "test.txt", LabelScheme.AUTO), data)
+    iob2 = load_task("t", task("train.txt", "valid.txt", "test.txt", LabelScheme.AUTO), data)
     iob1 = load_task(
+        "t",
         task(folder + "eng.train", folder + "eng.testa", folder + "eng.testb", LabelScheme.AUTO),
         data,
     )
     counts = {"train": (14041, 203621), "dev": (3250, 51362), "test": (3453, 46435)}
     for split, (n_sent, n_tok) in counts.items():
         assert (len(iob2.splits[split]), iob2.splits[split].num_tokens) == (n_sent, n_tok)
-        assert iob1.splits[split].words == iob2.splits[split].words
-        assert iob1.splits[split].tags == iob2.splits[split].tags
+        assert iob1.splits[split].inputs == iob2.splits[split].inputs
+        assert iob1.splits[split].targets == iob2.splits[split].targets

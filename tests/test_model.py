@@ -1,9 +1,10 @@
 import torch
 from accelerate.utils import set_seed
 
-from mtfsl.config import HeadKind, ModelConfig, ModelSource, TrainerConfig
+from mtfsl.config import ModelConfig, ModelSource, TaskConfig, TrainerConfig
 from mtfsl.data.batching import LengthGroupedBatchSampler, PaddingCollator
 from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer
+from mtfsl.losses import StaticWeighting
 from mtfsl.model.encoder import build_encoder
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.optim import build_optimizer, param_groups
@@ -12,7 +13,8 @@ from mtfsl.training.optim import build_optimizer, param_groups
 def tiny_model(num_labels: int = 5) -> tuple[MultiTaskModel, object]:
     set_seed(0)
     encoder, tok = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
-    return MultiTaskModel(encoder, {"ner": (HeadKind.TOKEN_CLASSIFICATION, num_labels)}, 0.0), tok
+    weighting = StaticWeighting(["ner"], {})
+    return MultiTaskModel(encoder, {"ner": (TaskConfig(), num_labels)}, 0.0, weighting), tok
 
 
 def batch(tok: object) -> dict[str, torch.Tensor]:
@@ -39,12 +41,12 @@ def test_collator_pads_and_masks() -> None:
 def test_head_shape_and_loss_falls_when_overfitting() -> None:
     model, tok = tiny_model()
     b = batch(tok)
-    logits = model("ner", b["input_ids"], b["attention_mask"])
+    logits = model("ner", b)
     assert logits.shape == (2, 18, 5)
     opt = build_optimizer(model, TrainerConfig(lr=1e-2, weight_decay=0.0))
     losses = []
     for _ in range(30):
-        loss = model.loss("ner", model("ner", b["input_ids"], b["attention_mask"]), b["labels"])
+        loss = model.loss("ner", model("ner", b), b)
         opt.zero_grad()
         loss.backward()
         opt.step()

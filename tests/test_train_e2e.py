@@ -68,7 +68,7 @@ def test_run_folder(tmp_path: Path) -> None:
     for split in ("dev", "test"):
         for metric in ("precision", "recall", "f1", "accuracy"):
             assert 0.0 <= metrics[f"{split}/conll/{metric}"] <= 100.0
-    assert metrics["train/steps"] == 6 and metrics["train/sentences"] == 11
+    assert metrics["train/steps"] == 6 and metrics["train/conll/examples"] == 11
     assert metrics["time/train_tokens_per_second"] > 0
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
     assert len(json.loads((run_dir / "dev_history.json").read_text())["history"]) == 2
@@ -119,7 +119,7 @@ def test_few_shot_ids_saved(tmp_path: Path) -> None:
     assert set(record["mentions_per_type"]) == {"LOC", "MISC", "ORG", "PER"}
     assert len(record["lines"]) == record["num_sentences"] == len(record["sentence_ids"])
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["train/sentences"] == record["num_sentences"]
+    assert metrics["train/conll/examples"] == record["num_sentences"]
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
@@ -139,9 +139,9 @@ def test_malformed_file_is_one_line_error(tmp_path: Path) -> None:
         [
             "model=tiny",
             f"data.root={bad}",
-            "task.files.train=train.txt",
-            "task.files.dev=null",
-            "task.files.test=null",
+            "task.conll.files.train=train.txt",
+            "task.conll.files.dev=null",
+            "task.conll.files.test=null",
             f"hydra.run.dir={run_dir}",
         ],
         tmp_path,
@@ -195,7 +195,7 @@ def test_real_conll_every_test_token_predicted(
             f"data.root={shared_data}",
             "trainer.max_steps=20",
             f"model.max_length={max_length}",
-            "task.files.dev=null",
+            "task.conll.files.dev=null",
             f"hydra.run.dir={run_dir}",
         ],
         tmp_path,

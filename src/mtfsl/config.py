@@ -27,13 +27,15 @@ class ModelSource(Enum):
 class DataFormat(Enum):
     """File formats a task can be read from; each maps to one reader."""
 
-    CONLL = "conll"
+    CONLL = "conll"  # one token per line, columns, blank line between sentences
+    CSV = "csv"  # one example per row, a text field and a label field
 
 
 class HeadKind(Enum):
-    """What a task predicts; selects head, collator, decoder and metric."""
+    """What a task predicts; selects head, features, collator and evaluator."""
 
     TOKEN_CLASSIFICATION = "token_classification"
+    SEQUENCE_CLASSIFICATION = "sequence_classification"
 
 
 class LabelScheme(Enum):
@@ -42,6 +44,43 @@ class LabelScheme(Enum):
     AUTO = "auto"
     IOB1 = "iob1"
     IOB2 = "iob2"
+    NONE = "none"  # plain per-token tags (POS) or class labels: no chunk structure
+
+
+class MetricKind(Enum):
+    """How a task is scored; each kind names its primary metric (used for model selection)."""
+
+    ENTITY = "entity"  # seqeval chunks: precision/recall/f1 (primary f1) + token accuracy
+    TAG_ACCURACY = "tag_accuracy"  # every token's tag: accuracy (primary) + macro_f1
+    CLASSIFICATION = "classification"  # one label per example: accuracy (primary) + macro_f1
+
+
+class Pooling(Enum):
+    """How a sequence head turns sub-token states into one vector."""
+
+    CLS = "cls"  # the first token's state
+    MEAN = "mean"  # mean over non-padding tokens
+
+
+class SamplingKind(Enum):
+    """Which task each training step draws its batch from."""
+
+    UNIFORM = "uniform"  # p_i = 1 / n_tasks
+    PROPORTIONAL = "proportional"  # p_i ∝ n_i (training examples)
+    TEMPERATURE = "temperature"  # p_i ∝ n_i^(1/T)
+    ROUND_ROBIN = "round_robin"  # tasks in turn
+    ANNEALED = "annealed"  # p_i ∝ n_i^alpha, alpha from 1 to min_alpha (Stickland & Murray 2019)
+    ALL = "all"  # every step takes one batch of every task (with loss_weights=mean: the mean
+    # over tasks of each task's mean loss)
+
+
+class WeightingKind(Enum):
+    """How per-task losses are combined into the loss that is back-propagated."""
+
+    STATIC = "static"  # sum of w_task * loss_task (w from loss_weights.weights, default 1)
+    MEAN = "mean"  # mean over the step's tasks of each task's mean loss (see SamplingKind.ALL)
+    UNCERTAINTY = "uncertainty"  # Kendall et al. 2018: learned log-variances
+    SOFTMAX = "softmax"  # learned weights n_tasks * softmax(theta)
 
 
 class MetricMode(Enum):
@@ -111,17 +150,30 @@ class SplitFiles:
 
 @dataclass
 class TaskConfig:
-    name: str = MISSING
+    """One task. Its name is its key under ``task`` (e.g. ``task.conll``)."""
+
     format: DataFormat = DataFormat.CONLL
     head: HeadKind = HeadKind.TOKEN_CLASSIFICATION
+    metric: MetricKind = MetricKind.ENTITY
     files: SplitFiles = field(default_factory=SplitFiles)
+    # CONLL: column indices of the token and the label.
     token_column: int = 0
     label_column: int = -1
+    # CSV: header names of the text and the label fields.
+    text_field: str = "text"
+    label_field: str = "label"
     label_scheme: LabelScheme = LabelScheme.AUTO
     # Lines whose first field is this marker start a new document and are not sentences.
     doc_marker: str = "-DOCSTART-"
-    # Fixed label list; null derives it from the training file (O + B-/I- of each type).
+    # Fixed label list; null derives it from the training file (IOB schemes: O + B-/I- of
+    # each type; otherwise the sorted distinct labels), or from labels_file.
     labels: list[str] | None = None
+    labels_file: str | None = None  # a JSON list, relative to data.root
+    # Without a dev file: carve this fraction of train (seeded by dev_seed) as the dev split.
+    dev_fraction: float | None = None
+    dev_seed: int = 13
+    crf: bool = False  # token tasks: CRF layer with Viterbi decoding instead of argmax
+    pooling: Pooling = Pooling.CLS  # sequence tasks
 
 
 @dataclass
@@ -176,17 +228,39 @@ class HardwareConfig:
 
 
 @dataclass
+class TaskSamplingConfig:
+    kind: SamplingKind = SamplingKind.PROPORTIONAL
+    temperature: float = 2.0  # TEMPERATURE
+    min_alpha: float = 0.2  # ANNEALED: exponent at the last epoch (0 = uniform)
+    # Optimizer steps per epoch; null = the total number of training batches of all tasks.
+    steps_per_epoch: int | None = None
+
+
+@dataclass
+class LossWeightsConfig:
+    kind: WeightingKind = WeightingKind.STATIC
+    weights: dict[str, float] = field(default_factory=dict)  # STATIC; missing tasks get 1.0
+    lr: float | None = None  # learned weights' learning rate; null = trainer.lr
+
+
+@dataclass
 class MetricsConfig:
     mode: MetricMode = MetricMode.DEFAULT
-    # Dev metric that selects the best checkpoint (higher is better).
-    select: str = "f1"
+    # Dev metric that selects the best checkpoint (higher is better); null = each task's
+    # primary metric (f1 for ENTITY, accuracy otherwise).
+    select: str | None = None
+    # Task whose dev metric selects the checkpoint; null = mean over all tasks.
+    select_task: str | None = None
 
 
 @dataclass
 class TrainConfig:
     seed: int = 42
     model: ModelConfig = field(default_factory=ModelConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
+    # Tasks by name; task=conll selects one, task=conll_mtl or task=[conll,conll_pos] several.
+    task: dict[str, TaskConfig] = field(default_factory=dict)
+    task_sampling: TaskSamplingConfig = field(default_factory=TaskSamplingConfig)
+    loss_weights: LossWeightsConfig = field(default_factory=LossWeightsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     few_shot: FewShotConfig = field(default_factory=FewShotConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -250,13 +324,103 @@ def validate(cfg: TrainConfig) -> None:
         ">= 1 or null",
     )
     _check(cfg.hardware.num_workers >= 0, "hardware.num_workers", cfg.hardware.num_workers, ">= 0")
-    _check(cfg.task.token_column >= 0, "task.token_column", cfg.task.token_column, ">= 0")
+    _validate_tasks(cfg)
+
+
+def _validate_tasks(cfg: TrainConfig) -> None:
+    """Cross-field checks of the task mix, its sampling, loss weights and model selection."""
+    names = sorted(cfg.task)
+    _check(bool(names), "task", "{}", "at least one task (e.g. task=conll)")
+    for name, task in cfg.task.items():
+        key = f"task.{name}"
+        _check(task.token_column >= 0, f"{key}.token_column", task.token_column, ">= 0")
+        _check(
+            task.metric in METRICS_BY_HEAD[task.head],
+            f"{key}.metric",
+            task.metric.name,
+            f"one of {[m.name for m in METRICS_BY_HEAD[task.head]]} for head {task.head.name}",
+        )
+        _check(
+            task.format in FORMATS_BY_HEAD[task.head],
+            f"{key}.format",
+            task.format.name,
+            f"one of {[f.name for f in FORMATS_BY_HEAD[task.head]]} for head {task.head.name}",
+        )
+        _check(
+            task.metric is not MetricKind.ENTITY or task.label_scheme is not LabelScheme.NONE,
+            f"{key}.label_scheme",
+            "NONE",
+            "an IOB scheme (or AUTO) for metric ENTITY",
+        )
+        _check(
+            task.dev_fraction is None or 0 < task.dev_fraction < 1,
+            f"{key}.dev_fraction",
+            task.dev_fraction,
+            "in (0, 1) or null",
+        )
+        _check(
+            not (task.dev_fraction and task.files.dev),
+            f"{key}.dev_fraction",
+            task.dev_fraction,
+            "null when task.files.dev is set",
+        )
+    for name in cfg.loss_weights.weights:
+        _check(
+            name in cfg.task,
+            f"loss_weights.weights.{name}",
+            cfg.loss_weights.weights[name],
+            f"a weight for a task in the mix {names}",
+        )
+    for name, weight in cfg.loss_weights.weights.items():
+        _check(weight >= 0, f"loss_weights.weights.{name}", weight, ">= 0")
+    ts = cfg.task_sampling
+    _check(ts.temperature > 0, "task_sampling.temperature", ts.temperature, "> 0")
+    _check(0 <= ts.min_alpha <= 1, "task_sampling.min_alpha", ts.min_alpha, "in [0, 1]")
     _check(
-        cfg.metrics.select in SELECTABLE_METRICS,
-        "metrics.select",
-        cfg.metrics.select,
-        f"one of {sorted(SELECTABLE_METRICS)}",
+        ts.steps_per_epoch is None or ts.steps_per_epoch >= 1,
+        "task_sampling.steps_per_epoch",
+        ts.steps_per_epoch,
+        ">= 1 or null",
     )
+    _check(
+        cfg.loss_weights.lr is None or cfg.loss_weights.lr > 0,
+        "loss_weights.lr",
+        cfg.loss_weights.lr,
+        "> 0 or null",
+    )
+    sel = cfg.metrics
+    _check(
+        sel.select_task is None or sel.select_task in cfg.task,
+        "metrics.select_task",
+        sel.select_task,
+        f"null or a task in the mix {names}",
+    )
+    chosen = [cfg.task[sel.select_task]] if sel.select_task else list(cfg.task.values())
+    for task in chosen:
+        allowed = METRIC_NAMES[task.metric]
+        _check(
+            sel.select is None or sel.select in allowed,
+            "metrics.select",
+            sel.select,
+            f"null or one of {sorted(allowed)} (metrics of the selected tasks)",
+        )
 
 
-SELECTABLE_METRICS = frozenset({"f1", "precision", "recall", "accuracy"})
+METRIC_NAMES: dict[MetricKind, frozenset[str]] = {
+    MetricKind.ENTITY: frozenset({"f1", "precision", "recall", "accuracy"}),
+    MetricKind.TAG_ACCURACY: frozenset({"accuracy", "macro_f1"}),
+    MetricKind.CLASSIFICATION: frozenset({"accuracy", "macro_f1"}),
+}
+PRIMARY_METRIC: dict[MetricKind, str] = {
+    MetricKind.ENTITY: "f1",
+    MetricKind.TAG_ACCURACY: "accuracy",
+    MetricKind.CLASSIFICATION: "accuracy",
+}
+METRICS_BY_HEAD: dict[HeadKind, frozenset[MetricKind]] = {
+    HeadKind.TOKEN_CLASSIFICATION: frozenset({MetricKind.ENTITY, MetricKind.TAG_ACCURACY}),
+    HeadKind.SEQUENCE_CLASSIFICATION: frozenset({MetricKind.CLASSIFICATION}),
+}
+FORMATS_BY_HEAD: dict[HeadKind, frozenset[DataFormat]] = {
+    HeadKind.TOKEN_CLASSIFICATION: frozenset({DataFormat.CONLL}),
+    HeadKind.SEQUENCE_CLASSIFICATION: frozenset({DataFormat.CSV}),
+}

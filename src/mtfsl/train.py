@@ -20,6 +20,7 @@ from mtfsl.data.prepare import prepare_task
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import write_json
+from mtfsl.losses import build_weighting
 from mtfsl.model.encoder import build_encoder
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.loop import Trainer
@@ -42,34 +43,42 @@ def to_config(dcfg: DictConfig) -> TrainConfig:
 
 def run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
     """Train and evaluate; write metrics.json, reports, predictions and the best checkpoint."""
-    data = load_task(cfg.task, cfg.data)
+    data = {name: load_task(name, task, cfg.data) for name, task in cfg.task.items()}
     set_seed(cfg.seed)
     encoder, tokenizer = build_encoder(cfg.model)
-    task = prepare_task(data, cfg, tokenizer, run_dir)
-    log.info(
-        "task %s: %d labels, %d train sentences -> %d windows",
-        task.name,
-        len(task.labels),
-        len(task.train_split),
-        len(task.train),
+    tasks = {name: prepare_task(d, cfg, tokenizer, run_dir) for name, d in data.items()}
+    for task in tasks.values():
+        log.info(
+            "task %s: %d labels, %d train examples -> %d rows",
+            task.name,
+            len(task.labels),
+            len(task.train_split),
+            len(task.train),
+        )
+    model = MultiTaskModel(
+        encoder,
+        {name: (task.cfg, len(task.labels)) for name, task in tasks.items()},
+        cfg.model.dropout,
+        build_weighting(cfg.loss_weights, list(tasks)),
     )
-    model = MultiTaskModel(encoder, {task.name: (task.head, len(task.labels))}, cfg.model.dropout)
-    trainer = Trainer(cfg, model, tokenizer, {task.name: task}, run_dir)
+    trainer = Trainer(cfg, model, tokenizer, tasks, run_dir)
     state = trainer.fit()
     best = trainer.restore_best()
     metrics: dict[str, Any] = {}
     for split in ("dev", "test"):
         metrics.update(trainer.evaluate(split, write=True))
+    if (score := trainer.selection_score(metrics)) is not None:
+        metrics["dev/selection_score"] = score  # the model-selection metric, for sweeps
     metrics.update(
         {
             "train/steps": state.step,
             "train/best_step": best["step"],
-            "train/sentences": len(task.train_split),
             "train/tokens": state.train_tokens,
             "time/train_seconds": state.train_seconds,
             "time/train_tokens_per_second": state.train_tokens / max(state.train_seconds, 1e-9),
         }
     )
+    metrics.update({f"train/{n}/examples": len(t.train_split) for n, t in tasks.items()})
     write_json(run_dir / "metrics.json", metrics)
     write_json(run_dir / "dev_history.json", {"history": state.history})
     log.info(
@@ -98,8 +107,7 @@ def main(dcfg: DictConfig) -> float | None:
         _status(run_dir, "failed", reason=f"{type(err).__name__}: {err}", **about)
         raise
     _status(run_dir, "finished", **about)
-    key = f"dev/{cfg.task.name}/{cfg.metrics.select}"
-    return metrics.get(key)  # the sweep objective (e.g. for Optuna)
+    return metrics.get("dev/selection_score")  # the sweep objective (e.g. for Optuna)
 
 
 if __name__ == "__main__":

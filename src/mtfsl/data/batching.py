@@ -61,25 +61,28 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
 
 
 class PaddingCollator:
-    """Pad a list of feature rows to the longest row (optionally to a multiple of N)."""
+    """Pad list-valued columns to the longest row (optionally to a multiple of N); stack the
+    scalar ones (a sequence label, the example index)."""
 
     def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
         self.pad_values = {"input_ids": pad_token_id, "labels": IGNORE_INDEX, "word_index": -1}
         self.multiple = pad_to_multiple_of
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
+        lengths = torch.tensor([len(r["input_ids"]) for r in rows])
+        width = int(lengths.max())
         if self.multiple:
             width = -(-width // self.multiple) * self.multiple
         batch = {}
-        for key, pad in self.pad_values.items():
-            data = torch.full((len(rows), width), pad, dtype=torch.long)
+        for key, first in rows[0].items():
+            if key in ("length", "truncated"):
+                continue
+            if not isinstance(first, list):
+                batch[key] = torch.tensor([r[key] for r in rows])
+                continue
+            data = torch.full((len(rows), width), self.pad_values[key], dtype=torch.long)
             for i, r in enumerate(rows):
                 data[i, : len(r[key])] = torch.as_tensor(r[key])
             batch[key] = data
-        batch["attention_mask"] = (
-            torch.arange(width)[None, :]
-            < torch.tensor([len(r["input_ids"]) for r in rows])[:, None]
-        ).long()
-        batch["sentence"] = torch.tensor([r["sentence"] for r in rows])
+        batch["attention_mask"] = (torch.arange(width)[None, :] < lengths[:, None]).long()
         return batch

@@ -1,4 +1,5 @@
-"""Tokenisation, sub-token label alignment and windowing for token-classification tasks.
+"""Tokenisation into model features: windows for token tasks, truncated texts for sequence
+tasks, both through a batched, cached ``datasets.map``.
 
 Every word of every sentence is *owned* by exactly one window: its first sub-token carries
 its label (training) and yields its prediction (evaluation). Sentences longer than
@@ -128,42 +129,40 @@ class WindowFeaturizer:
         return out
 
 
-def featurize(
-    words: list[list[str]],
-    label_ids: list[list[int]],
-    tokenizer: PreTrainedTokenizerBase,
-    max_length: int,
-    stride: int,
-    cache_dir: str | Path | None,
-) -> datasets.Dataset:
-    """Tokenise sentences into windows with a batched, cached ``datasets.map``.
+class TextFeaturizer:
+    """Batched ``datasets.map`` function for sequence tasks: one row per text.
 
-    The cache key hashes the sentences, labels, tokenizer and window settings, so a second run
-    on the same data and tokenizer reuses the Arrow file instead of tokenising again.
+    Texts longer than ``max_length`` sub-tokens are truncated (their label is kept); the
+    ``truncated`` column counts them so the caller can report it.
     """
-    featurizer = WindowFeaturizer(tokenizer, max_length, stride)
-    raw = datasets.Dataset.from_dict(
-        {"words": words, "label_ids": label_ids, "sentence": list(range(len(words)))}
-    )
-    key = Hasher.hash(
-        [
-            _FEATURES_VERSION,
-            words,
-            label_ids,
-            tokenizer.backend_tokenizer.to_str(),
-            featurizer.prefix,
-            featurizer.suffix,
-            max_length,
-            stride,
-        ]
-    )
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        full = self.tokenizer(batch["words"], add_special_tokens=True)["input_ids"]
+        ids = [x if len(x) <= self.max_length else x[: self.max_length - 1] + x[-1:] for x in full]
+        return {
+            "input_ids": ids,
+            "labels": batch["label_ids"],
+            "sentence": batch["sentence"],
+            "length": [len(x) for x in ids],
+            "truncated": [len(x) > self.max_length for x in full],
+        }
+
+
+def _cached_map(
+    fn: Any, raw: datasets.Dataset, key_parts: list[Any], cache_dir: str | Path | None
+) -> datasets.Dataset:
+    key = Hasher.hash([_FEATURES_VERSION, *key_parts])
     cache_file = None
     if cache_dir is not None:
         folder = Path(cache_dir).expanduser()
         folder.mkdir(parents=True, exist_ok=True)
-        cache_file = str(folder / f"windows-{key}.arrow")
+        cache_file = str(folder / f"features-{key}.arrow")
     return raw.map(
-        featurizer,
+        fn,
         batched=True,
         batch_size=1000,
         remove_columns=raw.column_names,
@@ -172,3 +171,31 @@ def featurize(
         load_from_cache_file=cache_file is not None,
         desc="tokenising",
     )
+
+
+def featurize(
+    inputs: list[Any],
+    label_ids: list[Any],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    stride: int,
+    cache_dir: str | Path | None,
+) -> datasets.Dataset:
+    """Tokenise examples into model features with a batched, cached ``datasets.map``.
+
+    Word lists (token tasks) become windows; texts (sequence tasks) become one truncated row.
+    The cache key hashes the examples, labels, tokenizer and settings, so a second run on the
+    same data and tokenizer reuses the Arrow file instead of tokenising again.
+    """
+    token_level = bool(inputs) and isinstance(inputs[0], list)
+    fn: Any = (
+        WindowFeaturizer(tokenizer, max_length, stride)
+        if token_level
+        else TextFeaturizer(tokenizer, max_length)
+    )
+    raw = datasets.Dataset.from_dict(
+        {"words": inputs, "label_ids": label_ids, "sentence": list(range(len(inputs)))}
+    )
+    vocab = tokenizer.backend_tokenizer.to_str()
+    settings = [type(fn).__name__, max_length, stride if token_level else None]
+    return _cached_map(fn, raw, [inputs, label_ids, vocab, *settings], cache_dir)

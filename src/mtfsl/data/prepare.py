@@ -9,10 +9,11 @@ from pathlib import Path
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import HeadKind, TrainConfig
+from mtfsl.config import MetricKind, TaskConfig, TrainConfig
 from mtfsl.data.features import featurize
 from mtfsl.data.kshot import mention_counts, sample_k_shot, save_ids
-from mtfsl.data.splits import TaggedSplit, TaskData
+from mtfsl.data.splits import Split, TaskData
+from mtfsl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +23,33 @@ class EvalSet:
     """What evaluation needs: the features, and the words and gold tags to score against."""
 
     features: datasets.Dataset
-    split: TaggedSplit
+    split: Split
 
 
 @dataclass
 class PreparedTask:
     name: str
-    head: HeadKind
+    cfg: TaskConfig
     labels: list[str]
     train: datasets.Dataset
-    train_split: TaggedSplit
+    train_split: Split
     evals: dict[str, EvalSet]
 
 
-def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path) -> TaggedSplit:
+def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path) -> Split:
     train = data.splits["train"]
     if cfg.few_shot.k is None:
         return train
-    ids = sample_k_shot(train.tags, cfg.few_shot, cfg.seed)
+    if cfg.task[data.name].metric is not MetricKind.ENTITY:
+        raise ConfigError(
+            f"few_shot.k={cfg.few_shot.k}: sampler {cfg.few_shot.sampler.name} needs an "
+            f"entity-tagged task, but task '{data.name}' has metric "
+            f"{cfg.task[data.name].metric.name}"
+        )
+    ids = sample_k_shot(train.targets, cfg.few_shot, cfg.seed)
     subset = train.subset(ids)
     counts: dict[str, int] = {}
-    for tags in subset.tags:
+    for tags in subset.targets:
         for kind, n in mention_counts(tags).items():
             counts[kind] = counts.get(kind, 0) + n
     seed = cfg.seed if cfg.few_shot.seed is None else cfg.few_shot.seed
@@ -69,17 +76,30 @@ def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path) -> TaggedSplit:
 def prepare_task(
     data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, run_dir: Path
 ) -> PreparedTask:
-    """Sample the K-shot subset (if asked) and featurise every split with cached windows."""
+    """Sample the K-shot subset (if asked) and featurise every split (cached)."""
     label_id = {label: i for i, label in enumerate(data.labels)}
     train_split = _few_shot(data, cfg, run_dir)
 
-    def features(split: TaggedSplit) -> datasets.Dataset:
-        ids = [[label_id[t] for t in tags] for tags in split.tags]
-        return featurize(
-            split.words, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
+    def features(split: Split) -> datasets.Dataset:
+        ids = [
+            [label_id[t] for t in target] if isinstance(target, list) else label_id[target]
+            for target in split.targets
+        ]
+        feats = featurize(
+            split.inputs, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
         )
+        if "truncated" in feats.column_names and (n := sum(feats["truncated"])):
+            log.warning(
+                "%s: %d of %d texts are longer than model.max_length=%d and were "
+                "truncated (labels kept)",
+                split.path,
+                n,
+                len(split),
+                cfg.model.max_length,
+            )
+        return feats
 
     evals = {name: EvalSet(features(s), s) for name, s in data.splits.items() if name != "train"}
     return PreparedTask(
-        data.name, cfg.task.head, data.labels, features(train_split), train_split, evals
+        data.name, cfg.task[data.name], data.labels, features(train_split), train_split, evals
     )

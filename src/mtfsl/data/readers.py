@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,3 +112,46 @@ def check_column(path: str | Path, sentences: list[Sentence], index: int, role: 
             f"{path}:{sentences[0].line}: task.{role}_column={index} but the file has "
             f"{width} columns"
         )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One row of a CSV file: its text, its label and its 1-based starting line."""
+
+    text: str
+    label: str
+    line: int
+
+
+def read_csv(path: str | Path, text_field: str, label_field: str) -> list[Record]:
+    """Read a CSV file with a header row (quoted fields may span lines).
+
+    Raises:
+        DataError: missing/unreadable file, invalid UTF-8, a missing field in the header, a
+            row with too few fields or an empty text or label, or no rows; with ``file:line``.
+    """
+    path = Path(path)
+    text = _decode(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    for name, role in ((text_field, "text_field"), (label_field, "label_field")):
+        if name not in header:
+            raise DataError(f"{path}:1: no field '{name}' (task.{role}) in the header {header}")
+    records = []
+    line = reader.line_num + 1
+    try:
+        for row in reader:
+            value, label = row.get(text_field), row.get(label_field)
+            if value is None or label is None:
+                raise DataError(
+                    f"{path}:{line}: expected fields {header}, found {list(row.values())}"
+                )
+            if not value.strip() or not label.strip():
+                raise DataError(f"{path}:{line}: empty {'text' if not value.strip() else 'label'}")
+            records.append(Record(value, label.strip(), line))
+            line = reader.line_num + 1
+    except csv.Error as err:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err})") from None
+    if not records:
+        raise DataError(f"{path}: no rows found below the header")
+    return records

@@ -1,48 +1,71 @@
-"""Load a task's splits from disk into ``TaggedSplit``s with validated IOB2 tags."""
+"""Load a task's splits from disk into ``Split``s with validated labels and a label set."""
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from mtfsl.config import DataConfig, DataFormat, TaskConfig
+import numpy as np
+
+from mtfsl.config import DataConfig, DataFormat, LabelScheme, TaskConfig
 from mtfsl.data.labels import bio_labels, entity_types, to_iob2
-from mtfsl.data.readers import Sentence, check_column, read_conll
+from mtfsl.data.readers import check_column, read_conll, read_csv
 from mtfsl.errors import ConfigError, DataError
 
 SPLITS = ("train", "dev", "test")
 
 
 @dataclass
-class TaggedSplit:
-    """Words and IOB2 tags of one split, plus where each sentence came from."""
+class Split:
+    """The examples of one split and where each came from.
+
+    Token tasks: ``inputs`` are word lists and ``targets`` tag lists (IOB2 for chunk tasks).
+    Sequence tasks: ``inputs`` are texts and ``targets`` one label each.
+    """
 
     path: Path
-    words: list[list[str]]
-    tags: list[list[str]]
+    inputs: list[Any]
+    targets: list[Any]
     lines: list[int]
-    docs: list[int]
+    docs: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.words)
+        return len(self.inputs)
+
+    @property
+    def is_token_level(self) -> bool:
+        return bool(self.targets) and isinstance(self.targets[0], list)
 
     @property
     def num_tokens(self) -> int:
-        return sum(len(w) for w in self.words)
+        return sum(len(w) for w in self.inputs) if self.is_token_level else len(self.inputs)
 
-    def subset(self, ids: list[int]) -> TaggedSplit:
-        pick = [self.words[i] for i in ids], [self.tags[i] for i in ids]
-        return TaggedSplit(
-            self.path, pick[0], pick[1], [self.lines[i] for i in ids], [self.docs[i] for i in ids]
+    def subset(self, ids: list[int]) -> Split:
+        def pick(values: list[Any]) -> list[Any]:
+            return [values[i] for i in ids] if values else []
+
+        return Split(
+            self.path, pick(self.inputs), pick(self.targets), pick(self.lines), pick(self.docs)
         )
+
+    def labelled(self) -> Iterator[tuple[str, int]]:
+        """Every label with its line number in the file."""
+        for target, line in zip(self.targets, self.lines, strict=True):
+            if isinstance(target, list):
+                yield from ((tag, line + offset) for offset, tag in enumerate(target))
+            else:
+                yield target, line
 
 
 @dataclass
 class TaskData:
     name: str
     labels: list[str]
-    splits: dict[str, TaggedSplit]
+    splits: dict[str, Split]
 
 
 def data_root(cfg: DataConfig) -> Path:
@@ -57,53 +80,92 @@ def data_root(cfg: DataConfig) -> Path:
     return root
 
 
-def _read_split(path: Path, task: TaskConfig) -> TaggedSplit:
-    sentences: list[Sentence] = _READERS[task.format](path, task.doc_marker)
+def _load_conll(path: Path, task: TaskConfig) -> Split:
+    sentences = read_conll(path, task.doc_marker)
     check_column(path, sentences, task.token_column, "token")
     check_column(path, sentences, task.label_column, "label")
     lines = [s.line for s in sentences]
-    tags = to_iob2(
-        [s.column(task.label_column) for s in sentences], task.label_scheme, str(path), lines
-    )
+    tags = [s.column(task.label_column) for s in sentences]
+    if task.label_scheme is not LabelScheme.NONE:
+        tags = to_iob2(tags, task.label_scheme, str(path), lines)
     words = [s.column(task.token_column) for s in sentences]
-    return TaggedSplit(path, words, tags, lines, [s.doc for s in sentences])
+    return Split(path, words, tags, lines, [s.doc for s in sentences])
 
 
-_READERS = {DataFormat.CONLL: read_conll}
+def _load_csv(path: Path, task: TaskConfig) -> Split:
+    records = read_csv(path, task.text_field, task.label_field)
+    return Split(
+        path, [r.text for r in records], [r.label for r in records], [r.line for r in records]
+    )
 
 
-def _check_known(split: TaggedSplit, labels: list[str]) -> None:
+_LOADERS: dict[DataFormat, Callable[[Path, TaskConfig], Split]] = {
+    DataFormat.CONLL: _load_conll,
+    DataFormat.CSV: _load_csv,
+}
+
+
+def _label_set(task: TaskConfig, train: Split, root: Path) -> list[str]:
+    if task.labels:
+        return list(task.labels)
+    if task.labels_file:
+        path = root / task.labels_file
+        try:
+            labels = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise DataError(f"{path}: cannot read a JSON label list ({err})") from None
+        if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+            raise DataError(f"{path}: expected a JSON list of label strings")
+        return labels
+    if train.is_token_level and task.label_scheme is not LabelScheme.NONE:
+        return bio_labels(entity_types(train.targets))
+    return sorted({label for label, _ in train.labelled()})
+
+
+def _check_known(split: Split, labels: list[str]) -> None:
     known = set(labels)
-    for tags, line in zip(split.tags, split.lines, strict=True):
-        for offset, tag in enumerate(tags):
-            if tag not in known:
-                raise DataError(
-                    f"{split.path}:{line + offset}: tag {tag!r} is not in the label set "
-                    f"{labels} (derived from the training file or task.labels)"
-                )
+    for label, line in split.labelled():
+        if label not in known:
+            shown = labels if len(labels) <= 20 else [*labels[:20], "..."]
+            raise DataError(
+                f"{split.path}:{line}: label {label!r} is not in the label set {shown} "
+                "(derived from the training file, task.labels or task.labels_file)"
+            )
 
 
-def load_task(task: TaskConfig, data: DataConfig) -> TaskData:
-    """Read every configured split of ``task``; labels come from ``task.labels`` or train.
+def _carve_dev(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_dev = max(1, round(fraction * len(train)))
+    return train.subset(sorted(order[n_dev:].tolist())), train.subset(
+        sorted(order[:n_dev].tolist())
+    )
+
+
+def load_task(name: str, task: TaskConfig, data: DataConfig) -> TaskData:
+    """Read every configured split of ``task``; labels come from config, a file, or train.
 
     Raises:
         ConfigError: data root unset or missing.
-        DataError: a split file is missing or malformed, or holds tags outside the label set.
+        DataError: a split file is missing or malformed, or holds labels outside the label set.
     """
     root = data_root(data)
-    splits: dict[str, TaggedSplit] = {}
-    for name in SPLITS:
-        relative = getattr(task.files, name)
+    splits: dict[str, Split] = {}
+    for split in SPLITS:
+        relative = getattr(task.files, split)
         if relative is None:
             continue
         path = root / os.path.expanduser(relative)
         if not path.is_file():
             raise DataError(
-                f"{path}: {name} split of task '{task.name}' not found "
-                f"(task.files.{name}={relative}, data.root={root})"
+                f"{path}: {split} split of task '{name}' not found "
+                f"(task.{name}.files.{split}={relative}, data.root={root})"
             )
-        splits[name] = _read_split(path, task)
-    labels = task.labels or bio_labels(entity_types(splits["train"].tags))
+        splits[split] = _LOADERS[task.format](path, task)
+    if task.dev_fraction:
+        splits["train"], splits["dev"] = _carve_dev(
+            splits["train"], task.dev_fraction, task.dev_seed
+        )
+    labels = _label_set(task, splits["train"], root)
     for split in splits.values():
         _check_known(split, labels)
-    return TaskData(task.name, labels, splits)
+    return TaskData(name, labels, splits)

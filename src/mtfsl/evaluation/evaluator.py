@@ -1,36 +1,59 @@
-"""Run a model over an evaluation set and turn window logits back into one tag per word."""
+"""Run a model over an evaluation set, map predictions back to examples, score, write files.
+
+Token tasks get one tag per word (windows mapped back to words); sequence tasks one label per
+example. How a task is scored, reported and written follows from its ``MetricKind`` and
+``HeadKind``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from mtfsl.config import MetricMode
+from mtfsl.config import HeadKind, MetricKind, MetricMode, TaskConfig
 from mtfsl.data.batching import PaddingCollator, sorted_batches
 from mtfsl.data.prepare import EvalSet
-from mtfsl.evaluation.metrics import entity_scores
-from mtfsl.evaluation.report import atomic_write, split_report, write_predictions
+from mtfsl.evaluation.metrics import entity_scores, label_scores
+from mtfsl.evaluation.report import (
+    atomic_write,
+    classification_report_text,
+    split_report,
+    tag_report,
+    write_predictions,
+    write_tsv,
+)
 from mtfsl.model.multitask import MultiTaskModel
 
 
+def _scatter_words(preds: list[np.ndarray], batch: dict[str, torch.Tensor], ids: torch.Tensor):
+    """Copy each owned word's predicted id to its (sentence, word) slot."""
+    owned = batch["word_index"] >= 0
+    sentence = batch["sentence"][:, None].expand_as(owned)[owned].cpu().numpy()
+    word = batch["word_index"][owned].cpu().numpy()
+    label = ids[owned].cpu().numpy()
+    for s, w, y in zip(sentence, word, label, strict=True):
+        preds[s][w] = y
+
+
 @torch.no_grad()
-def predict_tags(
+def predict_ids(
     model: MultiTaskModel,
     task: str,
-    labels: list[str],
     eval_set: EvalSet,
     accelerator: Accelerator,
     collator: PaddingCollator,
     batch_size: int,
-) -> list[list[str]]:
-    """Predicted tag of every word, in file order.
+) -> list[Any]:
+    """Predicted label ids in file order: an array per sentence (token tasks) or an int each.
 
-    The argmax is taken on the device and only the (sentence, word, label) triples of owned
-    first sub-tokens travel back, so memory does not grow with the vocabulary of logits.
+    Decoding (argmax or Viterbi) runs on the device; only the ids of owned words travel back,
+    so memory does not grow with the number of labels times positions.
     """
     features, split = eval_set.features, eval_set.split
     loader = DataLoader(
@@ -38,22 +61,51 @@ def predict_tags(
         batch_sampler=sorted_batches(features["length"], batch_size),
         collate_fn=collator,
     )
-    preds = [np.full(len(words), -1, dtype=np.int64) for words in split.words]
+    token_level = split.is_token_level
+    preds: list[Any] = (
+        [np.full(len(words), -1, dtype=np.int64) for words in split.inputs]
+        if token_level
+        else [np.full(len(split), -1, dtype=np.int64)]
+    )
     model.eval()
     for batch in loader:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
-            logits = model(task, batch["input_ids"], batch["attention_mask"])
-        owned = batch["word_index"] >= 0
-        sentence = batch["sentence"][:, None].expand_as(owned)[owned].cpu().numpy()
-        word = batch["word_index"][owned].cpu().numpy()
-        label = logits.argmax(-1)[owned].cpu().numpy()
-        for s, w, y in zip(sentence, word, label, strict=True):
-            preds[s][w] = y
+            scores = model(task, batch)
+        ids = model.decode(task, scores, batch)
+        if token_level:
+            _scatter_words(preds, batch, ids)
+        else:
+            preds[0][batch["sentence"].cpu().numpy()] = ids.cpu().numpy()
     missing = sum(int((p < 0).sum()) for p in preds)
     if missing:  # windowing guarantees coverage; fail loudly rather than score a partial set
-        raise RuntimeError(f"{missing} words of {split.path} received no prediction")
-    return [[labels[i] for i in p] for p in preds]
+        raise RuntimeError(f"{missing} items of {split.path} received no prediction")
+    return preds if token_level else preds[0].tolist()
+
+
+def to_labels(ids: list[Any], labels: list[str]) -> list[Any]:
+    return [[labels[i] for i in p] if isinstance(p, np.ndarray) else labels[p] for p in ids]
+
+
+def _flat(values: list[list[str]]) -> list[str]:
+    return [v for row in values for v in row]
+
+
+Scorer = Callable[[list[Any], list[Any], MetricMode], dict[str, float]]
+SCORERS: dict[MetricKind, Scorer] = {
+    MetricKind.ENTITY: lambda gold, pred, mode: entity_scores(gold, pred, mode),
+    MetricKind.TAG_ACCURACY: lambda gold, pred, mode: label_scores(_flat(gold), _flat(pred)),
+    MetricKind.CLASSIFICATION: lambda gold, pred, mode: label_scores(gold, pred),
+}
+REPORTS: dict[MetricKind, Callable[..., str]] = {
+    MetricKind.ENTITY: split_report,
+    MetricKind.TAG_ACCURACY: tag_report,
+    MetricKind.CLASSIFICATION: classification_report_text,
+}
+PREDICTION_FILES: dict[HeadKind, tuple[str, Callable[..., None]]] = {
+    HeadKind.TOKEN_CLASSIFICATION: ("conll", write_predictions),
+    HeadKind.SEQUENCE_CLASSIFICATION: ("tsv", write_tsv),
+}
 
 
 def evaluate_split(
@@ -64,28 +116,28 @@ def evaluate_split(
     accelerator: Accelerator,
     collator: PaddingCollator,
     batch_size: int,
+    metric: MetricKind,
     mode: MetricMode,
-) -> tuple[dict[str, float], list[list[str]]]:
-    """Scores (percent) and predicted tags for one split."""
-    pred = predict_tags(model, task, labels, eval_set, accelerator, collator, batch_size)
-    return entity_scores(eval_set.split.tags, pred, mode), pred
+) -> tuple[dict[str, float], list[Any]]:
+    """Scores (percent) and predicted labels for one split."""
+    ids = predict_ids(model, task, eval_set, accelerator, collator, batch_size)
+    pred = to_labels(ids, labels)
+    return SCORERS[metric](eval_set.split.targets, pred, mode), pred
 
 
 def write_split_outputs(
     run_dir: Path,
     split: str,
     task: str,
+    cfg: TaskConfig,
     labels: list[str],
     eval_set: EvalSet,
-    pred: list[list[str]],
+    pred: list[Any],
     mode: MetricMode,
 ) -> None:
-    """``reports/{split}_{task}.txt`` and ``predictions/{split}_{task}.conll``."""
-    gold = eval_set.split.tags
-    atomic_write(
-        run_dir / "reports" / f"{split}_{task}.txt",
-        split_report(split, task, gold, pred, labels, mode),
-    )
-    write_predictions(
-        run_dir / "predictions" / f"{split}_{task}.conll", eval_set.split.words, gold, pred
-    )
+    """``reports/{split}_{task}.txt`` and ``predictions/{split}_{task}.{conll|tsv}``."""
+    gold = eval_set.split.targets
+    report = REPORTS[cfg.metric](split, task, gold, pred, labels, mode)
+    atomic_write(run_dir / "reports" / f"{split}_{task}.txt", report)
+    suffix, writer = PREDICTION_FILES[cfg.head]
+    writer(run_dir / "predictions" / f"{split}_{task}.{suffix}", eval_set.split.inputs, gold, pred)

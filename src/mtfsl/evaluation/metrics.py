@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from seqeval.metrics import classification_report as entity_classification_report
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2
+from sklearn.metrics import accuracy_score
 from sklearn.metrics import classification_report as sk_classification_report
+from sklearn.metrics import f1_score as f1_score_sk
 
 from mtfsl.config import MetricMode
 
@@ -66,3 +68,20 @@ def token_report(gold: Tags, pred: Tags, labels: Sequence[str]) -> str:
         return sk_classification_report(
             flat_gold, flat_pred, labels=list(labels), digits=4, zero_division=0
         )
+
+
+def label_scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
+    """Accuracy and macro-F1 (percent) of one label per item: a class or a word's tag."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "accuracy": 100.0 * accuracy_score(gold, pred),
+            "macro_f1": 100.0 * f1_score_sk(gold, pred, average="macro", zero_division=0),
+        }
+
+
+def label_report(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> str:
+    """scikit-learn's per-label report."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sk_classification_report(gold, pred, labels=list(labels), digits=4, zero_division=0)

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mtfsl.config import MetricMode
-from mtfsl.evaluation.metrics import entity_report, entity_scores, token_report
+from mtfsl.evaluation.metrics import (
+    entity_report,
+    entity_scores,
+    label_report,
+    label_scores,
+    token_report,
+)
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -38,6 +44,58 @@ def write_predictions(
                 out.write(f"{w} {g} {p}\n")
             out.write("\n")
     os.replace(tmp, path)
+
+
+def write_tsv(path: Path, texts: Sequence[str], gold: Sequence[str], pred: Sequence[str]) -> None:
+    """``text<TAB>gold<TAB>pred`` per example, in file order (tabs/newlines in text escaped)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write("text\tgold\tpred\n")
+        for text, g, p in zip(texts, gold, pred, strict=True):
+            clean = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            out.write(f"{clean}\t{g}\t{p}\n")
+    os.replace(tmp, path)
+
+
+def _flat(tags: Sequence[Sequence[str]]) -> list[str]:
+    return [t for s in tags for t in s]
+
+
+def tag_report(
+    split: str,
+    task: str,
+    gold: Sequence[Sequence[str]],
+    pred: Sequence[Sequence[str]],
+    labels: Sequence[str],
+    mode: MetricMode,
+) -> str:
+    """Per-tag report of a plain tagging task (e.g. POS): every token counts."""
+    scores = label_scores(_flat(gold), _flat(pred))
+    return (
+        f"# {split} / {task}: {len(gold)} sentences, {sum(len(s) for s in gold)} tokens\n\n"
+        "## Token-level (scikit-learn, every token)\n"
+        f"accuracy {scores['accuracy']:.2f}  macro-F1 {scores['macro_f1']:.2f}\n\n"
+        f"{label_report(_flat(gold), _flat(pred), labels)}"
+    )
+
+
+def classification_report_text(
+    split: str,
+    task: str,
+    gold: Sequence[str],
+    pred: Sequence[str],
+    labels: Sequence[str],
+    mode: MetricMode,
+) -> str:
+    """Per-class report of a sequence classification task."""
+    scores = label_scores(gold, pred)
+    return (
+        f"# {split} / {task}: {len(gold)} examples\n\n"
+        "## Per class (scikit-learn)\n"
+        f"accuracy {scores['accuracy']:.2f}  macro-F1 {scores['macro_f1']:.2f}\n\n"
+        f"{label_report(gold, pred, labels)}"
+    )
 
 
 def split_report(

@@ -1,12 +1,20 @@
-"""Task heads, keyed by ``HeadKind``: each maps encoder states to logits and a loss."""
+"""Task heads: encoder states -> scores, a loss, and decoded predictions.
+
+Which head a task gets follows from its ``HeadKind`` (and, for token tasks, ``crf``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from mtfsl.config import HeadKind
+from mtfsl.config import HeadKind, Pooling, TaskConfig
 from mtfsl.data.features import IGNORE_INDEX
+from mtfsl.model.crf import CRF
+
+Batch = dict[str, torch.Tensor]
 
 
 class TokenClassificationHead(nn.Module):
@@ -17,17 +25,98 @@ class TokenClassificationHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.classifier(self.dropout(hidden))
 
-    @staticmethod
-    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         # Mean over labelled words: first sub-tokens of owned words, not context or padding.
         return nn.functional.cross_entropy(
-            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX
+            scores.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=IGNORE_INDEX
         )
 
+    def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Predicted label id at every position, (B, T)."""
+        return scores.argmax(-1)
 
-HEADS: dict[HeadKind, type[TokenClassificationHead]] = {
-    HeadKind.TOKEN_CLASSIFICATION: TokenClassificationHead,
+
+def pack(values: torch.Tensor, select: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move the selected positions of each row to its front, in order.
+
+    Returns:
+        (packed values (B, L, ...), mask (B, L)) with L the largest count of a row.
+    """
+    counts = select.sum(1)
+    # a stable sort of "not selected" puts selected positions first, keeping their order
+    order = torch.sort((~select).to(torch.int8), dim=1, stable=True).indices
+    width = max(int(counts.max()), 1)
+    order = order[:, :width]
+    index = order.view(*order.shape, *([1] * (values.dim() - 2))).expand(-1, -1, *values.shape[2:])
+    mask = torch.arange(width, device=values.device)[None, :] < counts[:, None]
+    return values.gather(1, index), mask
+
+
+class CRFTokenHead(TokenClassificationHead):
+    """Linear emissions over each word's first sub-token, a CRF over the word sequence."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+        super().__init__(hidden_size, num_labels, dropout)
+        self.crf = CRF(num_labels)
+
+    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        select = batch["labels"] != IGNORE_INDEX
+        keep = select.any(1)  # rows without labelled words add nothing
+        emissions, mask = pack(scores[keep], select[keep])
+        tags, _ = pack(batch["labels"][keep].clamp(min=0), select[keep])
+        return self.crf.nll(emissions, tags, mask)
+
+    def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        select = batch["word_index"] >= 0
+        emissions, mask = pack(scores, select)
+        path = self.crf.viterbi(emissions, mask | ~mask.any(1, keepdim=True))
+        out = torch.zeros(select.shape, dtype=torch.long, device=scores.device)
+        rows, cols = select.nonzero(as_tuple=True)
+        out[rows, cols] = path[mask]
+        return out
+
+
+class SequenceClassificationHead(nn.Module):
+    """Pool the sub-token states (first token or mean), dropout, linear layer."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float, pooling: Pooling):
+        super().__init__()
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.pooling is Pooling.MEAN:
+            mask = batch["attention_mask"][:, :, None].to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        else:
+            pooled = hidden[:, 0]
+        return self.classifier(self.dropout(pooled))
+
+    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return nn.functional.cross_entropy(scores.float(), batch["labels"])
+
+    def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Predicted label id per example, (B,)."""
+        return scores.argmax(-1)
+
+
+Head = TokenClassificationHead | SequenceClassificationHead
+
+
+def _token_head(task: TaskConfig, hidden: int, num_labels: int, dropout: float) -> Head:
+    cls = CRFTokenHead if task.crf else TokenClassificationHead
+    return cls(hidden, num_labels, dropout)
+
+
+def _sequence_head(task: TaskConfig, hidden: int, num_labels: int, dropout: float) -> Head:
+    return SequenceClassificationHead(hidden, num_labels, dropout, task.pooling)
+
+
+HEADS: dict[HeadKind, Callable[[TaskConfig, int, int, float], Head]] = {
+    HeadKind.TOKEN_CLASSIFICATION: _token_head,
+    HeadKind.SEQUENCE_CLASSIFICATION: _sequence_head,
 }

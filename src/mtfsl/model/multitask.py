@@ -6,31 +6,42 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from mtfsl.config import HeadKind
+from mtfsl.config import TaskConfig
+from mtfsl.losses import Weighting
 from mtfsl.model.heads import HEADS
+
+Batch = dict[str, torch.Tensor]
 
 
 class MultiTaskModel(nn.Module):
-    """One encoder shared by every task; each task owns a head chosen by its ``HeadKind``."""
+    """One encoder shared by every task; each task owns a head chosen by its ``HeadKind``.
+
+    ``weighting`` combines per-task losses; learned weights are parameters of this model.
+    """
 
     def __init__(
         self,
         encoder: PreTrainedModel,
-        tasks: dict[str, tuple[HeadKind, int]],
+        tasks: dict[str, tuple[TaskConfig, int]],
         dropout: float,
+        weighting: Weighting,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
         self.heads = nn.ModuleDict(
-            {name: HEADS[kind](hidden, n, dropout) for name, (kind, n) in tasks.items()}
+            {name: HEADS[cfg.head](cfg, hidden, n, dropout) for name, (cfg, n) in tasks.items()}
         )
+        self.weighting = weighting
 
-    def forward(
-        self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.heads[task](hidden)
+    def forward(self, task: str, batch: Batch) -> torch.Tensor:
+        hidden = self.encoder(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).last_hidden_state
+        return self.heads[task](hidden, batch)
 
-    def loss(self, task: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self.heads[task].loss(logits, labels)
+    def loss(self, task: str, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.heads[task].loss(scores, batch)
+
+    def decode(self, task: str, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.heads[task].decode(scores, batch)

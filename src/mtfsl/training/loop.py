@@ -15,16 +15,19 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import Device, HardwareConfig, Precision, TrainConfig
+from mtfsl.config import PRIMARY_METRIC, Device, HardwareConfig, Precision, TrainConfig
 from mtfsl.data.batching import LengthGroupedBatchSampler, PaddingCollator
+from mtfsl.data.multitask import EndlessBatches, build_task_sampler
 from mtfsl.data.prepare import PreparedTask
 from mtfsl.errors import MtfslError
 from mtfsl.evaluation.evaluator import evaluate_split, write_split_outputs
+from mtfsl.evaluation.report import write_json
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.checkpoint import load_weights, save_checkpoint
 from mtfsl.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
+Batch = dict[str, torch.Tensor]
 
 
 class NonFiniteLossError(MtfslError):
@@ -59,10 +62,15 @@ class TrainState:
     train_tokens: int = 0
     train_seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    weight_history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Trainer:
-    """Trains a ``MultiTaskModel`` on prepared tasks and keeps the best dev checkpoint."""
+    """Trains a ``MultiTaskModel`` on prepared tasks and keeps the best dev checkpoint.
+
+    Every step draws one task from the task sampler and one batch of that task; its loss goes
+    through the model's loss weighting before the backward pass.
+    """
 
     def __init__(
         self,
@@ -76,46 +84,70 @@ class Trainer:
         tc = cfg.trainer
         self.accelerator = build_accelerator(cfg.hardware, tc.grad_accum_steps)
         self.collator = PaddingCollator(tokenizer.pad_token_id, cfg.hardware.pad_to_multiple_of)
-        # Single-task for now: the (only) task's training loader drives the epochs.
-        (self.task,) = tasks.values()
-        self.sampler = LengthGroupedBatchSampler(
-            self.task.train["length"], tc.batch_size, cfg.seed, tc.group_by_length
+        samplers = {
+            name: LengthGroupedBatchSampler(
+                task.train["length"], tc.batch_size, cfg.seed + i, tc.group_by_length
+            )
+            for i, (name, task) in enumerate(tasks.items())
+        }
+        loaders = [
+            DataLoader(
+                tasks[name].train,
+                batch_sampler=sampler,
+                collate_fn=self.collator,
+                num_workers=cfg.hardware.num_workers,
+            )
+            for name, sampler in samplers.items()
+        ]
+        self.task_sampler = build_task_sampler(
+            cfg.task_sampling, {n: len(t.train_split) for n, t in tasks.items()}, cfg.seed
         )
-        loader = DataLoader(
-            self.task.train,
-            batch_sampler=self.sampler,
-            collate_fn=self.collator,
-            num_workers=cfg.hardware.num_workers,
+        batches = {name: len(sampler) for name, sampler in samplers.items()}
+        self.steps_per_epoch = cfg.task_sampling.steps_per_epoch or math.ceil(
+            self.task_sampler.epoch_steps(batches) / tc.grad_accum_steps
         )
-        steps_per_epoch = math.ceil(len(self.sampler) / tc.grad_accum_steps)
-        self.total_steps = tc.max_steps or tc.epochs * steps_per_epoch
-        self.epochs = math.ceil(self.total_steps / steps_per_epoch)
-        optimizer = build_optimizer(model, tc)
+        self.total_steps = tc.max_steps or tc.epochs * self.steps_per_epoch
+        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        optimizer = build_optimizer(model, tc, cfg.loss_weights.lr)
         scheduler = build_scheduler(optimizer, tc, self.total_steps)
-        self.model, self.optimizer, self.loader, self.scheduler = self.accelerator.prepare(
-            model, optimizer, loader, scheduler
+        self.model, self.optimizer, self.scheduler, *loaders = self.accelerator.prepare(
+            model, optimizer, scheduler, *loaders
         )
+        self.streams = {
+            name: EndlessBatches(loader, samplers[name])
+            for name, loader in zip(samplers, loaders, strict=True)
+        }
         self.best_dir = run_dir / "checkpoints" / "best"
         self.state = TrainState()
 
     # -- training -------------------------------------------------------------------------
-    def _batches(self) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
-        for epoch in range(self.epochs):
-            self.state.epoch = epoch
-            self.sampler.set_epoch(epoch)
-            for batch in self.loader:
-                yield self.task.name, batch
+    def progress(self) -> float:
+        """0 in the first epoch, 1 in the last (drives annealed task sampling)."""
+        return self.state.epoch / (self.epochs - 1) if self.epochs > 1 else 0.0
 
-    def train_step(self, task: str, batch: dict[str, torch.Tensor]) -> float:
+    def _batches(self) -> Iterator[dict[str, Batch]]:
+        """Per micro-step: the sampled task(s) and one batch of each."""
+        for _ in range(self.total_steps * self.cfg.trainer.grad_accum_steps):
+            self.state.epoch = self.state.step // self.steps_per_epoch
+            tasks = self.task_sampler.pop(self.progress())
+            yield {task: next(self.streams[task]) for task in tasks}
+
+    def _task_loss(self, task: str, batch: Batch) -> torch.Tensor:
+        loss = self.model.loss(task, self.model(task, batch), batch)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at step {self.state.step + 1} "
+                f"(task {task}); the best checkpoint so far is kept in {self.best_dir}"
+            )
+        return loss
+
+    def train_step(self, batches: dict[str, Batch]) -> dict[str, float]:
+        """Forward every task's batch, combine the losses with the loss weighting, backward,
+        and (on accumulation boundaries) update. Returns each task's unweighted loss."""
         with self.accelerator.accumulate(self.model):
-            logits = self.model(task, batch["input_ids"], batch["attention_mask"])
-            loss = self.model.loss(task, logits, batch["labels"])
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"training loss is {loss.item()} at step {self.state.step + 1} "
-                    f"(task {task}); the best checkpoint so far is kept in {self.best_dir}"
-                )
-            self.accelerator.backward(loss)
+            losses = {task: self._task_loss(task, batch) for task, batch in batches.items()}
+            weighting = self.accelerator.unwrap_model(self.model).weighting
+            self.accelerator.backward(weighting(losses))
             if self.accelerator.sync_gradients and self.cfg.trainer.max_grad_norm:
                 self.accelerator.clip_grad_norm_(
                     self.model.parameters(), self.cfg.trainer.max_grad_norm
@@ -123,55 +155,60 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad()
-        return loss.item()
+        return {task: loss.item() for task, loss in losses.items()}
 
     def fit(self) -> TrainState:
         """Train until ``total_steps`` or early stopping; evaluate on dev on the cadence."""
         tc, st = self.cfg.trainer, self.state
         bar = tqdm(total=self.total_steps, desc="train", dynamic_ncols=True, disable=None)
-        running, since_log, start = 0.0, 0, time.perf_counter()
-        for task, batch in self._batches():
-            loss = self.train_step(task, batch)
-            st.train_tokens += int(batch["attention_mask"].sum())
-            running += loss
+        running: dict[str, list[float]] = {}
+        start = time.perf_counter()
+        for batches in self._batches():
+            losses = self.train_step(batches)
+            st.train_tokens += sum(int(b["attention_mask"].sum()) for b in batches.values())
+            for task, loss in losses.items():
+                running.setdefault(task, []).append(loss)
             if not self.accelerator.sync_gradients:
                 continue
             st.step += 1
-            since_log += 1
             bar.update(1)
             if st.step % tc.log_every_steps == 0 or st.step == self.total_steps:
                 elapsed = st.train_seconds + time.perf_counter() - start
-                bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{st.train_tokens / elapsed:.0f}")
-                log.info(
-                    "step %d/%d epoch %d loss %.4f lr %.2e %.0f tokens/s",
-                    st.step,
-                    self.total_steps,
-                    st.epoch + 1,
-                    running / since_log,
-                    self.scheduler.get_last_lr()[0],
-                    st.train_tokens / elapsed,
-                )
-                running, since_log = 0.0, 0
+                self._log_step(running, st.train_tokens / elapsed)
+                bar.set_postfix(tok_s=f"{st.train_tokens / elapsed:.0f}")
+                running = {}
             if self._eval_due():
                 st.train_seconds += time.perf_counter() - start
                 stop = self._evaluate_dev()
                 start = time.perf_counter()
                 if stop:
                     break
-            if st.step >= self.total_steps:
-                break
         st.train_seconds += time.perf_counter() - start
         bar.close()
         if st.last_eval_step != st.step:
             self._evaluate_dev()
         return st
 
+    def _log_step(self, running: dict[str, list[float]], tokens_per_second: float) -> None:
+        st = self.state
+        losses = " ".join(f"{t} {sum(v) / len(v):.4f}" for t, v in sorted(running.items()))
+        weights = self.accelerator.unwrap_model(self.model).weighting.weights()
+        st.weight_history.append({"step": st.step, **weights})
+        log.info(
+            "step %d/%d epoch %d loss %s | weights %s | lr %.2e %.0f tokens/s",
+            st.step,
+            self.total_steps,
+            st.epoch + 1,
+            losses,
+            " ".join(f"{t} {w:.3f}" for t, w in weights.items()),
+            self.scheduler.get_last_lr()[0],
+            tokens_per_second,
+        )
+        write_json(self.run_dir / "loss_weights.json", {"history": st.weight_history})
+
     def _eval_due(self) -> bool:
-        every = self.cfg.trainer.eval_every_steps
-        if every is not None:
-            return self.state.step % every == 0
-        steps_per_epoch = math.ceil(len(self.sampler) / self.cfg.trainer.grad_accum_steps)
-        return self.state.step % steps_per_epoch == 0
+        every = self.cfg.trainer.eval_every_steps or self.steps_per_epoch
+        return self.state.step % every == 0
 
     # -- evaluation -----------------------------------------------------------------------
     def evaluate(self, split: str, write: bool = False) -> dict[str, float]:
@@ -188,6 +225,7 @@ class Trainer:
                 self.accelerator,
                 self.collator,
                 self.cfg.trainer.eval_batch_size,
+                task.cfg.metric,
                 self.cfg.metrics.mode,
             )
             results.update({f"{split}/{name}/{k}": v for k, v in scores.items()})
@@ -196,6 +234,7 @@ class Trainer:
                     self.run_dir,
                     split,
                     name,
+                    task.cfg,
                     task.labels,
                     task.evals[split],
                     pred,
@@ -204,20 +243,23 @@ class Trainer:
         self.model.train()
         return results
 
-    def _selection_score(self, results: dict[str, float]) -> float:
-        metric = self.cfg.metrics.select
-        values = [v for k, v in results.items() if k.endswith(f"/{metric}")]
-        return sum(values) / len(values)
+    def selection_score(self, results: dict[str, float]) -> float | None:
+        """The configured dev metric, of one task or averaged over all tasks with a dev split."""
+        sel = self.cfg.metrics
+        names = [sel.select_task] if sel.select_task else list(self.tasks)
+        keys = [f"dev/{n}/{sel.select or PRIMARY_METRIC[self.tasks[n].cfg.metric]}" for n in names]
+        values = [results[k] for k in keys if k in results]
+        return sum(values) / len(values) if values else None
 
     def _evaluate_dev(self) -> bool:
         """Evaluate on dev, keep the best checkpoint; return True to stop early."""
         st, patience = self.state, self.cfg.trainer.early_stopping_patience
         st.last_eval_step = st.step
         results = self.evaluate("dev")
-        if not results:  # no dev split: the last model is the one kept
+        score = self.selection_score(results)
+        if score is None:  # no dev split to select on: the last model is the one kept
             self._save_best(None)
             return False
-        score = self._selection_score(results)
         st.history.append({"step": st.step, **results})
         improved = score > st.best_score
         if improved:

@@ -13,23 +13,30 @@ from mtfsl.config import OptimizerConfig, OptimizerName, TrainerConfig
 ParamGroups = list[dict[str, object]]
 
 
-def param_groups(model: nn.Module, cfg: TrainerConfig) -> ParamGroups:
-    """Encoder and heads may use different learning rates; biases and norms get no decay."""
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+def param_groups(
+    model: nn.Module, cfg: TrainerConfig, weighting_lr: float | None = None
+) -> ParamGroups:
+    """Encoder, heads and learned loss weights may use different learning rates; biases,
+    norms and loss weights get no weight decay (decay would pull the weights to zero)."""
+    lrs = {
+        "encoder": cfg.lr,
+        "heads": cfg.head_lr if cfg.head_lr is not None else cfg.lr,
+        "weighting": weighting_lr if weighting_lr is not None else cfg.lr,
+    }
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        is_head = name.startswith("heads.")
-        no_decay = param.ndim < 2  # biases and LayerNorm weights
-        groups.setdefault((is_head, no_decay), []).append(param)
-    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr
+        part = name.split(".", 1)[0]
+        no_decay = param.ndim < 2 or part == "weighting"  # biases, LayerNorm, loss weights
+        groups.setdefault((part, no_decay), []).append(param)
     return [
         {
             "params": params,
-            "lr": head_lr if is_head else cfg.lr,
+            "lr": lrs.get(part, cfg.lr),
             "weight_decay": 0.0 if no_decay else cfg.weight_decay,
         }
-        for (is_head, no_decay), params in sorted(groups.items())
+        for (part, no_decay), params in sorted(groups.items())
     ]
 
 
@@ -47,8 +54,10 @@ _OPTIMIZERS: dict[OptimizerName, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-def build_optimizer(model: nn.Module, cfg: TrainerConfig) -> torch.optim.Optimizer:
-    return _OPTIMIZERS[cfg.optimizer.name](param_groups(model, cfg), cfg.optimizer)
+def build_optimizer(
+    model: nn.Module, cfg: TrainerConfig, weighting_lr: float | None = None
+) -> torch.optim.Optimizer:
+    return _OPTIMIZERS[cfg.optimizer.name](param_groups(model, cfg, weighting_lr), cfg.optimizer)
 
 
 def build_scheduler(

@@ -1,0 +1,131 @@
+"""Task samplers (which task a training step uses) and endless per-task batch streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from mtfsl.config import SamplingKind, TaskSamplingConfig
+
+
+class TaskSampler:
+    """Draws a task per step with probabilities p_i ∝ n_i ** alpha(progress).
+
+    ``progress`` runs from 0 (first epoch) to 1 (last epoch); only the annealed sampler's
+    exponent depends on it. Subclasses set the exponent.
+    """
+
+    def __init__(self, sizes: dict[str, int], seed: int) -> None:
+        self.names = list(sizes)
+        self.sizes = np.array([sizes[n] for n in self.names], dtype=np.float64)
+        self.rng = np.random.default_rng(seed)
+
+    def alpha(self, progress: float) -> float:
+        raise NotImplementedError
+
+    def epoch_steps(self, batches: dict[str, int]) -> int:
+        """Steps in one epoch by default: one pass over every task's batches."""
+        return sum(batches.values())
+
+    def probabilities(self, progress: float = 0.0) -> np.ndarray:
+        weights = self.sizes ** self.alpha(progress)
+        return weights / weights.sum()
+
+    def pop(self, progress: float = 0.0) -> list[str]:
+        """The task(s) of the next step."""
+        return [self.names[self.rng.choice(len(self.names), p=self.probabilities(progress))]]
+
+
+class UniformSampler(TaskSampler):
+    def alpha(self, progress: float) -> float:
+        return 0.0
+
+
+class ProportionalSampler(TaskSampler):
+    def alpha(self, progress: float) -> float:
+        return 1.0
+
+
+class TemperatureSampler(TaskSampler):
+    """p_i ∝ n_i^(1/T): T=1 is proportional, T→∞ uniform."""
+
+    def __init__(self, sizes: dict[str, int], seed: int, temperature: float) -> None:
+        super().__init__(sizes, seed)
+        self.temperature = temperature
+
+    def alpha(self, progress: float) -> float:
+        return 1.0 / self.temperature
+
+
+class AnnealedSampler(TaskSampler):
+    """Stickland & Murray (2019): alpha = 1 - (1 - min_alpha) * progress."""
+
+    def __init__(self, sizes: dict[str, int], seed: int, min_alpha: float) -> None:
+        super().__init__(sizes, seed)
+        self.min_alpha = min_alpha
+
+    def alpha(self, progress: float) -> float:
+        return 1.0 - (1.0 - self.min_alpha) * progress
+
+
+class RoundRobinSampler(TaskSampler):
+    """Tasks in turn, in config order; the probabilities are the long-run shares."""
+
+    def __init__(self, sizes: dict[str, int], seed: int) -> None:
+        super().__init__(sizes, seed)
+        self.turn = 0
+
+    def alpha(self, progress: float) -> float:
+        return 0.0
+
+    def pop(self, progress: float = 0.0) -> list[str]:
+        name = self.names[self.turn % len(self.names)]
+        self.turn += 1
+        return [name]
+
+
+class AllTasksSampler(TaskSampler):
+    """Every step uses one batch of every task; each task counts equally."""
+
+    def alpha(self, progress: float) -> float:
+        return 0.0
+
+    def pop(self, progress: float = 0.0) -> list[str]:
+        return list(self.names)
+
+    def epoch_steps(self, batches: dict[str, int]) -> int:
+        return max(batches.values())  # each step already takes a batch of every task
+
+
+def build_task_sampler(cfg: TaskSamplingConfig, sizes: dict[str, int], seed: int) -> TaskSampler:
+    builders = {
+        SamplingKind.UNIFORM: lambda: UniformSampler(sizes, seed),
+        SamplingKind.PROPORTIONAL: lambda: ProportionalSampler(sizes, seed),
+        SamplingKind.TEMPERATURE: lambda: TemperatureSampler(sizes, seed, cfg.temperature),
+        SamplingKind.ANNEALED: lambda: AnnealedSampler(sizes, seed, cfg.min_alpha),
+        SamplingKind.ROUND_ROBIN: lambda: RoundRobinSampler(sizes, seed),
+        SamplingKind.ALL: lambda: AllTasksSampler(sizes, seed),
+    }
+    return builders[cfg.kind]()
+
+
+class EndlessBatches:
+    """Batches of one task forever: a new shuffled pass (sampler epoch) when one ends."""
+
+    def __init__(self, loader: Any, batch_sampler: Any) -> None:
+        self.loader, self.batch_sampler = loader, batch_sampler
+        self.epoch = 0
+        self._it: Iterator[Any] | None = None
+
+    def __next__(self) -> Any:
+        if self._it is None:
+            self.batch_sampler.set_epoch(self.epoch)
+            self._it = iter(self.loader)
+        try:
+            return next(self._it)
+        except StopIteration:
+            self.epoch += 1
+            self._it = None
+            return next(self)
