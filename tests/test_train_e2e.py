@@ -213,3 +213,87 @@ def test_real_conll_every_test_token_predicted(
     metrics = json.loads((run_dir / "metrics.json").read_text())
     ref = conlleval_file(run_dir / "predictions" / "test_conll.conll")
     assert metrics["test/conll/f1"] == pytest.approx(ref["f1"], abs=1e-6)
+
+
+MIX = [
+    "task=[conll,conll_pos,banking77]",
+    *TOY_TASK,
+    *(f"task.conll_pos.files.{s}=toy_conll/toy.{s}" for s in ("train", "dev", "test")),
+    "task.conll_pos.labels_file=toy_conll/pos_tags.json",
+    "task.banking77.files.train=toy_intents/toy_train.csv",
+    "task.banking77.files.test=toy_intents/toy_test.csv",
+    "task.banking77.labels_file=toy_intents/categories.json",
+    "task.banking77.dev_fraction=0.25",
+]
+
+
+def test_mix_run_writes_every_task(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    train_cli(
+        [
+            *TOY,
+            *MIX,
+            "task_sampling=temperature",
+            "task_sampling.temperature=2",
+            "loss_weights=uncertainty",
+            "loss_weights.lr=0.05",
+            "trainer.max_steps=12",
+            "trainer.log_every_steps=4",
+            "trainer.batch_size=4",
+            f"hydra.run.dir={run_dir}",
+        ],
+        tmp_path,
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    expected = {
+        "conll": ("precision", "recall", "f1", "accuracy"),
+        "conll_pos": ("accuracy", "macro_f1"),
+        "banking77": ("accuracy", "macro_f1"),
+    }
+    for split in ("dev", "test"):
+        for task, names in expected.items():
+            for name in names:
+                assert 0.0 <= metrics[f"{split}/{task}/{name}"] <= 100.0
+            assert (run_dir / "reports" / f"{split}_{task}.txt").is_file()
+    assert metrics["train/banking77/examples"] == 9
+    pos = read_conll_pred(run_dir / "predictions" / "test_conll_pos.conll")
+    assert sum(len(s) for s in pos) == 30
+    pos_acc = 100 * sum(t[1] == t[2] for s in pos for t in s) / 30
+    assert metrics["test/conll_pos/accuracy"] == pytest.approx(pos_acc)
+    tsv = (run_dir / "predictions" / "test_banking77.tsv").read_text().splitlines()
+    assert tsv[0] == "text\tgold\tpred" and len(tsv) == 5
+    assert tsv[1].split("\t")[:2] == ["Where is my new card?", "card_arrival"]
+    history = json.loads((run_dir / "loss_weights.json").read_text())["history"]
+    assert [h["step"] for h in history] == [4, 8, 12]
+    assert set(history[0]) == {"step", "conll", "conll_pos", "banking77"}
+    assert history[-1]["conll"] != 1.0  # the learned weights moved
+    assert "weights conll" in (run_dir / "train.log").read_text()
+
+
+def test_real_conll_mtl_covers_every_token(shared_data: Path, tmp_path: Path) -> None:
+    """Acceptance: NER + POS + chunk on real data; NER and POS scored on all test tokens."""
+    run_dir = tmp_path / "run"
+    train_cli(
+        [
+            "model=tiny",
+            "task=conll_mtl",
+            "hardware=cpu",
+            f"data.root={shared_data}",
+            "trainer.max_steps=30",
+            *(f"task.{t}.files.dev=null" for t in ("conll", "conll_pos", "conll_chunk")),
+            f"hydra.run.dir={run_dir}",
+        ],
+        tmp_path,
+    )
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for task in ("conll", "conll_pos", "conll_chunk"):
+        pred = read_conll_pred(run_dir / "predictions" / f"test_{task}.conll")
+        assert len(pred) == 3453 and sum(len(s) for s in pred) == 46435
+        assert (run_dir / "reports" / f"test_{task}.txt").is_file()
+    acc = 100 * sum(t[1] == t[2] for s in pred for t in s) / 46435
+    assert metrics["test/conll_chunk/accuracy"] == pytest.approx(acc)
+    pos = read_conll_pred(run_dir / "predictions" / "test_conll_pos.conll")
+    pos_acc = 100 * sum(t[1] == t[2] for s in pos for t in s) / 46435
+    assert metrics["test/conll_pos/accuracy"] == pytest.approx(pos_acc)
+    ref = conlleval_file(run_dir / "predictions" / "test_conll.conll")
+    assert metrics["test/conll/f1"] == pytest.approx(ref["f1"], abs=1e-6)

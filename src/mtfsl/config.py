@@ -239,7 +239,9 @@ class TaskSamplingConfig:
 @dataclass
 class LossWeightsConfig:
     kind: WeightingKind = WeightingKind.STATIC
-    weights: dict[str, float] = field(default_factory=dict)  # STATIC; missing tasks get 1.0
+    # STATIC; tasks not listed get 1.0. Hydra needs ++ to set a dict from the command line:
+    #   ++loss_weights.weights={conll:1.0,conll_pos:0.5}  (validate() still checks the keys)
+    weights: dict[str, float] = field(default_factory=dict)
     lr: float | None = None  # learned weights' learning rate; null = trainer.lr
 
 

@@ -60,7 +60,8 @@ class UncertaintyWeighting(nn.Module):
         return torch.stack(terms).sum()
 
     def weights(self) -> dict[str, float]:
-        return {t: float(torch.exp(-self.log_vars[i])) for t, i in self.index.items()}
+        with torch.no_grad():
+            return {t: float(torch.exp(-self.log_vars[i])) for t, i in self.index.items()}
 
 
 class SoftmaxWeighting(nn.Module):
@@ -79,7 +80,8 @@ class SoftmaxWeighting(nn.Module):
         return torch.stack([w[self.index[t]] * loss for t, loss in losses.items()]).sum()
 
     def weights(self) -> dict[str, float]:
-        w = self._weights()
+        with torch.no_grad():
+            w = self._weights()
         return {t: float(w[i]) for t, i in self.index.items()}
 
 

@@ -268,11 +268,11 @@ class Trainer:
         else:
             st.evals_since_best += 1
         log.info(
-            "eval step %d epoch %d | %s | best dev %s %.2f at step %d%s",
+            "eval step %d epoch %d | %s | best selection score (%s) %.2f at step %d%s",
             st.step,
             st.epoch + 1,
             " ".join(f"{k} {v:.2f}" for k, v in results.items()),
-            self.cfg.metrics.select,
+            self.cfg.metrics.select or "primary metric",
             st.best_score,
             st.best_step,
             " (new best)" if improved else "",
