@@ -297,3 +297,25 @@ def test_real_conll_mtl_covers_every_token(shared_data: Path, tmp_path: Path) ->
     assert metrics["test/conll_pos/accuracy"] == pytest.approx(pos_acc)
     ref = conlleval_file(run_dir / "predictions" / "test_conll.conll")
     assert metrics["test/conll/f1"] == pytest.approx(ref["f1"], abs=1e-6)
+
+
+def test_gradient_accumulation_counts_optimizer_steps(toy_cfg, tmp_path: Path) -> None:
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.batch_size = 3, 2
+    toy_cfg.trainer.grad_accum_steps = 2
+    metrics = run(toy_cfg, tmp_path / "accum")
+    toy_cfg.trainer.grad_accum_steps = 1
+    plain = run(toy_cfg, tmp_path / "plain")
+    assert metrics["train/steps"] == plain["train/steps"] == 3
+    # two micro-batches per optimizer step: about twice the tokens of the plain run
+    assert metrics["train/tokens"] > 1.5 * plain["train/tokens"]
+
+
+def test_sgd_and_crf_options_run(toy_cfg, tmp_path: Path) -> None:
+    from mtfsl.config import OptimizerName
+
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.lr = 4, 0.05
+    toy_cfg.trainer.optimizer.name = OptimizerName.SGD
+    toy_cfg.task["conll"].crf = True
+    metrics = run(toy_cfg, tmp_path / "run")
+    assert metrics["train/steps"] == 4 and 0 <= metrics["test/conll/f1"] <= 100
+    assert (tmp_path / "run" / "predictions" / "test_conll.conll").is_file()

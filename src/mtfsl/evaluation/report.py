@@ -62,6 +62,17 @@ def _flat(tags: Sequence[Sequence[str]]) -> list[str]:
     return [t for s in tags for t in s]
 
 
+def _label_report(
+    header: str, heading: str, gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]
+) -> str:
+    scores = label_scores(gold, pred)
+    return (
+        f"# {header}\n\n## {heading}\n"
+        f"accuracy {scores['accuracy']:.2f}  macro-F1 {scores['macro_f1']:.2f}\n\n"
+        f"{label_report(gold, pred, labels)}"
+    )
+
+
 def tag_report(
     split: str,
     task: str,
@@ -71,12 +82,9 @@ def tag_report(
     mode: MetricMode,
 ) -> str:
     """Per-tag report of a plain tagging task (e.g. POS): every token counts."""
-    scores = label_scores(_flat(gold), _flat(pred))
-    return (
-        f"# {split} / {task}: {len(gold)} sentences, {sum(len(s) for s in gold)} tokens\n\n"
-        "## Token-level (scikit-learn, every token)\n"
-        f"accuracy {scores['accuracy']:.2f}  macro-F1 {scores['macro_f1']:.2f}\n\n"
-        f"{label_report(_flat(gold), _flat(pred), labels)}"
+    header = f"{split} / {task}: {len(gold)} sentences, {sum(len(s) for s in gold)} tokens"
+    return _label_report(
+        header, "Token-level (scikit-learn, every token)", _flat(gold), _flat(pred), labels
     )
 
 
@@ -89,13 +97,8 @@ def classification_report_text(
     mode: MetricMode,
 ) -> str:
     """Per-class report of a sequence classification task."""
-    scores = label_scores(gold, pred)
-    return (
-        f"# {split} / {task}: {len(gold)} examples\n\n"
-        "## Per class (scikit-learn)\n"
-        f"accuracy {scores['accuracy']:.2f}  macro-F1 {scores['macro_f1']:.2f}\n\n"
-        f"{label_report(gold, pred, labels)}"
-    )
+    header = f"{split} / {task}: {len(gold)} examples"
+    return _label_report(header, "Per class (scikit-learn)", gold, pred, labels)
 
 
 def split_report(
