@@ -96,6 +96,13 @@ class KShotSampler(Enum):
     GREEDY = "greedy"  # Yang & Katiyar 2020: at least K mentions of every entity type
 
 
+class NanPolicy(Enum):
+    """What a NaN/inf training loss does."""
+
+    STOP = "stop"  # end the run with an error naming step and task; best checkpoint kept
+    SKIP = "skip"  # drop the step's update, log a warning, count it in train/skipped_steps
+
+
 class OptimizerName(Enum):
     ADAMW = "adamw"
     SGD = "sgd"
@@ -216,6 +223,11 @@ class TrainerConfig:
     early_stopping_patience: int | None = None  # evaluations without dev improvement
     group_by_length: bool = True  # bucket batches by length (less padding), still shuffled
     log_every_steps: int = 50
+    # Resumable training state (model, optimizer, scheduler, RNGs, data positions) every N
+    # steps under checkpoints/state-STEP/; null = only when interrupted (SIGINT/SIGTERM).
+    save_every: int | None = None
+    keep_last: int = 2  # resumable states kept
+    nan_policy: NanPolicy = NanPolicy.STOP
 
 
 @dataclass
@@ -268,6 +280,9 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # A run folder to continue in place from its latest resumable state (its own config.yaml
+    # is used; other overrides are ignored).
+    resume: str | None = None
 
 
 def register_configs() -> None:
@@ -316,6 +331,13 @@ def validate(cfg: TrainConfig) -> None:
         ">= 1 or null",
     )
     _check(t.log_every_steps >= 1, "trainer.log_every_steps", t.log_every_steps, ">= 1")
+    _check(
+        t.save_every is None or t.save_every >= 1,
+        "trainer.save_every",
+        t.save_every,
+        ">= 1 or null",
+    )
+    _check(t.keep_last >= 1, "trainer.keep_last", t.keep_last, ">= 1")
     _check(m.max_length >= 8, "model.max_length", m.max_length, ">= 8")
     _check(m.stride >= 0, "model.stride", m.stride, ">= 0")
     _check(0 <= m.dropout < 1, "model.dropout", m.dropout, "in [0, 1)")

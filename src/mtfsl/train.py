@@ -23,7 +23,7 @@ from mtfsl.evaluation.report import write_json
 from mtfsl.losses import build_weighting
 from mtfsl.model.encoder import build_encoder
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.training.loop import Trainer
+from mtfsl.training.loop import Trainer, TrainingInterrupted
 
 log = logging.getLogger("mtfsl")
 register_configs()
@@ -41,8 +41,33 @@ def to_config(dcfg: DictConfig) -> TrainConfig:
     return cfg
 
 
-def run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    """Train and evaluate; write metrics.json, reports, predictions and the best checkpoint."""
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The config a run folder was started with (its ``config.yaml``), for ``resume=``."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"resume={run_dir}: no config.yaml there (not an mtfsl run folder?)")
+    cfg = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+    )
+    assert isinstance(cfg, TrainConfig)
+    return cfg
+
+
+def _log_to(run_dir: Path) -> None:
+    """Also append this process's log lines to the resumed run's own train.log."""
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate; write metrics.json, reports, predictions and the best checkpoint.
+
+    With ``resume``, continue from ``run_dir``'s latest resumable state instead of step 0.
+    """
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     data = {name: load_task(name, task, cfg.data) for name, task in cfg.task.items()}
     set_seed(cfg.seed)
     encoder, tokenizer = build_encoder(cfg.model)
@@ -62,6 +87,8 @@ def run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
         build_weighting(cfg.loss_weights, list(tasks)),
     )
     trainer = Trainer(cfg, model, tokenizer, tasks, run_dir)
+    if resume:
+        trainer.resume()
     state = trainer.fit()
     best = trainer.restore_best()
     metrics: dict[str, Any] = {}
@@ -74,6 +101,7 @@ def run(cfg: TrainConfig, run_dir: Path) -> dict[str, Any]:
             "train/steps": state.step,
             "train/best_step": best["step"],
             "train/tokens": state.train_tokens,
+            "train/skipped_steps": state.skipped_steps,
             "time/train_seconds": state.train_seconds,
             "time/train_tokens_per_second": state.train_tokens / max(state.train_seconds, 1e-9),
         }
@@ -97,8 +125,22 @@ def main(dcfg: DictConfig) -> float | None:
     about = {"version": __version__, "host": platform.node()}
     try:
         cfg = to_config(dcfg)
+        resume = cfg.resume is not None
+        if resume:
+            run_dir = Path(cfg.resume)
+            cfg = load_run_config(run_dir)
+            _log_to(run_dir)
+            log.info(
+                "resuming %s (this invocation's own log folder: %s)",
+                run_dir,
+                HydraConfig.get().runtime.output_dir,
+            )
         _status(run_dir, "running", **about)
-        metrics = run(cfg, run_dir)
+        metrics = run(cfg, run_dir, resume)
+    except TrainingInterrupted as err:
+        _status(run_dir, "interrupted", reason=str(err), **about)
+        print(f"mtfsl-train: {err}", file=sys.stderr)
+        sys.exit(130)
     except MtfslError as err:
         _status(run_dir, "failed", reason=str(err), **about)
         print(f"mtfsl-train: error: {err}", file=sys.stderr)

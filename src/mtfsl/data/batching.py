@@ -34,6 +34,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.group_by_length = group_by_length
         self.pool = batch_size * pool_batches
         self.epoch = 0
+        self.skip = 0  # batches to leave out once, at the start of the next pass (resume)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -50,7 +51,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         if self.group_by_length:
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        for batch in batches:
+        skip, self.skip = self.skip, 0
+        for batch in batches[skip:]:
             yield batch.tolist()
 
 

@@ -33,6 +33,12 @@ class TaskSampler:
         weights = self.sizes ** self.alpha(progress)
         return weights / weights.sum()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
     def pop(self, progress: float = 0.0) -> list[str]:
         """The task(s) of the next step."""
         return [self.names[self.rng.choice(len(self.names), p=self.probabilities(progress))]]
@@ -80,6 +86,13 @@ class RoundRobinSampler(TaskSampler):
     def alpha(self, progress: float) -> float:
         return 0.0
 
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "turn": self.turn}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.turn = state["turn"]
+
     def pop(self, progress: float = 0.0) -> list[str]:
         name = self.names[self.turn % len(self.names)]
         self.turn += 1
@@ -112,20 +125,33 @@ def build_task_sampler(cfg: TaskSamplingConfig, sizes: dict[str, int], seed: int
 
 
 class EndlessBatches:
-    """Batches of one task forever: a new shuffled pass (sampler epoch) when one ends."""
+    """Batches of one task forever: a new shuffled pass (sampler epoch) when one ends.
 
-    def __init__(self, loader: Any, batch_sampler: Any) -> None:
-        self.loader, self.batch_sampler = loader, batch_sampler
+    ``state_dict`` records the pass and how many of its batches were used, so a resumed run
+    continues with exactly the next batch.
+    """
+
+    def __init__(self, loader: Any, batch_sampler: Any, device: Any = "cpu") -> None:
+        self.loader, self.batch_sampler, self.device = loader, batch_sampler, device
         self.epoch = 0
+        self.position = 0  # batches already taken from the current pass
         self._it: Iterator[Any] | None = None
 
     def __next__(self) -> Any:
         if self._it is None:
             self.batch_sampler.set_epoch(self.epoch)
+            self.batch_sampler.skip = self.position
             self._it = iter(self.loader)
         try:
-            return next(self._it)
+            batch = next(self._it)
         except StopIteration:
-            self.epoch += 1
-            self._it = None
+            self.epoch, self.position, self._it = self.epoch + 1, 0, None
             return next(self)
+        self.position += 1
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.position, self._it = state["epoch"], state["position"], None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,7 +16,14 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import PRIMARY_METRIC, Device, HardwareConfig, Precision, TrainConfig
+from mtfsl.config import (
+    PRIMARY_METRIC,
+    Device,
+    HardwareConfig,
+    NanPolicy,
+    Precision,
+    TrainConfig,
+)
 from mtfsl.data.batching import LengthGroupedBatchSampler, PaddingCollator
 from mtfsl.data.multitask import EndlessBatches, build_task_sampler
 from mtfsl.data.prepare import PreparedTask
@@ -23,7 +31,13 @@ from mtfsl.errors import MtfslError
 from mtfsl.evaluation.evaluator import evaluate_split, write_split_outputs
 from mtfsl.evaluation.report import write_json
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.training.checkpoint import load_weights, save_checkpoint
+from mtfsl.training.checkpoint import (
+    latest_state,
+    load_training_state,
+    load_weights,
+    save_checkpoint,
+    save_training_state,
+)
 from mtfsl.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -32,6 +46,10 @@ Batch = dict[str, torch.Tensor]
 
 class NonFiniteLossError(MtfslError):
     """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(MtfslError):
+    """SIGINT/SIGTERM arrived; a resumable state was written first."""
 
 
 def build_accelerator(hw: HardwareConfig, grad_accum_steps: int) -> Accelerator:
@@ -61,6 +79,7 @@ class TrainState:
     last_eval_step: int = -1
     train_tokens: int = 0
     train_seconds: float = 0.0
+    skipped_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     weight_history: list[dict[str, float]] = field(default_factory=list)
 
@@ -110,15 +129,19 @@ class Trainer:
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         optimizer = build_optimizer(model, tc, cfg.loss_weights.lr)
         scheduler = build_scheduler(optimizer, tc, self.total_steps)
-        self.model, self.optimizer, self.scheduler, *loaders = self.accelerator.prepare(
-            model, optimizer, scheduler, *loaders
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
+            model, optimizer, scheduler
         )
+        # The loaders are not handed to accelerate: our batch samplers own the pass order and
+        # position (accelerate's loader wrapper would reset the sampler epoch on every pass,
+        # which breaks exact resumption).
         self.streams = {
-            name: EndlessBatches(loader, samplers[name])
+            name: EndlessBatches(loader, samplers[name], self.accelerator.device)
             for name, loader in zip(samplers, loaders, strict=True)
         }
         self.best_dir = run_dir / "checkpoints" / "best"
         self.state = TrainState()
+        self._signal: int | None = None
 
     # -- training -------------------------------------------------------------------------
     def progress(self) -> float:
@@ -127,25 +150,35 @@ class Trainer:
 
     def _batches(self) -> Iterator[dict[str, Batch]]:
         """Per micro-step: the sampled task(s) and one batch of each."""
-        for _ in range(self.total_steps * self.cfg.trainer.grad_accum_steps):
+        for _ in range((self.total_steps - self.state.step) * self.cfg.trainer.grad_accum_steps):
             self.state.epoch = self.state.step // self.steps_per_epoch
             tasks = self.task_sampler.pop(self.progress())
             yield {task: next(self.streams[task]) for task in tasks}
 
-    def _task_loss(self, task: str, batch: Batch) -> torch.Tensor:
-        loss = self.model.loss(task, self.model(task, batch), batch)
-        if not torch.isfinite(loss):
+    def _finite(self, losses: dict[str, torch.Tensor]) -> bool:
+        """Apply ``trainer.nan_policy`` to a NaN/inf loss; True when all losses are finite."""
+        bad = {t: loss.item() for t, loss in losses.items() if not torch.isfinite(loss)}
+        if not bad:
+            return True
+        where = f"at step {self.state.step + 1} (task {', '.join(bad)}: loss {list(bad.values())})"
+        if self.cfg.trainer.nan_policy is NanPolicy.STOP:
             raise NonFiniteLossError(
-                f"training loss is {loss.item()} at step {self.state.step + 1} "
-                f"(task {task}); the best checkpoint so far is kept in {self.best_dir}"
+                f"training loss is not finite {where}; the best checkpoint so far is kept in "
+                f"{self.best_dir} (trainer.nan_policy=SKIP skips such steps)"
             )
-        return loss
+        log.warning("skipping the update: loss is not finite %s", where)
+        self.state.skipped_steps += 1
+        self.optimizer.zero_grad()
+        return False
 
     def train_step(self, batches: dict[str, Batch]) -> dict[str, float]:
         """Forward every task's batch, combine the losses with the loss weighting, backward,
         and (on accumulation boundaries) update. Returns each task's unweighted loss."""
         with self.accelerator.accumulate(self.model):
-            losses = {task: self._task_loss(task, batch) for task, batch in batches.items()}
+            losses = {t: self.model.loss(t, self.model(t, b), b) for t, b in batches.items()}
+            if not self._finite(losses):
+                self.scheduler.step()  # keep the schedule aligned with the step count
+                return {task: loss.item() for task, loss in losses.items()}
             weighting = self.accelerator.unwrap_model(self.model).weighting
             self.accelerator.backward(weighting(losses))
             if self.accelerator.sync_gradients and self.cfg.trainer.max_grad_norm:
@@ -158,9 +191,28 @@ class Trainer:
         return {task: loss.item() for task, loss in losses.items()}
 
     def fit(self) -> TrainState:
-        """Train until ``total_steps`` or early stopping; evaluate on dev on the cadence."""
+        """Train until ``total_steps`` or early stopping; evaluate on dev on the cadence.
+
+        SIGINT/SIGTERM finish the current step, write a resumable state and raise
+        ``TrainingInterrupted``.
+        """
+        handlers = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            return self._fit()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signal = signum
+
+    def _fit(self) -> TrainState:
         tc, st = self.cfg.trainer, self.state
-        bar = tqdm(total=self.total_steps, desc="train", dynamic_ncols=True, disable=None)
+        bar = tqdm(
+            total=self.total_steps, initial=st.step, desc="train", dynamic_ncols=True, disable=None
+        )
         running: dict[str, list[float]] = {}
         start = time.perf_counter()
         for batches in self._batches():
@@ -183,6 +235,16 @@ class Trainer:
                 start = time.perf_counter()
                 if stop:
                     break
+            if self._signal is not None or (tc.save_every and st.step % tc.save_every == 0):
+                st.train_seconds += time.perf_counter() - start
+                self.save_state()
+                start = time.perf_counter()
+            if self._signal is not None:
+                bar.close()
+                raise TrainingInterrupted(
+                    f"interrupted by {signal.Signals(self._signal).name} at step {st.step}; "
+                    f"state saved. Resume with: mtfsl-train resume={self.run_dir}"
+                )
         st.train_seconds += time.perf_counter() - start
         bar.close()
         if st.last_eval_step != st.step:
@@ -288,6 +350,29 @@ class Trainer:
         save_checkpoint(
             self.best_dir, self.accelerator.unwrap_model(self.model), self.tokenizer, labels, state
         )
+
+    # -- resumable state ------------------------------------------------------------------
+    def save_state(self) -> Path:
+        extra = {
+            "train_state": asdict(self.state),
+            "streams": {n: s.state_dict() for n, s in self.streams.items()},
+            "task_sampler": self.task_sampler.state_dict(),
+        }
+        folder = save_training_state(
+            self.accelerator, self.run_dir, self.state.step, extra, self.cfg.trainer.keep_last
+        )
+        log.info("saved resumable state %s", folder)
+        return folder
+
+    def resume(self) -> None:
+        """Continue from the run folder's latest resumable state."""
+        folder = latest_state(self.run_dir)
+        extra = load_training_state(self.accelerator, folder)
+        self.state = TrainState(**extra["train_state"])
+        for name, stream in self.streams.items():
+            stream.load_state_dict(extra["streams"][name])
+        self.task_sampler.load_state_dict(extra["task_sampler"])
+        log.info("resumed from %s at step %d", folder, self.state.step)
 
     def restore_best(self) -> dict[str, object]:
         return load_weights(self.best_dir, self.accelerator.unwrap_model(self.model))
