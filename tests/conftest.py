@@ -12,9 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 from mtfsl.config import TrainConfig, register_configs
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# Absolute, because end-to-end tests run the CLI from temporary working directories.
 SHARED_DATA = Path(
     os.environ.get("MTFSL_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared/data")
-)
+).resolve()
 TOY_TASK = [
     "task.conll.files.train=toy_conll/toy.train",
     "task.conll.files.dev=toy_conll/toy.dev",
