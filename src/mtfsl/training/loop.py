@@ -109,12 +109,15 @@ class Trainer:
             )
             for i, (name, task) in enumerate(tasks.items())
         }
+        # Own generators: starting a pass must not draw from the global RNG (dropout), or a
+        # resumed run would see different dropout masks than an uninterrupted one.
         loaders = [
             DataLoader(
                 tasks[name].train,
                 batch_sampler=sampler,
                 collate_fn=self.collator,
                 num_workers=cfg.hardware.num_workers,
+                generator=torch.Generator().manual_seed(cfg.seed),
             )
             for name, sampler in samplers.items()
         ]
