@@ -1,0 +1,67 @@
+"""Single-task vs multi-task table from a sweep folder (e.g. ``-m experiment=mtl_vs_single``).
+
+Usage: python scripts/compare_tasks.py SWEEP_DIR
+
+Reads every job's ``metrics.json`` and ``.hydra/overrides.yaml``; prints a Markdown table with
+one row per task and one column per job in which it was trained (alone or in a mix), holding
+the task's primary test metric. Jobs without ``metrics.json`` are listed as unfinished.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+PRIMARY = ("f1", "accuracy")  # entity tasks report f1; tagging/classification accuracy
+
+
+def jobs(sweep: Path) -> list[tuple[str, dict[str, float] | None]]:
+    found = []
+    for job in sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: p.name):
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
+        task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "?")
+        metrics_file = job / "metrics.json"
+        found.append(
+            (task, json.loads(metrics_file.read_text()) if metrics_file.exists() else None)
+        )
+    return found
+
+
+def primary(metrics: dict[str, float], task: str) -> tuple[str, float] | None:
+    for name in PRIMARY:
+        if f"test/{task}/{name}" in metrics:
+            return name, metrics[f"test/{task}/{name}"]
+    return None
+
+
+def tested_tasks(metrics: dict[str, float]) -> set[str]:
+    return {k.split("/")[1] for k in metrics if k.startswith("test/")}
+
+
+def table(sweep: Path) -> str:
+    all_jobs = jobs(sweep)
+    done = [(mix, m) for mix, m in all_jobs if m is not None]
+    mixes = [(mix, m) for mix, m in done if len(tested_tasks(m)) > 1]
+    lines = [
+        "| task (test metric) | alone | " + "".join(f"{mix} | " for mix, _ in mixes),
+        "|---" * (2 + len(mixes)) + "|",
+    ]
+    for task in sorted(set().union(*(tested_tasks(m) for _, m in done))):
+        alone = next((m for mix, m in done if mix == task), None)
+        scores = [primary(m, task) if m else None for m in [alone, *(m for _, m in mixes)]]
+        name = next((s[0] for s in scores if s), "?")
+        cells = " | ".join(f"{s[1]:.2f}" if s else "–" for s in scores)
+        lines.append(f"| {task} ({name}) | {cells} |")
+    unfinished = [mix for mix, m in all_jobs if m is None]
+    if unfinished:
+        lines.append(f"\nUnfinished jobs (not in the table): {', '.join(unfinished)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    print(table(Path(sys.argv[1])))
