@@ -82,3 +82,16 @@ def test_help_lists_groups() -> None:
         "task: banking77, conll, conll_banking, conll_chunk, conll_iob1, conll_mtl, conll_pos"
         in out
     )
+
+
+def test_missing_model_folder_and_package() -> None:
+    from mtfsl.model.encoder import build_encoder
+
+    cfg = compose_cfg(["model=hf", "model.name_or_path=/nonexistent/model"])
+    with pytest.raises(
+        ConfigError, match=r"^model\.name_or_path=/nonexistent/model: no such folder$"
+    ):
+        build_encoder(cfg.model)
+    cfg = compose_cfg(["model.name_or_path=pkg:not_a_package_xyz/model"])
+    with pytest.raises(ConfigError, match=r"package 'not_a_package_xyz' is not installed"):
+        build_encoder(cfg.model)

@@ -48,6 +48,9 @@ def resolve_model_path(name_or_path: str) -> str:
 
 def _pretrained(cfg: ModelConfig) -> Built:
     path = resolve_model_path(cfg.name_or_path)
+    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
+        raise ConfigError(f"model.name_or_path={cfg.name_or_path}: no such folder")
+    path = str(Path(path).expanduser()) if path.startswith("~") else path
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **cfg.tokenizer_kwargs)
         encoder = AutoModel.from_pretrained(path)
