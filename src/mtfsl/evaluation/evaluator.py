@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from mtfsl.config import HeadKind, MetricKind, MetricMode, TaskConfig
 from mtfsl.data.batching import PaddingCollator, sorted_batches
 from mtfsl.data.prepare import EvalSet
-from mtfsl.evaluation.metrics import entity_scores, label_scores
+from mtfsl.evaluation.metrics import entity_scores, flatten, label_scores
 from mtfsl.evaluation.report import (
     atomic_write,
     classification_report_text,
@@ -87,14 +87,10 @@ def to_labels(ids: list[Any], labels: list[str]) -> list[Any]:
     return [[labels[i] for i in p] if isinstance(p, np.ndarray) else labels[p] for p in ids]
 
 
-def _flat(values: list[list[str]]) -> list[str]:
-    return [v for row in values for v in row]
-
-
 Scorer = Callable[[list[Any], list[Any], MetricMode], dict[str, float]]
 SCORERS: dict[MetricKind, Scorer] = {
     MetricKind.ENTITY: lambda gold, pred, mode: entity_scores(gold, pred, mode),
-    MetricKind.TAG_ACCURACY: lambda gold, pred, mode: label_scores(_flat(gold), _flat(pred)),
+    MetricKind.TAG_ACCURACY: lambda gold, pred, mode: label_scores(flatten(gold), flatten(pred)),
     MetricKind.CLASSIFICATION: lambda gold, pred, mode: label_scores(gold, pred),
 }
 REPORTS: dict[MetricKind, Callable[..., str]] = {

@@ -59,15 +59,14 @@ def entity_report(gold: Tags, pred: Tags, mode: MetricMode = MetricMode.DEFAULT)
         )
 
 
+def flatten(tags: Tags) -> list[str]:
+    """All tags of all sentences, in order."""
+    return [t for s in tags for t in s]
+
+
 def token_report(gold: Tags, pred: Tags, labels: Sequence[str]) -> str:
     """scikit-learn's per-tag report over every word, the ``O`` tag included."""
-    flat_gold = [t for s in gold for t in s]
-    flat_pred = [t for s in pred for t in s]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return sk_classification_report(
-            flat_gold, flat_pred, labels=list(labels), digits=4, zero_division=0
-        )
+    return label_report(flatten(gold), flatten(pred), labels)
 
 
 def label_scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:

@@ -11,6 +11,7 @@ from mtfsl.config import MetricMode
 from mtfsl.evaluation.metrics import (
     entity_report,
     entity_scores,
+    flatten,
     label_report,
     label_scores,
     token_report,
@@ -58,10 +59,6 @@ def write_tsv(path: Path, texts: Sequence[str], gold: Sequence[str], pred: Seque
     os.replace(tmp, path)
 
 
-def _flat(tags: Sequence[Sequence[str]]) -> list[str]:
-    return [t for s in tags for t in s]
-
-
 def _label_report(
     header: str, heading: str, gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]
 ) -> str:
@@ -84,7 +81,7 @@ def tag_report(
     """Per-tag report of a plain tagging task (e.g. POS): every token counts."""
     header = f"{split} / {task}: {len(gold)} sentences, {sum(len(s) for s in gold)} tokens"
     return _label_report(
-        header, "Token-level (scikit-learn, every token)", _flat(gold), _flat(pred), labels
+        header, "Token-level (scikit-learn, every token)", flatten(gold), flatten(pred), labels
     )
 
 
