@@ -230,7 +230,8 @@ class Trainer:
             if st.step % tc.log_every_steps == 0 or st.step == self.total_steps:
                 elapsed = st.train_seconds + time.perf_counter() - start
                 self._log_step(running, st.train_tokens / elapsed)
-                bar.set_postfix(tok_s=f"{st.train_tokens / elapsed:.0f}")
+                mean = sum(sum(v) for v in running.values()) / sum(map(len, running.values()))
+                bar.set_postfix(loss=f"{mean:.4f}", tok_s=f"{st.train_tokens / elapsed:.0f}")
                 running = {}
             if self._eval_due():
                 st.train_seconds += time.perf_counter() - start
