@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mtfsl.callbacks import unwritable_reason
 from mtfsl.config import NanPolicy
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.train import run
@@ -87,3 +88,22 @@ def test_nan_skip_policy_finishes(toy_cfg, tmp_path: Path, monkeypatch) -> None:
     nan_at_call(monkeypatch, 2)
     metrics = run(toy_cfg, tmp_path / "run")
     assert metrics["train/steps"] == 5 and metrics["train/skipped_steps"] == 1
+
+
+def test_unwritable_output_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    proc = train_cli(
+        ["model=tiny", f"hydra.run.dir={tmp_path / 'afile' / 'run'}"], tmp_path, check=False
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"mtfsl-train: error: hydra.run.dir={tmp_path / 'afile' / 'run'}: cannot write there: "
+        f"{tmp_path / 'afile'} is a file, not a folder"
+    )
+    assert unwritable_reason(tmp_path / "new" / "deeper") is None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_read_only_folder_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "ro").mkdir(mode=0o555)
+    assert unwritable_reason(tmp_path / "ro" / "run") == f"{tmp_path / 'ro'} is not writable"

@@ -141,7 +141,9 @@ class ModelConfig:
     max_length: int = 128
     # Sub-tokens of context kept on each side of a window's own words.
     stride: int = 16
-    dropout: float = 0.1
+    dropout: float = 0.1  # of the task heads' input
+    # Dropout inside the encoder (every nn.Dropout in it); null keeps the model's own.
+    encoder_dropout: float | None = None
     tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
     tiny: TinyEncoderConfig = field(default_factory=TinyEncoderConfig)
 
@@ -341,6 +343,12 @@ def validate(cfg: TrainConfig) -> None:
     _check(m.max_length >= 8, "model.max_length", m.max_length, ">= 8")
     _check(m.stride >= 0, "model.stride", m.stride, ">= 0")
     _check(0 <= m.dropout < 1, "model.dropout", m.dropout, "in [0, 1)")
+    _check(
+        m.encoder_dropout is None or 0 <= m.encoder_dropout < 1,
+        "model.encoder_dropout",
+        m.encoder_dropout,
+        "in [0, 1) or null",
+    )
     _check(
         cfg.hardware.threads is None or cfg.hardware.threads >= 1,
         "hardware.threads",

@@ -19,11 +19,16 @@ from mtfsl.config import TrainConfig, register_configs, validate
 from mtfsl.data.prepare import prepare_task
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, MtfslError
-from mtfsl.evaluation.report import write_json
+from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.losses import build_weighting
 from mtfsl.model.encoder import build_encoder
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.training.loop import Trainer, TrainingInterrupted
+from mtfsl.training.distributed import (
+    check_shared_run_dir,
+    is_main_process,
+    quiet_other_processes,
+)
+from mtfsl.training.loop import Trainer, TrainingInterrupted, build_accelerator
 
 log = logging.getLogger("mtfsl")
 register_configs()
@@ -65,13 +70,19 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
 
     With ``resume``, continue from ``run_dir``'s latest resumable state instead of step 0.
     """
-    if not resume:
+    accelerator = build_accelerator(
+        cfg.hardware, cfg.trainer.grad_accum_steps, multi_task=len(cfg.task) > 1
+    )
+    main = accelerator.is_main_process
+    if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     data = {name: load_task(name, task, cfg.data) for name, task in cfg.task.items()}
     set_seed(cfg.seed)
     encoder, tokenizer = build_encoder(cfg.model)
-    tasks = {name: prepare_task(d, cfg, tokenizer, run_dir) for name, d in data.items()}
+    # The main process fills the tokenisation cache; the others then read it.
+    with accelerator.main_process_first():
+        tasks = {name: prepare_task(d, cfg, tokenizer, run_dir, main) for name, d in data.items()}
     for task in tasks.values():
         log.info(
             "task %s: %d labels, %d train examples -> %d rows",
@@ -86,7 +97,9 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         cfg.model.dropout,
         build_weighting(cfg.loss_weights, list(tasks)),
     )
-    trainer = Trainer(cfg, model, tokenizer, tasks, run_dir)
+    if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks
+        set_seed(cfg.seed, device_specific=True)
+    trainer = Trainer(cfg, model, tokenizer, tasks, run_dir, accelerator)
     if resume:
         trainer.resume()
     state = trainer.fit()
@@ -107,8 +120,10 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         }
     )
     metrics.update({f"train/{n}/examples": len(t.train_split) for n, t in tasks.items()})
-    write_json(run_dir / "metrics.json", metrics)
-    write_json(run_dir / "dev_history.json", {"history": state.history})
+    metrics["train/processes"] = accelerator.num_processes
+    if main:
+        write_json(run_dir / "metrics.json", metrics)
+        write_json(run_dir / "dev_history.json", {"history": state.history})
     log.info(
         "test: %s", " ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k.startswith("test/"))
     )
@@ -116,20 +131,24 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
 
 
 def _status(run_dir: Path, status: str, **extra: Any) -> None:
-    write_json(run_dir / "status.json", {"status": status, **extra})
+    if is_main_process():
+        write_json(run_dir / "status.json", {"status": status, **extra})
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mtfsl.configs", config_name="train")
 def main(dcfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     about = {"version": __version__, "host": platform.node()}
+    quiet_other_processes()
     try:
+        check_shared_run_dir(HydraConfig.get().overrides.hydra)
         cfg = to_config(dcfg)
         resume = cfg.resume is not None
         if resume:
             run_dir = Path(cfg.resume)
             cfg = load_run_config(run_dir)
-            _log_to(run_dir)
+            if is_main_process():
+                _log_to(run_dir)
             log.info(
                 "resuming %s (this invocation's own log folder: %s)",
                 run_dir,

@@ -18,6 +18,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     Each epoch: shuffle all indices, cut them into pools of ``pool_batches`` batches, sort each
     pool by length, cut it into batches, then shuffle the batch order. Deterministic given
     ``seed`` and the epoch set with ``set_epoch``.
+
+    Under data parallelism every rank computes the same global batches of
+    ``batch_size * num_replicas`` examples and keeps every ``num_replicas``-th one from
+    ``rank`` on, so the ranks together see exactly the batches a single process with the
+    global batch size would. A last global batch too small to give every rank an example is
+    filled up with examples from the start of the pass (as ``DistributedSampler`` does).
     """
 
     def __init__(
@@ -27,12 +33,15 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         seed: int,
         group_by_length: bool = True,
         pool_batches: int = 50,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         self.lengths = np.asarray(lengths)
-        self.batch_size = batch_size
+        self.batch_size = batch_size * num_replicas  # the global batch
         self.seed = seed
         self.group_by_length = group_by_length
-        self.pool = batch_size * pool_batches
+        self.pool = self.batch_size * pool_batches
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
         self.skip = 0  # batches to leave out once, at the start of the next pass (resume)
 
@@ -49,11 +58,14 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             pools = [order[i : i + self.pool] for i in range(0, len(order), self.pool)]
             order = np.concatenate([p[np.argsort(-self.lengths[p], kind="stable")] for p in pools])
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        if len(batches[-1]) < self.num_replicas:
+            fill = self.num_replicas - len(batches[-1])
+            batches[-1] = np.concatenate([batches[-1], np.resize(order, fill)])
         if self.group_by_length:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         skip, self.skip = self.skip, 0
         for batch in batches[skip:]:
-            yield batch.tolist()
+            yield batch[self.rank :: self.num_replicas].tolist()
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:

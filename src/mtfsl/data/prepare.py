@@ -36,7 +36,7 @@ class PreparedTask:
     evals: dict[str, EvalSet]
 
 
-def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path) -> Split:
+def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path | None) -> Split:
     train = data.splits["train"]
     if cfg.few_shot.k is None:
         return train
@@ -53,15 +53,16 @@ def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path) -> Split:
         for kind, n in mention_counts(tags).items():
             counts[kind] = counts.get(kind, 0) + n
     seed = cfg.seed if cfg.few_shot.seed is None else cfg.few_shot.seed
-    save_ids(
-        run_dir / "few_shot" / f"{data.name}_train_ids.json",
-        ids,
-        train.lines,
-        cfg.few_shot,
-        seed,
-        train.path,
-        dict(sorted(counts.items())),
-    )
+    if run_dir is not None:
+        save_ids(
+            run_dir / "few_shot" / f"{data.name}_train_ids.json",
+            ids,
+            train.lines,
+            cfg.few_shot,
+            seed,
+            train.path,
+            dict(sorted(counts.items())),
+        )
     log.info(
         "few-shot k=%d (%s): %d of %d training sentences; mentions per type %s",
         cfg.few_shot.k,
@@ -74,11 +75,18 @@ def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path) -> Split:
 
 
 def prepare_task(
-    data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase, run_dir: Path
+    data: TaskData,
+    cfg: TrainConfig,
+    tokenizer: PreTrainedTokenizerBase,
+    run_dir: Path,
+    write: bool = True,
 ) -> PreparedTask:
-    """Sample the K-shot subset (if asked) and featurise every split (cached)."""
+    """Sample the K-shot subset (if asked) and featurise every split (cached).
+
+    ``write``: save the K-shot ids into ``run_dir`` (only the main process does).
+    """
     label_id = {label: i for i, label in enumerate(data.labels)}
-    train_split = _few_shot(data, cfg, run_dir)
+    train_split = _few_shot(data, cfg, run_dir if write else None)
 
     def features(split: Split) -> datasets.Dataset:
         ids = [

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from accelerate import Accelerator
+from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
 
 from mtfsl.config import HeadKind, MetricKind, MetricMode, TaskConfig
@@ -31,14 +32,15 @@ from mtfsl.evaluation.report import (
 from mtfsl.model.multitask import MultiTaskModel
 
 
-def _scatter_words(preds: list[np.ndarray], batch: dict[str, torch.Tensor], ids: torch.Tensor):
-    """Copy each owned word's predicted id to its (sentence, word) slot."""
+def _owned(batch: dict[str, torch.Tensor], ids: torch.Tensor) -> np.ndarray:
+    """Rows (sentence, word, label id) for every word this batch predicts; word is 0 for
+    sequence tasks. Windows own disjoint words, so each word appears once over all batches."""
+    if "word_index" not in batch:
+        rows = [batch["sentence"], torch.zeros_like(batch["sentence"]), ids]
+        return torch.stack(rows, dim=1).cpu().numpy()
     owned = batch["word_index"] >= 0
-    sentence = batch["sentence"][:, None].expand_as(owned)[owned].cpu().numpy()
-    word = batch["word_index"][owned].cpu().numpy()
-    label = ids[owned].cpu().numpy()
-    for s, w, y in zip(sentence, word, label, strict=True):
-        preds[s][w] = y
+    sentence = batch["sentence"][:, None].expand_as(owned)[owned]
+    return torch.stack([sentence, batch["word_index"][owned], ids[owned]], dim=1).cpu().numpy()
 
 
 @torch.no_grad()
@@ -56,31 +58,28 @@ def predict_ids(
     so memory does not grow with the number of labels times positions.
     """
     features, split = eval_set.features, eval_set.split
-    loader = DataLoader(
-        features,
-        batch_sampler=sorted_batches(features["length"], batch_size),
-        collate_fn=collator,
-    )
-    token_level = split.is_token_level
-    preds: list[Any] = (
-        [np.full(len(words), -1, dtype=np.int64) for words in split.inputs]
-        if token_level
-        else [np.full(len(split), -1, dtype=np.int64)]
-    )
+    # Under data parallelism each process predicts every num_processes-th batch; the rows are
+    # then gathered so every process scores the whole split (and agrees on early stopping).
+    batches = sorted_batches(features["length"], batch_size)
+    shard = batches[accelerator.process_index :: accelerator.num_processes]
+    loader = DataLoader(features, batch_sampler=shard, collate_fn=collator)
     model.eval()
+    rows = []
     for batch in loader:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with accelerator.autocast():
             scores = model(task, batch)
-        ids = model.decode(task, scores, batch)
-        if token_level:
-            _scatter_words(preds, batch, ids)
-        else:
-            preds[0][batch["sentence"].cpu().numpy()] = ids.cpu().numpy()
+        rows.append(_owned(batch, model.decode(task, scores, batch)))
+    if accelerator.num_processes > 1:
+        rows = gather_object(rows)
+    token_level = split.is_token_level
+    preds = [np.full(len(words) if token_level else 1, -1, np.int64) for words in split.inputs]
+    for sentence, word, label in np.concatenate(rows) if rows else []:
+        preds[sentence][word] = label
     missing = sum(int((p < 0).sum()) for p in preds)
     if missing:  # windowing guarantees coverage; fail loudly rather than score a partial set
         raise RuntimeError(f"{missing} items of {split.path} received no prediction")
-    return preds if token_level else preds[0].tolist()
+    return preds if token_level else [int(p[0]) for p in preds]
 
 
 def to_labels(ids: list[Any], labels: list[str]) -> list[Any]:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from torch import nn
 from transformers import (
     AutoModel,
     AutoTokenizer,
@@ -123,6 +124,14 @@ def build_encoder(cfg: ModelConfig) -> Built:
         ConfigError: the model cannot be found or loaded, with the reason.
     """
     encoder, tokenizer = _BUILDERS[cfg.source](cfg)
+    if getattr(encoder, "pooler", None) is not None:
+        # Heads pool for themselves; an unused pooler costs compute and, under DDP, parameters
+        # without gradients. BERT-family models skip a pooler set to None.
+        encoder.pooler = None
+    if cfg.encoder_dropout is not None:
+        for module in encoder.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = cfg.encoder_dropout
     limit = getattr(encoder.config, "max_position_embeddings", None)
     if limit is not None and cfg.max_length > limit:
         raise ConfigError(

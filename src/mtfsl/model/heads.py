@@ -34,6 +34,10 @@ class TokenClassificationHead(nn.Module):
             scores.flatten(0, 1).float(), batch["labels"].flatten(), ignore_index=IGNORE_INDEX
         )
 
+    def loss_units(self, batch: Batch) -> torch.Tensor:
+        """What ``loss`` averages over (labelled words), to average it across processes."""
+        return (batch["labels"] != IGNORE_INDEX).sum()
+
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Predicted label id at every position, (B, T)."""
         return scores.argmax(-1)
@@ -69,6 +73,9 @@ class CRFTokenHead(TokenClassificationHead):
         tags, _ = pack(batch["labels"][keep].clamp(min=0), select[keep])
         return self.crf.nll(emissions, tags, mask)
 
+    def loss_units(self, batch: Batch) -> torch.Tensor:
+        return (batch["labels"] != IGNORE_INDEX).any(1).sum()  # the rows with a labelled word
+
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         select = batch["word_index"] >= 0
         emissions, mask = pack(scores, select)
@@ -98,6 +105,9 @@ class SequenceClassificationHead(nn.Module):
 
     def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         return nn.functional.cross_entropy(scores.float(), batch["labels"])
+
+    def loss_units(self, batch: Batch) -> torch.Tensor:
+        return torch.tensor(len(batch["labels"]), device=batch["labels"].device)
 
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Predicted label id per example, (B,)."""

@@ -57,15 +57,21 @@ def save_training_state(
 ) -> Path:
     """Write a resumable state (accelerate: model, optimizer, scheduler, RNGs; plus the loop's
     own counters in ``trainer.json``, written last so its presence marks a complete state),
-    then delete all but the newest ``keep_last`` states."""
+    then delete all but the newest ``keep_last`` states. Every process calls this (each saves
+    its own RNG states); only the main process writes the rest."""
     folder = run_dir / "checkpoints" / f"{_STATE_PREFIX}{step}"
-    shutil.rmtree(folder, ignore_errors=True)
+    if accelerator.is_main_process:
+        shutil.rmtree(folder, ignore_errors=True)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(folder))
-    tmp = folder / ".trainer.json.tmp"
-    tmp.write_text(json.dumps(extra, indent=1))
-    tmp.rename(folder / "trainer.json")
-    for old in _states(run_dir)[:-keep_last]:
-        shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        tmp = folder / ".trainer.json.tmp"
+        tmp.write_text(json.dumps(extra, indent=1))
+        tmp.rename(folder / "trainer.json")
+        for old in _states(run_dir)[:-keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return folder
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
@@ -38,6 +39,7 @@ from mtfsl.training.checkpoint import (
     save_checkpoint,
     save_training_state,
 )
+from mtfsl.training.objective import Objective
 from mtfsl.training.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,14 @@ class TrainingInterrupted(MtfslError):
     """SIGINT/SIGTERM arrived; a resumable state was written first."""
 
 
-def build_accelerator(hw: HardwareConfig, grad_accum_steps: int) -> Accelerator:
-    """The only place that reads ``HardwareConfig``: device, precision and threads."""
+def build_accelerator(
+    hw: HardwareConfig, grad_accum_steps: int, multi_task: bool = False
+) -> Accelerator:
+    """The only place that reads ``HardwareConfig``: device, precision and threads.
+
+    Under ``torchrun`` / ``accelerate launch`` this also joins the process group (gloo on
+    CPU, NCCL on GPUs).
+    """
     if hw.threads is not None:
         torch.set_num_threads(hw.threads)
     cuda = torch.cuda.is_available() and hw.device is not Device.CPU
@@ -62,10 +70,16 @@ def build_accelerator(hw: HardwareConfig, grad_accum_steps: int) -> Accelerator:
     precision = hw.precision
     if precision is Precision.AUTO:
         precision = Precision.BF16 if cuda and torch.cuda.is_bf16_supported() else Precision.NO
+    # Heads of tasks that a step did not sample get no gradient, which DDP must be told about.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=multi_task)
     return Accelerator(
         cpu=not cuda,
+        # Our batch samplers split each global batch over the processes, so the LR schedule
+        # takes one step per optimiser step (not num_processes of them).
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
         mixed_precision=precision.value,
         gradient_accumulation_steps=grad_accum_steps,
+        kwargs_handlers=[ddp],
     )
 
 
@@ -89,6 +103,10 @@ class Trainer:
 
     Every step draws one task from the task sampler and one batch of that task; its loss goes
     through the model's loss weighting before the backward pass.
+
+    Under data parallelism every process draws the same task sequence (same seed), takes its
+    own share of each global batch, and agrees with the others on skipping a non-finite step
+    and on stopping for a signal; only the main process writes files.
     """
 
     def __init__(
@@ -98,14 +116,21 @@ class Trainer:
         tokenizer: PreTrainedTokenizerBase,
         tasks: dict[str, PreparedTask],
         run_dir: Path,
+        accelerator: Accelerator,
     ) -> None:
         self.cfg, self.tokenizer, self.tasks, self.run_dir = cfg, tokenizer, tasks, run_dir
         tc = cfg.trainer
-        self.accelerator = build_accelerator(cfg.hardware, tc.grad_accum_steps)
+        self.accelerator = acc = accelerator
+        self.main = acc.is_main_process
         self.collator = PaddingCollator(tokenizer.pad_token_id, cfg.hardware.pad_to_multiple_of)
         samplers = {
             name: LengthGroupedBatchSampler(
-                task.train["length"], tc.batch_size, cfg.seed + i, tc.group_by_length
+                task.train["length"],
+                tc.batch_size,
+                cfg.seed + i,
+                tc.group_by_length,
+                num_replicas=acc.num_processes,
+                rank=acc.process_index,
             )
             for i, (name, task) in enumerate(tasks.items())
         }
@@ -132,8 +157,9 @@ class Trainer:
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
         optimizer = build_optimizer(model, tc, cfg.loss_weights.lr)
         scheduler = build_scheduler(optimizer, tc, self.total_steps)
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(
-            model, optimizer, scheduler
+        self.net = model  # the plain model: evaluation and checkpoints
+        self.objective, self.optimizer, self.scheduler = acc.prepare(
+            Objective(model), optimizer, scheduler
         )
         # The loaders are not handed to accelerate: our batch samplers own the pass order and
         # position (accelerate's loader wrapper would reset the sampler epoch on every pass,
@@ -145,6 +171,7 @@ class Trainer:
         self.best_dir = run_dir / "checkpoints" / "best"
         self.state = TrainState()
         self._signal: int | None = None
+        self._agreed_stop = False
 
     # -- training -------------------------------------------------------------------------
     def progress(self) -> float:
@@ -158,11 +185,44 @@ class Trainer:
             tasks = self.task_sampler.pop(self.progress())
             yield {task: next(self.streams[task]) for task in tasks}
 
-    def _finite(self, losses: dict[str, torch.Tensor]) -> bool:
-        """Apply ``trainer.nan_policy`` to a NaN/inf loss; True when all losses are finite."""
-        bad = {t: loss.item() for t, loss in losses.items() if not torch.isfinite(loss)}
-        if not bad:
-            return True
+    def _agree(
+        self, values: dict[str, float], scales: dict[str, float] | None, tokens: int
+    ) -> tuple[dict[str, float], int]:
+        """Under DDP, the global batch's mean loss per task and token count, the same on every
+        process, so all of them skip or stop together on a non-finite loss (NaN anywhere makes
+        the sum NaN) and stop together for a signal that reached any of them."""
+        acc = self.accelerator
+        if scales is None:
+            return values, tokens
+        local = [values[t] * scales[t] / acc.num_processes for t in values]
+        local += [float(self._signal is not None), float(tokens)]
+        summed = acc.reduce(torch.tensor(local, device=acc.device, dtype=torch.float64), "sum")
+        *losses, signalled, tokens_all = summed.tolist()
+        self._agreed_stop = bool(signalled)
+        return dict(zip(values, losses, strict=True)), int(tokens_all)
+
+    def _loss_scales(self, batches: dict[str, Batch]) -> dict[str, float] | None:
+        """Per task: this process's share of the global batch's loss units, times the number
+        of processes. DDP averages gradients over processes, so scaling each local mean loss
+        by this makes the result the mean over the whole global batch (as one process with
+        that batch would compute it), however unevenly labelled words fall on processes."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return None
+        local = torch.stack([self.net.heads[t].loss_units(b) for t, b in batches.items()])
+        total = acc.reduce(local.double(), reduction="sum")
+        shares = (local.double() * acc.num_processes / total.clamp(min=1)).tolist()
+        return dict(zip(batches, shares, strict=True))
+
+    def _stop_requested(self) -> bool:
+        """A signal arrived (on any process, as agreed in the last step under DDP)."""
+        if self.accelerator.num_processes == 1:
+            return self._signal is not None
+        return self._agreed_stop
+
+    def _nonfinite(self, losses: dict[str, float]) -> None:
+        """Apply ``trainer.nan_policy`` to a step with a NaN/inf loss (on any process)."""
+        bad = {t: v for t, v in losses.items() if not math.isfinite(v)}
         where = f"at step {self.state.step + 1} (task {', '.join(bad)}: loss {list(bad.values())})"
         if self.cfg.trainer.nan_policy is NanPolicy.STOP:
             raise NonFiniteLossError(
@@ -172,26 +232,35 @@ class Trainer:
         log.warning("skipping the update: loss is not finite %s", where)
         self.state.skipped_steps += 1
         self.optimizer.zero_grad()
-        return False
+        self.scheduler.step()  # keep the schedule aligned with the step count
 
     def train_step(self, batches: dict[str, Batch]) -> dict[str, float]:
         """Forward every task's batch, combine the losses with the loss weighting, backward,
         and (on accumulation boundaries) update. Returns each task's unweighted loss."""
-        with self.accelerator.accumulate(self.model):
-            losses = {t: self.model.loss(t, self.model(t, b), b) for t, b in batches.items()}
-            if not self._finite(losses):
-                self.scheduler.step()  # keep the schedule aligned with the step count
-                return {task: loss.item() for task, loss in losses.items()}
-            weighting = self.accelerator.unwrap_model(self.model).weighting
-            self.accelerator.backward(weighting(losses))
+        tokens = sum(int(b["attention_mask"].sum()) for b in batches.values())
+        with self.accelerator.accumulate(self.objective):
+            scales = self._loss_scales(batches)
+            total, losses = self.objective(batches, scales)
+            values = {task: loss.item() for task, loss in losses.items()}
+            values, tokens = self._agree(values, scales, tokens)
+            nonfinite = not math.isfinite(sum(values.values()))
+            self.state.train_tokens += tokens
+            if nonfinite and self.cfg.trainer.nan_policy is NanPolicy.STOP:
+                self._nonfinite(values)
+            # Backward even for a step that is skipped: under DDP every process has to join
+            # the gradient all-reduce; the poisoned gradients are zeroed right after.
+            self.accelerator.backward(total)
+            if nonfinite:
+                self._nonfinite(values)
+                return values
             if self.accelerator.sync_gradients and self.cfg.trainer.max_grad_norm:
                 self.accelerator.clip_grad_norm_(
-                    self.model.parameters(), self.cfg.trainer.max_grad_norm
+                    self.objective.parameters(), self.cfg.trainer.max_grad_norm
                 )
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad()
-        return {task: loss.item() for task, loss in losses.items()}
+        return values
 
     def fit(self) -> TrainState:
         """Train until ``total_steps`` or early stopping; evaluate on dev on the cadence.
@@ -214,13 +283,16 @@ class Trainer:
     def _fit(self) -> TrainState:
         tc, st = self.cfg.trainer, self.state
         bar = tqdm(
-            total=self.total_steps, initial=st.step, desc="train", dynamic_ncols=True, disable=None
+            total=self.total_steps,
+            initial=st.step,
+            desc="train",
+            dynamic_ncols=True,
+            disable=None if self.main else True,
         )
         running: dict[str, list[float]] = {}
         start = time.perf_counter()
         for batches in self._batches():
             losses = self.train_step(batches)
-            st.train_tokens += sum(int(b["attention_mask"].sum()) for b in batches.values())
             for task, loss in losses.items():
                 running.setdefault(task, []).append(loss)
             if not self.accelerator.sync_gradients:
@@ -239,14 +311,16 @@ class Trainer:
                 start = time.perf_counter()
                 if stop:
                     break
-            if self._signal is not None or (tc.save_every and st.step % tc.save_every == 0):
+            stop = self._stop_requested()
+            if stop or (tc.save_every and st.step % tc.save_every == 0):
                 st.train_seconds += time.perf_counter() - start
                 self.save_state()
                 start = time.perf_counter()
-            if self._signal is not None:
+            if stop:
                 bar.close()
+                name = signal.Signals(self._signal).name if self._signal else "a signal"
                 raise TrainingInterrupted(
-                    f"interrupted by {signal.Signals(self._signal).name} at step {st.step}; "
+                    f"interrupted by {name} at step {st.step}; "
                     f"state saved. Resume with: mtfsl-train resume={self.run_dir}"
                 )
         st.train_seconds += time.perf_counter() - start
@@ -258,7 +332,7 @@ class Trainer:
     def _log_step(self, running: dict[str, list[float]], tokens_per_second: float) -> None:
         st = self.state
         losses = " ".join(f"{t} {sum(v) / len(v):.4f}" for t, v in sorted(running.items()))
-        weights = self.accelerator.unwrap_model(self.model).weighting.weights()
+        weights = self.net.weighting.weights()
         st.weight_history.append({"step": st.step, **weights})
         log.info(
             "step %d/%d epoch %d loss %s | weights %s | lr %.2e %.0f tokens/s",
@@ -270,7 +344,8 @@ class Trainer:
             self.scheduler.get_last_lr()[0],
             tokens_per_second,
         )
-        write_json(self.run_dir / "loss_weights.json", {"history": st.weight_history})
+        if self.main:
+            write_json(self.run_dir / "loss_weights.json", {"history": st.weight_history})
 
     def _eval_due(self) -> bool:
         every = self.cfg.trainer.eval_every_steps or self.steps_per_epoch
@@ -284,7 +359,7 @@ class Trainer:
             if split not in task.evals:
                 continue
             scores, pred = evaluate_split(
-                self.model,
+                self.net,
                 name,
                 task.labels,
                 task.evals[split],
@@ -295,7 +370,7 @@ class Trainer:
                 self.cfg.metrics.mode,
             )
             results.update({f"{split}/{name}/{k}": v for k, v in scores.items()})
-            if write:
+            if write and self.main:
                 write_split_outputs(
                     self.run_dir,
                     split,
@@ -306,7 +381,7 @@ class Trainer:
                     pred,
                     self.cfg.metrics.mode,
                 )
-        self.model.train()
+        self.objective.train()
         return results
 
     def selection_score(self, results: dict[str, float]) -> float | None:
@@ -351,9 +426,8 @@ class Trainer:
     def _save_best(self, score: float | None) -> None:
         labels = {name: task.labels for name, task in self.tasks.items()}
         state = {"step": self.state.step, "epoch": self.state.epoch + 1, "dev_score": score}
-        save_checkpoint(
-            self.best_dir, self.accelerator.unwrap_model(self.model), self.tokenizer, labels, state
-        )
+        if self.main:
+            save_checkpoint(self.best_dir, self.net, self.tokenizer, labels, state)
 
     # -- resumable state ------------------------------------------------------------------
     def save_state(self) -> Path:
@@ -379,4 +453,5 @@ class Trainer:
         log.info("resumed from %s at step %d", folder, self.state.step)
 
     def restore_best(self) -> dict[str, object]:
-        return load_weights(self.best_dir, self.accelerator.unwrap_model(self.model))
+        self.accelerator.wait_for_everyone()  # the main process wrote it
+        return load_weights(self.best_dir, self.net)

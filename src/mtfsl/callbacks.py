@@ -1,0 +1,41 @@
+"""Hydra callbacks: checks that have to run before Hydra creates the output folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written, or None when it can."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def _check(key: str, folder: str) -> None:
+    reason = unwritable_reason(Path(folder))
+    if reason:
+        print(f"mtfsl-train: error: {key}={folder}: cannot write there: {reason}", file=sys.stderr)
+        sys.exit(2)
+
+
+class OutputDirCheck(Callback):
+    """A one-line error for an output folder that cannot be written (Hydra would otherwise
+    fail with a traceback while creating it)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _check("hydra.sweep.dir", config.hydra.sweep.dir)

@@ -1,0 +1,124 @@
+"""Data parallelism: sharded batches, and 2-process gloo runs equal to one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from mtfsl.data.batching import LengthGroupedBatchSampler
+from mtfsl.errors import ConfigError
+from mtfsl.training.distributed import check_shared_run_dir
+from tests.test_train_e2e import CLI, MIX, TOY, non_timing, train_cli
+
+
+def shards(lengths: list[int], batch: int, replicas: int, epoch: int) -> list[list[list[int]]]:
+    out = []
+    for rank in range(replicas):
+        sampler = LengthGroupedBatchSampler(
+            lengths, batch, seed=5, pool_batches=2, num_replicas=replicas, rank=rank
+        )
+        sampler.set_epoch(epoch)
+        out.append(list(sampler))
+    return out
+
+
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_ranks_split_the_single_process_batches(epoch: int) -> None:
+    lengths = [3, 9, 4, 8, 1, 7, 2, 6, 5, 10, 11, 12, 13, 14, 15]  # batches of 6, 6, 3
+    single = LengthGroupedBatchSampler(lengths, 6, seed=5, pool_batches=2)
+    single.set_epoch(epoch)
+    expected = list(single)
+    rank0, rank1, rank2 = shards(lengths, 2, 3, epoch)
+    assert len(rank0) == len(rank1) == len(rank2) == len(expected) == 3
+    for whole, a, b, c in zip(expected, rank0, rank1, rank2, strict=True):
+        assert sorted(a + b + c) == sorted(whole)
+        assert (a, b, c) == (whole[0::3], whole[1::3], whole[2::3])
+
+
+def test_a_too_small_last_batch_is_filled_from_the_start_of_the_pass() -> None:
+    lengths = [5] * 7  # global batches of 3: 3, 3, 1 -> the last one needs 2 fillers
+    rank0, rank1, rank2 = shards(lengths, 1, 3, epoch=0)
+    order = np.random.default_rng([5, 0]).permutation(7)
+    sizes = [len(a) + len(b) + len(c) for a, b, c in zip(rank0, rank1, rank2, strict=True)]
+    assert sizes == [3, 3, 3]
+    seen = [i for batches in (rank0, rank1, rank2) for batch in batches for i in batch]
+    assert sorted(seen) == sorted([*range(7), *order[:2].tolist()])
+
+
+def test_a_multi_process_run_must_name_its_run_folder(monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match=r"^hydra\.run\.dir: a run with 2 processes needs"):
+        check_shared_run_dir(["hydra.job.name=x"])
+    check_shared_run_dir(["hydra.run.dir=outputs/ddp"])
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    check_shared_run_dir([])
+
+
+def torchrun(args: list[str], cwd: Path) -> None:
+    env = {**os.environ, "MTFSL_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1"}
+    env.pop("MTFSL_DATA_ROOT", None)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd = [*launcher, "--nproc_per_node", "2", CLI, *args]
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+# No dropout anywhere, so one process and two see the same function; long windows, so each
+# sentence is one row and no rank needs filler rows.
+EXACT = ["model.dropout=0", "model.encoder_dropout=0", "model.max_length=512", "trainer.lr=3e-3"]
+
+
+def compare(tmp_path: Path, args: list[str], global_batch: int) -> tuple[dict, dict]:
+    one, two = tmp_path / "one", tmp_path / "two"
+    train_cli([*args, f"trainer.batch_size={global_batch}", f"hydra.run.dir={one}"], tmp_path)
+    torchrun([*args, f"trainer.batch_size={global_batch // 2}", f"hydra.run.dir={two}"], tmp_path)
+    weights = Path("checkpoints/best/model.safetensors")
+    a, b = load_file(str(one / weights)), load_file(str(two / weights))
+    assert a.keys() == b.keys()
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-5
+    m1, m2 = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert (m1.pop("train/processes"), m2.pop("train/processes")) == (1, 2)
+    assert json.loads((two / "status.json").read_text())["status"] == "finished"
+    return non_timing(m1), non_timing(m2)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gloo launcher test")
+def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
+    args = [*TOY, *EXACT, "trainer.max_steps=8", "trainer.eval_every_steps=4"]
+    single, ddp = compare(tmp_path, [*args, "trainer.save_every=4"], global_batch=4)
+    assert ddp == pytest.approx(single, abs=1e-6)
+    assert ddp["train/tokens"] == single["train/tokens"]  # counted over both processes
+    states = sorted(p.name for p in (tmp_path / "two" / "checkpoints").glob("state-*"))
+    assert states == ["state-4", "state-8"]
+    rng = sorted(p.name for p in (tmp_path / "two/checkpoints/state-8").glob("random_states_*"))
+    assert rng == ["random_states_0.pkl", "random_states_1.pkl"]
+    log = (tmp_path / "two" / "train.log").read_text()
+    assert log.count("step 8/8 ") == 1  # one process logs
+
+
+def test_two_processes_multi_task_crf_and_learned_weights(tmp_path: Path) -> None:
+    args = [
+        *TOY,
+        *MIX,
+        *EXACT,
+        "task.conll.crf=true",
+        "loss_weights=uncertainty",
+        "loss_weights.lr=0.05",
+        "trainer.max_steps=9",
+        "trainer.eval_every_steps=9",
+    ]
+    single, ddp = compare(tmp_path, args, global_batch=6)
+    assert ddp == pytest.approx(single, abs=1e-6)
+    w1, w2 = (
+        json.loads((tmp_path / d / "loss_weights.json").read_text())["history"]
+        for d in ("one", "two")
+    )
+    assert w2[-1] == pytest.approx(w1[-1], rel=1e-5)
+    assert len({w2[-1][t] for t in ("conll", "conll_pos", "banking77")}) == 3
