@@ -93,7 +93,36 @@ class MetricMode(Enum):
 class KShotSampler(Enum):
     """How a K-shot training subset is drawn."""
 
+    AUTO = "auto"  # GREEDY for entity tasks, PER_CLASS for classification tasks
     GREEDY = "greedy"  # Yang & Katiyar 2020: at least K mentions of every entity type
+    EXACT = "exact"  # EntLM 2022: take a sentence only if no type goes over K mentions
+    SENTENCES_PER_TYPE = "sentences_per_type"  # Huang et al. 2020: K sentences per type
+    PER_CLASS = "per_class"  # LM-BFF / SetFit: K examples of every class
+    SPLIT_FILE = "split_file"  # a published split (few_shot.files, few_shot.split)
+
+
+class Shortfall(Enum):
+    """What happens when a type or class cannot supply K."""
+
+    ERROR = "error"  # stop with a config error naming the type and its supply
+    CAP = "cap"  # take what there is and log (and record) the shortfall
+
+
+class FewShotDev(Enum):
+    """Which dev set a few-shot run selects its checkpoint on."""
+
+    FULL = "full"  # the task's own dev split
+    K_SHOT = "k_shot"  # LM-BFF: a second draw of the same size, disjoint from the training set
+    NONE = "none"  # no dev set: train the fixed budget and keep the last model
+
+
+class FinetuneMode(Enum):
+    """Which parameters of the encoder train (task heads and loss weights always do)."""
+
+    FULL = "full"  # all of them
+    LORA = "lora"  # low-rank adapters (peft); the encoder's own weights are frozen
+    HEAD_ONLY = "head_only"  # none: a frozen encoder
+    BITFIT = "bitfit"  # bias terms only (Ben Zaken et al. 2022)
 
 
 class NanPolicy(Enum):
@@ -196,8 +225,32 @@ class DataConfig:
 @dataclass
 class FewShotConfig:
     k: int | None = None  # null = full training data
-    sampler: KShotSampler = KShotSampler.GREEDY
+    sampler: KShotSampler = KShotSampler.AUTO
     seed: int | None = None  # null = the run's seed
+    shortfall: Shortfall = Shortfall.ERROR
+    dev: FewShotDev = FewShotDev.FULL
+    # SPLIT_FILE: path (relative to data.root) of the split without suffix; {k} and {split}
+    # are filled in. Sentences one per line, tokens split on spaces, tags line by line.
+    files: str | None = None
+    split: int | None = None
+    suffixes: list[str] = field(default_factory=lambda: [".words", ".ner"])
+    # Token escapes of the split files, undone on reading (Huang et al. escape parentheses).
+    unescape: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.1
+    # Module names (or name suffixes) that get adapters: BERT's attention projections.
+    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value"])
+
+
+@dataclass
+class FinetuneConfig:
+    mode: FinetuneMode = FinetuneMode.FULL
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass
@@ -279,6 +332,7 @@ class TrainConfig:
     loss_weights: LossWeightsConfig = field(default_factory=LossWeightsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     few_shot: FewShotConfig = field(default_factory=FewShotConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -305,6 +359,12 @@ def validate(cfg: TrainConfig) -> None:
     """
     t, m = cfg.trainer, cfg.model
     _check(cfg.few_shot.k is None or cfg.few_shot.k >= 1, "few_shot.k", cfg.few_shot.k, ">= 1")
+    _validate_few_shot(cfg)
+    lora = cfg.finetune.lora
+    _check(lora.r >= 1, "finetune.lora.r", lora.r, ">= 1")
+    _check(lora.alpha > 0, "finetune.lora.alpha", lora.alpha, "> 0")
+    _check(0 <= lora.dropout < 1, "finetune.lora.dropout", lora.dropout, "in [0, 1)")
+    _check(bool(lora.target_modules), "finetune.lora.target_modules", [], "a module name")
     _check(t.lr > 0, "trainer.lr", t.lr, "> 0")
     _check(t.head_lr is None or t.head_lr > 0, "trainer.head_lr", t.head_lr, "> 0")
     _check(t.epochs >= 1, "trainer.epochs", t.epochs, ">= 1")
@@ -357,6 +417,23 @@ def validate(cfg: TrainConfig) -> None:
     )
     _check(cfg.hardware.num_workers >= 0, "hardware.num_workers", cfg.hardware.num_workers, ">= 0")
     _validate_tasks(cfg)
+
+
+def _validate_few_shot(cfg: TrainConfig) -> None:
+    fs = cfg.few_shot
+    if fs.k is None:
+        return
+    if fs.sampler is KShotSampler.SPLIT_FILE:
+        _check(fs.files is not None, "few_shot.files", None, "a split path for SPLIT_FILE")
+        _check(fs.split is not None, "few_shot.split", None, "a split number for SPLIT_FILE")
+        _check(len(cfg.task) == 1, "task", sorted(cfg.task), "one task for a SPLIT_FILE split")
+        _check(
+            fs.dev is not FewShotDev.K_SHOT,
+            "few_shot.dev",
+            fs.dev.name,
+            "FULL or NONE with SPLIT_FILE (a published split has no K-shot dev set)",
+        )
+        _check(len(fs.suffixes) == 2, "few_shot.suffixes", fs.suffixes, "[words, tags]")
 
 
 def _validate_tasks(cfg: TrainConfig) -> None:

@@ -16,12 +16,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mtfsl import __version__
 from mtfsl.config import TrainConfig, register_configs, validate
+from mtfsl.data.fewshot import apply_few_shot
 from mtfsl.data.prepare import prepare_task
-from mtfsl.data.splits import load_task
+from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.losses import build_weighting
 from mtfsl.model.encoder import build_encoder
+from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.distributed import (
     check_shared_run_dir,
@@ -65,6 +67,18 @@ def _log_to(run_dir: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
+    """Every task's splits, in their few-shot version when ``few_shot.k`` is set; the
+    few-shot record (which examples, how many per type) goes to ``run_dir/few_shot/``."""
+    out = {}
+    for name, task in cfg.task.items():
+        full = load_task(name, task, cfg.data)
+        out[name], record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, data_root(cfg.data))
+        if record is not None and run_dir is not None:
+            write_json(run_dir / "few_shot" / f"{name}.json", record)
+    return out
+
+
 def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate; write metrics.json, reports, predictions and the best checkpoint.
 
@@ -77,12 +91,12 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    data = {name: load_task(name, task, cfg.data) for name, task in cfg.task.items()}
+    data = load_data(cfg, run_dir if main else None)
     set_seed(cfg.seed)
     encoder, tokenizer = build_encoder(cfg.model)
     # The main process fills the tokenisation cache; the others then read it.
     with accelerator.main_process_first():
-        tasks = {name: prepare_task(d, cfg, tokenizer, run_dir, main) for name, d in data.items()}
+        tasks = {name: prepare_task(d, cfg, tokenizer) for name, d in data.items()}
     for task in tasks.values():
         log.info(
             "task %s: %d labels, %d train examples -> %d rows",
@@ -97,6 +111,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         cfg.model.dropout,
         build_weighting(cfg.loss_weights, list(tasks)),
     )
+    trainable, total = apply_finetune(model, cfg.finetune)
     if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks
         set_seed(cfg.seed, device_specific=True)
     trainer = Trainer(cfg, model, tokenizer, tasks, run_dir, accelerator)
@@ -121,6 +136,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     )
     metrics.update({f"train/{n}/examples": len(t.train_split) for n, t in tasks.items()})
     metrics["train/processes"] = accelerator.num_processes
+    metrics["train/trainable_parameters"], metrics["train/parameters"] = trainable, total
     if main:
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "dev_history.json", {"history": state.history})

@@ -1,17 +1,30 @@
-"""Seeded K-shot sampling of training sentences per entity type."""
+"""Seeded K-shot samplers: which training examples a few-shot run may see.
+
+Every sampler takes the training targets, K, a random generator and a shortfall handler, and
+returns indices into the training split. The handler decides (``few_shot.shortfall``) whether
+a type or class that cannot supply K is an error or a logged cap; a sampler never silently
+returns less.
+"""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mtfsl.config import FewShotConfig, KShotSampler
+from mtfsl.config import KShotSampler, MetricKind
 from mtfsl.data.labels import split_tag
 from mtfsl.errors import ConfigError
+
+# (what is short, e.g. "mentions of type PER", how many there are, K)
+Short = Callable[[str, int, int], None]
+Rng = np.random.Generator | int
+
+
+def raise_short(what: str, available: int, k: int) -> None:
+    raise ConfigError(f"few_shot.k={k}: the training split has only {available} {what}")
 
 
 def mention_counts(tags: Sequence[str]) -> Counter[str]:
@@ -19,32 +32,30 @@ def mention_counts(tags: Sequence[str]) -> Counter[str]:
     return Counter(split_tag(t)[1] for t in tags if t.startswith("B-"))
 
 
-def greedy_at_least_k(tags: Sequence[Sequence[str]], k: int, seed: int) -> list[int]:
+def _totals(per_sentence: Sequence[Counter[str]]) -> Counter[str]:
+    totals: Counter[str] = Counter()
+    for counts in per_sentence:
+        totals.update(counts)
+    return totals
+
+
+def greedy_at_least_k(
+    tags: Sequence[Sequence[str]], k: int, rng: Rng, short: Short = raise_short
+) -> list[int]:
     """Yang & Katiyar (2020), Algorithm 1: every type gets at least ``k`` mentions.
 
     Types are visited from rarest to most frequent; for each, random sentences containing it
     are added (without replacement) until its mention count reaches ``k``. Mentions of other
-    types in a chosen sentence count for those types too.
-
-    Returns:
-        Sorted indices of the chosen sentences.
-
-    Raises:
-        ConfigError: when a type has fewer than ``k`` mentions in the whole training split.
+    types in a chosen sentence count for those types too. Returns sorted indices.
     """
+    rng = np.random.default_rng(rng)
     per_sentence = [mention_counts(t) for t in tags]
-    totals: Counter[str] = Counter()
-    for counts in per_sentence:
-        totals.update(counts)
-    rng = np.random.default_rng(seed)
+    totals = _totals(per_sentence)
     chosen: set[int] = set()
     have: Counter[str] = Counter()
     for kind in sorted(totals, key=lambda t: (totals[t], t)):
         if totals[kind] < k:
-            raise ConfigError(
-                f"few_shot.k={k}: the training split has only {totals[kind]} mentions of "
-                f"type {kind}"
-            )
+            short(f"mentions of type {kind}", totals[kind], k)
         candidates = [i for i, c in enumerate(per_sentence) if c[kind] and i not in chosen]
         for i in rng.permutation(candidates).tolist() if candidates else []:
             if have[kind] >= k:
@@ -54,37 +65,91 @@ def greedy_at_least_k(tags: Sequence[Sequence[str]], k: int, seed: int) -> list[
     return sorted(chosen)
 
 
-_SAMPLERS: dict[KShotSampler, Callable[[Sequence[Sequence[str]], int, int], list[int]]] = {
-    KShotSampler.GREEDY: greedy_at_least_k,
+def exact_k(
+    tags: Sequence[Sequence[str]], k: int, rng: Rng, short: Short = raise_short
+) -> list[int]:
+    """EntLM (Ma et al. 2022): visit sentences with entities in random order and take one
+    only if no type would go over ``k`` mentions; stop when every type has ``k``.
+    Returns sorted indices; every type ends with at most ``k`` mentions."""
+    rng = np.random.default_rng(rng)
+    per_sentence = [mention_counts(t) for t in tags]
+    types = sorted(_totals(per_sentence))
+    have: Counter[str] = Counter()
+    chosen = []
+    for i in rng.permutation(len(tags)).tolist():
+        counts = per_sentence[i]
+        if not counts or any(have[t] + n > k for t, n in counts.items()):
+            continue
+        chosen.append(i)
+        have.update(counts)
+        if all(have[t] >= k for t in types):
+            break
+    for kind in types:
+        if have[kind] < k:
+            short(
+                f"mentions of type {kind} that fit without another type going over K", have[kind], k
+            )
+    return sorted(chosen)
+
+
+def sentences_per_type(
+    tags: Sequence[Sequence[str]], k: int, rng: Rng, short: Short = raise_short
+) -> list[int]:
+    """Huang et al. (2020): for every type (alphabetically), ``k`` random sentences that
+    contain it. A sentence drawn for two types appears twice, as in the published splits, so
+    the result has exactly ``k`` x types indices (in draw order)."""
+    rng = np.random.default_rng(rng)
+    per_sentence = [mention_counts(t) for t in tags]
+    chosen: list[int] = []
+    for kind in sorted(_totals(per_sentence)):
+        candidates = [i for i, c in enumerate(per_sentence) if c[kind]]
+        if len(candidates) < k:
+            short(f"sentences with type {kind}", len(candidates), k)
+        take = min(k, len(candidates))
+        chosen.extend(rng.choice(candidates, size=take, replace=False).tolist())
+    return chosen
+
+
+def per_class(labels: Sequence[str], k: int, rng: Rng, short: Short = raise_short) -> list[int]:
+    """LM-BFF / SetFit: ``k`` random examples of every class present. Returns sorted indices."""
+    rng = np.random.default_rng(rng)
+    by_class: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    chosen: list[int] = []
+    for label in sorted(by_class):
+        members = by_class[label]
+        if len(members) < k:
+            short(f"examples of class {label!r}", len(members), k)
+        chosen.extend(rng.permutation(members)[:k].tolist())
+    return sorted(chosen)
+
+
+Sampler = Callable[[Sequence[Any], int, Rng, Short], list[int]]
+SAMPLERS: dict[KShotSampler, tuple[Sampler, MetricKind]] = {
+    KShotSampler.GREEDY: (greedy_at_least_k, MetricKind.ENTITY),
+    KShotSampler.EXACT: (exact_k, MetricKind.ENTITY),
+    KShotSampler.SENTENCES_PER_TYPE: (sentences_per_type, MetricKind.ENTITY),
+    KShotSampler.PER_CLASS: (per_class, MetricKind.CLASSIFICATION),
+}
+AUTO_SAMPLER = {
+    MetricKind.ENTITY: KShotSampler.GREEDY,
+    MetricKind.CLASSIFICATION: KShotSampler.PER_CLASS,
 }
 
 
-def sample_k_shot(tags: Sequence[Sequence[str]], cfg: FewShotConfig, run_seed: int) -> list[int]:
-    """Indices of the K-shot training subset chosen by the configured sampler."""
-    assert cfg.k is not None
-    seed = run_seed if cfg.seed is None else cfg.seed
-    return _SAMPLERS[cfg.sampler](tags, cfg.k, seed)
-
-
-def save_ids(
-    path: Path,
-    ids: list[int],
-    lines: Sequence[int],
-    cfg: FewShotConfig,
-    seed: int,
-    source: Path,
-    counts: dict[str, int],
-) -> None:
-    """Record the chosen sentences (index and line in the training file) in the run folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "sampler": cfg.sampler.value,
-        "k": cfg.k,
-        "seed": seed,
-        "train_file": str(source),
-        "num_sentences": len(ids),
-        "mentions_per_type": counts,
-        "sentence_ids": ids,
-        "lines": [lines[i] for i in ids],
-    }
-    path.write_text(json.dumps(record, indent=1) + "\n")
+def resolve_sampler(sampler: KShotSampler, metric: MetricKind, task: str) -> KShotSampler:
+    """The concrete sampler for a task; a clear error when it does not fit the task."""
+    if sampler is KShotSampler.AUTO:
+        if metric not in AUTO_SAMPLER:
+            raise ConfigError(
+                f"few_shot.k: task '{task}' (metric {metric.name}) has no K-shot sampler; "
+                f"samplers exist for {[m.name for m in AUTO_SAMPLER]} tasks"
+            )
+        return AUTO_SAMPLER[metric]
+    if sampler in SAMPLERS and SAMPLERS[sampler][1] is not metric:
+        raise ConfigError(
+            f"few_shot.sampler={sampler.name}: needs a {SAMPLERS[sampler][1].name} task, but "
+            f"task '{task}' has metric {metric.name}"
+        )
+    return sampler

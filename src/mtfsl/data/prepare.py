@@ -1,19 +1,16 @@
-"""Turn a task's loaded splits into model features: label ids, K-shot subset, windows."""
+"""Turn a task's loaded splits into model features: label ids and windows."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import MetricKind, TaskConfig, TrainConfig
+from mtfsl.config import TaskConfig, TrainConfig
 from mtfsl.data.features import featurize
-from mtfsl.data.kshot import mention_counts, sample_k_shot, save_ids
 from mtfsl.data.splits import Split, TaskData
-from mtfsl.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,57 +33,12 @@ class PreparedTask:
     evals: dict[str, EvalSet]
 
 
-def _few_shot(data: TaskData, cfg: TrainConfig, run_dir: Path | None) -> Split:
-    train = data.splits["train"]
-    if cfg.few_shot.k is None:
-        return train
-    if cfg.task[data.name].metric is not MetricKind.ENTITY:
-        raise ConfigError(
-            f"few_shot.k={cfg.few_shot.k}: sampler {cfg.few_shot.sampler.name} needs an "
-            f"entity-tagged task, but task '{data.name}' has metric "
-            f"{cfg.task[data.name].metric.name}"
-        )
-    ids = sample_k_shot(train.targets, cfg.few_shot, cfg.seed)
-    subset = train.subset(ids)
-    counts: dict[str, int] = {}
-    for tags in subset.targets:
-        for kind, n in mention_counts(tags).items():
-            counts[kind] = counts.get(kind, 0) + n
-    seed = cfg.seed if cfg.few_shot.seed is None else cfg.few_shot.seed
-    if run_dir is not None:
-        save_ids(
-            run_dir / "few_shot" / f"{data.name}_train_ids.json",
-            ids,
-            train.lines,
-            cfg.few_shot,
-            seed,
-            train.path,
-            dict(sorted(counts.items())),
-        )
-    log.info(
-        "few-shot k=%d (%s): %d of %d training sentences; mentions per type %s",
-        cfg.few_shot.k,
-        cfg.few_shot.sampler.value,
-        len(ids),
-        len(train),
-        counts,
-    )
-    return subset
-
-
 def prepare_task(
-    data: TaskData,
-    cfg: TrainConfig,
-    tokenizer: PreTrainedTokenizerBase,
-    run_dir: Path,
-    write: bool = True,
+    data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase
 ) -> PreparedTask:
-    """Sample the K-shot subset (if asked) and featurise every split (cached).
-
-    ``write``: save the K-shot ids into ``run_dir`` (only the main process does).
-    """
+    """Featurise every split (cached by content and tokenizer)."""
     label_id = {label: i for i, label in enumerate(data.labels)}
-    train_split = _few_shot(data, cfg, run_dir if write else None)
+    train_split = data.splits["train"]
 
     def features(split: Split) -> datasets.Dataset:
         ids = [

@@ -155,3 +155,46 @@ def read_csv(path: str | Path, text_field: str, label_field: str) -> list[Record
     if not records:
         raise DataError(f"{path}: no rows found below the header")
     return records
+
+
+@dataclass(frozen=True)
+class TaggedLine:
+    """One sentence of a line-aligned pair of files (words / tags), e.g. a few-shot split."""
+
+    words: list[str]
+    tags: list[str]
+    line: int
+
+
+def read_line_pairs(
+    words_path: str | Path, tags_path: str | Path, unescape: dict[str, str] | None = None
+) -> list[TaggedLine]:
+    """Read a sentence per line from ``words_path`` and its tags from the same line of
+    ``tags_path`` (both space-separated). ``unescape`` maps escaped tokens back
+    (e.g. ``-LPR-`` to ``(``); tags are returned as written.
+
+    Raises:
+        DataError: unequal line counts, or a line whose word and tag counts differ, or an
+            empty line (file:line).
+    """
+    words_path, tags_path = Path(words_path), Path(tags_path)
+    word_lines = _decode(words_path).splitlines()
+    tag_lines = _decode(tags_path).splitlines()
+    if len(word_lines) != len(tag_lines):
+        raise DataError(
+            f"{tags_path}: {len(tag_lines)} lines, but {words_path} has {len(word_lines)}; "
+            "the files must be line-aligned"
+        )
+    unescape = unescape or {}
+    out = []
+    for number, (wline, tline) in enumerate(zip(word_lines, tag_lines, strict=True), start=1):
+        words, tags = wline.split(), tline.split()
+        if not words:
+            raise DataError(f"{words_path}:{number}: empty line (expected one sentence per line)")
+        if len(words) != len(tags):
+            raise DataError(
+                f"{tags_path}:{number}: {len(tags)} tags for the {len(words)} words of "
+                f"{words_path}:{number}"
+            )
+        out.append(TaggedLine([unescape.get(w, w) for w in words], tags, number))
+    return out

@@ -122,7 +122,7 @@ def _label_set(task: TaskConfig, train: Split, root: Path) -> list[str]:
     return sorted({label for label, _ in train.labelled()})
 
 
-def _check_known(split: Split, labels: list[str]) -> None:
+def check_known(split: Split, labels: list[str]) -> None:
     known = set(labels)
     for label, line in split.labelled():
         if label not in known:
@@ -167,5 +167,5 @@ def load_task(name: str, task: TaskConfig, data: DataConfig) -> TaskData:
         )
     labels = _label_set(task, splits["train"], root)
     for split in splits.values():
-        _check_known(split, labels)
+        check_known(split, labels)
     return TaskData(name, labels, splits)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
-from safetensors.torch import load_model, save_model
+from safetensors import safe_open
+from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.errors import MtfslError
@@ -23,12 +24,22 @@ def save_checkpoint(
     tokenizer: PreTrainedTokenizerBase,
     labels: dict[str, list[str]],
     state: dict[str, object],
+    trainable_only: bool = False,
 ) -> None:
-    """Write into a temporary folder, then swap it in, so ``folder`` is always complete."""
+    """Write into a temporary folder, then swap it in, so ``folder`` is always complete.
+
+    ``trainable_only`` (LoRA, BitFit, head-only runs) saves just the parameters that train:
+    the rest is the pretrained encoder, which loading starts from.
+    """
     tmp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
+    if trainable_only:
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        tensors = {n: t.contiguous() for n, t in model.state_dict().items() if n in names}
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"partial": "true"})
+    else:
+        save_model(model, str(tmp / "model.safetensors"))
     model.encoder.config.save_pretrained(tmp / "encoder")
     tokenizer.save_pretrained(tmp / "tokenizer")
     (tmp / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
@@ -41,8 +52,21 @@ def save_checkpoint(
 
 
 def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:
-    """Load the checkpoint's weights into ``model``; return its trainer state."""
-    load_model(model, str(folder / "model.safetensors"))
+    """Load the checkpoint's weights into ``model``; return its trainer state.
+
+    A partial checkpoint (trainable parameters only) loads over the model as built, which
+    must already hold the pretrained encoder (and adapters, for LoRA)."""
+    path = folder / "model.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        partial = (f.metadata() or {}).get("partial") == "true"
+    if partial:
+        missing_in_model = model.load_state_dict(load_file(str(path)), strict=False).unexpected_keys
+        if missing_in_model:
+            raise MtfslError(
+                f"{path}: weights for parameters the model lacks: {missing_in_model[:5]}"
+            )
+    else:
+        load_model(model, str(path))
     return json.loads((folder / "trainer_state.json").read_text())
 
 

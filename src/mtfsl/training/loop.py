@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from mtfsl.config import (
     PRIMARY_METRIC,
     Device,
+    FinetuneMode,
     HardwareConfig,
     NanPolicy,
     Precision,
@@ -427,7 +428,8 @@ class Trainer:
         labels = {name: task.labels for name, task in self.tasks.items()}
         state = {"step": self.state.step, "epoch": self.state.epoch + 1, "dev_score": score}
         if self.main:
-            save_checkpoint(self.best_dir, self.net, self.tokenizer, labels, state)
+            partial = self.cfg.finetune.mode is not FinetuneMode.FULL
+            save_checkpoint(self.best_dir, self.net, self.tokenizer, labels, state, partial)
 
     # -- resumable state ------------------------------------------------------------------
     def save_state(self) -> Path:

@@ -1,0 +1,121 @@
+"""Turn a task's full data into its few-shot version: drawn or published training split,
+the dev set the protocol asks for, and a record of exactly which examples were used."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtfsl.config import FewShotConfig, FewShotDev, KShotSampler, Shortfall, TaskConfig
+from mtfsl.data.kshot import SAMPLERS, Short, mention_counts, raise_short, resolve_sampler
+from mtfsl.data.labels import TagError, check_tags, to_iob2
+from mtfsl.data.readers import read_line_pairs
+from mtfsl.data.splits import Split, TaskData, check_known
+from mtfsl.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def _short_handler(policy: Shortfall, notes: list[str], part: str) -> Short:
+    def short(what: str, available: int, k: int) -> None:
+        if policy is Shortfall.ERROR:
+            raise_short(what, available, k)
+        note = f"{part}: only {available} {what} (K={k}); capped"
+        log.warning("few-shot %s", note)
+        notes.append(note)
+
+    return short
+
+
+def split_file_paths(fs: FewShotConfig, root: Path) -> tuple[Path, Path]:
+    assert fs.files is not None
+    stem = fs.files.format(k=fs.k, split=fs.split)
+    words, tags = (root / f"{stem}{suffix}" for suffix in fs.suffixes)
+    for path in (words, tags):
+        if not path.is_file():
+            raise DataError(
+                f"{path}: few-shot split file not found (few_shot.files={fs.files}, "
+                f"few_shot.k={fs.k}, few_shot.split={fs.split}, data.root={root})"
+            )
+    return words, tags
+
+
+def load_split_file(fs: FewShotConfig, task: TaskConfig, labels: list[str], root: Path) -> Split:
+    """A published K-shot training split (e.g. Huang et al. 2020), escapes undone."""
+    words_path, tags_path = split_file_paths(fs, root)
+    rows = read_line_pairs(words_path, tags_path, fs.unescape)
+    for row in rows:
+        try:
+            check_tags(row.tags)
+        except TagError as err:
+            raise DataError(f"{tags_path}:{row.line}: word {err.position + 1}: {err}") from None
+    lines = [r.line for r in rows]
+    tags = to_iob2([r.tags for r in rows], task.label_scheme, str(tags_path), lines)
+    split = Split(words_path, [r.words for r in rows], tags, lines)
+    check_known(split, labels)
+    return split
+
+
+def _counts(split: Split) -> dict[str, int]:
+    """Mentions per type (token tasks) or examples per class."""
+    counts: Counter[str] = Counter()
+    for target in split.targets:
+        counts.update(mention_counts(target) if isinstance(target, list) else [target])
+    return dict(sorted(counts.items()))
+
+
+def apply_few_shot(
+    data: TaskData, task: TaskConfig, fs: FewShotConfig, run_seed: int, root: Path
+) -> tuple[TaskData, dict[str, Any] | None]:
+    """The few-shot version of ``data`` and a JSON-able record of it (None without K)."""
+    if fs.k is None:
+        return data, None
+    sampler = resolve_sampler(fs.sampler, task.metric, data.name)
+    seed = run_seed if fs.seed is None else fs.seed
+    rng = np.random.default_rng(seed)
+    notes: list[str] = []
+    full = data.splits["train"]
+    splits = dict(data.splits)
+    record: dict[str, Any] = {"sampler": sampler.value, "k": fs.k, "seed": seed}
+    if sampler is KShotSampler.SPLIT_FILE:
+        splits["train"] = load_split_file(fs, task, data.labels, root)
+        record.update(split=fs.split, train_file=str(splits["train"].path))
+        record["lines"] = splits["train"].lines
+    else:
+        draw = SAMPLERS[sampler][0]
+        ids = draw(full.targets, fs.k, rng, _short_handler(fs.shortfall, notes, "train"))
+        splits["train"] = full.subset(ids)
+        record.update(train_file=str(full.path), ids=ids, lines=splits["train"].lines)
+        if fs.dev is FewShotDev.K_SHOT:  # LM-BFF: same protocol, disjoint examples
+            taken = set(ids)
+            rest = [i for i in range(len(full)) if i not in taken]
+            short = _short_handler(fs.shortfall, notes, "dev")
+            dev_ids = [rest[j] for j in draw(full.subset(rest).targets, fs.k, rng, short)]
+            splits["dev"] = full.subset(dev_ids)
+            record.update(dev_ids=dev_ids, dev_lines=splits["dev"].lines)
+    if fs.dev is FewShotDev.NONE:
+        splits.pop("dev", None)
+    record.update(
+        num_train=len(splits["train"]),
+        train_counts=_counts(splits["train"]),
+        dev=fs.dev.value,
+        num_dev=len(splits["dev"]) if "dev" in splits else 0,
+        shortfalls=notes,
+    )
+    log.info(
+        "few-shot %s: k=%d (%s, seed %d): %d of %d training examples, %s; dev: %s (%d)",
+        data.name,
+        fs.k,
+        sampler.value,
+        seed,
+        record["num_train"],
+        len(full),
+        record["train_counts"],
+        fs.dev.value,
+        record["num_dev"],
+    )
+    return TaskData(data.name, data.labels, splits), record
