@@ -2,8 +2,7 @@ from collections import Counter
 
 import pytest
 
-from mtfsl.config import FewShotConfig
-from mtfsl.data.kshot import greedy_at_least_k, mention_counts, sample_k_shot
+from mtfsl.data.kshot import greedy_at_least_k, mention_counts
 from mtfsl.errors import ConfigError
 
 
@@ -39,7 +38,7 @@ def test_greedy_reaches_k_for_every_type(seed: int) -> None:
 
 def test_greedy_exact_counts_on_disjoint_types() -> None:
     tags = [["B-A"]] * 5 + [["B-B", "O", "B-B"]] * 4 + [["O"]] * 3
-    ids = greedy_at_least_k(tags, 2, seed=0)
+    ids = greedy_at_least_k(tags, 2, 0)
     # rarest type first (A: 5 mentions, B: 8); A needs 2 sentences, B needs 1 (2 mentions each)
     assert totals(tags, ids) == {"A": 2, "B": 2}
     assert len(ids) == 3
@@ -56,12 +55,3 @@ def test_greedy_is_seeded() -> None:
 def test_k_above_supply_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"few_shot\.k=8: the training split has only 7 mentions"):
         greedy_at_least_k(corpus(), 8, 0)
-
-
-def test_sampler_seed_defaults_to_run_seed() -> None:
-    tags = corpus()
-    by_run = sample_k_shot(tags, FewShotConfig(k=2), run_seed=4)
-    assert by_run == greedy_at_least_k(tags, 2, 4)
-    assert sample_k_shot(tags, FewShotConfig(k=2, seed=9), run_seed=4) == greedy_at_least_k(
-        tags, 2, 9
-    )

@@ -113,13 +113,14 @@ def test_loss_falls_and_early_stopping(toy_cfg, tmp_path: Path) -> None:
 def test_few_shot_ids_saved(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     train_cli([*TOY, "few_shot.k=2", "trainer.max_steps=2", f"hydra.run.dir={run_dir}"], tmp_path)
-    record = json.loads((run_dir / "few_shot" / "conll_train_ids.json").read_text())
+    record = json.loads((run_dir / "few_shot" / "conll.json").read_text())
     assert record["k"] == 2 and record["seed"] == 42 and record["sampler"] == "greedy"
-    assert all(n >= 2 for n in record["mentions_per_type"].values())
-    assert set(record["mentions_per_type"]) == {"LOC", "MISC", "ORG", "PER"}
-    assert len(record["lines"]) == record["num_sentences"] == len(record["sentence_ids"])
+    assert all(n >= 2 for n in record["train_counts"].values())
+    assert set(record["train_counts"]) == {"LOC", "MISC", "ORG", "PER"}
+    assert len(record["lines"]) == record["num_train"] == len(record["ids"])
+    assert record["dev"] == "full" and record["num_dev"] == 4 and record["shortfalls"] == []
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["train/conll/examples"] == record["num_sentences"]
+    assert metrics["train/conll/examples"] == record["num_train"]
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

@@ -10,6 +10,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from mtfsl.evaluation.report import atomic_write, write_json
+from mtfsl.summary import group_jobs, markdown, read_sweep, summary_json
+
 
 def unwritable_reason(folder: Path) -> str | None:
     """Why ``folder`` cannot be created or written, or None when it can."""
@@ -39,3 +42,16 @@ class OutputDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check("hydra.sweep.dir", config.hydra.sweep.dir)
+
+
+class SweepSummary(Callback):
+    """After a multirun: ``summary.md`` / ``summary.json`` in the sweep folder with mean +-
+    std of the test metrics over seeds/splits, printed as well."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep = Path(config.hydra.sweep.dir)
+        groups = group_jobs(read_sweep(sweep))
+        table = markdown(groups)
+        atomic_write(sweep / "summary.md", table)
+        write_json(sweep / "summary.json", summary_json(groups))
+        print(f"\nSummary of {sweep} (mean +- sample std over seeds/splits):\n\n{table}")

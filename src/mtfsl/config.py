@@ -116,6 +116,20 @@ class FewShotDev(Enum):
     NONE = "none"  # no dev set: train the fixed budget and keep the last model
 
 
+class AugMethod(Enum):
+    """Training-data augmentation methods (train split only)."""
+
+    # NER, Dai & Adel (2020); synonym replacement is left out: no offline English lexicon.
+    TOKEN_REPLACEMENT = "token_replacement"  # label-wise token replacement (LwTR)
+    MENTION_REPLACEMENT = "mention_replacement"  # a mention -> another mention of its type
+    SEGMENT_SHUFFLE = "segment_shuffle"  # shuffle words within same-label segments
+    # Classification, EDA (Wei & Zou 2019) without synonyms: words of the sentence itself.
+    RANDOM_SWAP = "random_swap"
+    RANDOM_DELETION = "random_deletion"
+    RANDOM_INSERTION = "random_insertion"
+    BACK_TRANSLATION = "back_translation"  # classification: text -> pivot language -> text
+
+
 class FinetuneMode(Enum):
     """Which parameters of the encoder train (task heads and loss weights always do)."""
 
@@ -239,6 +253,28 @@ class FewShotConfig:
 
 
 @dataclass
+class BackTranslationConfig:
+    # Two seq2seq models (e.g. MarianMT): hub ids or local folders.
+    forward: str | None = None  # e.g. Helsinki-NLP/opus-mt-en-de
+    backward: str | None = None  # e.g. Helsinki-NLP/opus-mt-de-en
+    batch_size: int = 16
+    max_new_tokens: int = 128
+    # Sampling (nucleus, top_p) makes the N copies differ; false = beam/greedy decoding.
+    do_sample: bool = True
+    top_p: float = 0.9
+
+
+@dataclass
+class AugmentationConfig:
+    methods: list[AugMethod] = field(default_factory=list)  # empty = no augmentation
+    copies: int = 1  # augmented copies per training example (each uses one random method)
+    # NER: chance to change each word / mention / segment; EDA: fraction of words changed.
+    p: float = 0.3
+    seed: int | None = None  # null = the run's seed
+    back_translation: BackTranslationConfig = field(default_factory=BackTranslationConfig)
+
+
+@dataclass
 class LoraConfig:
     r: int = 8
     alpha: float = 16.0
@@ -333,6 +369,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     few_shot: FewShotConfig = field(default_factory=FewShotConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
@@ -360,6 +397,9 @@ def validate(cfg: TrainConfig) -> None:
     t, m = cfg.trainer, cfg.model
     _check(cfg.few_shot.k is None or cfg.few_shot.k >= 1, "few_shot.k", cfg.few_shot.k, ">= 1")
     _validate_few_shot(cfg)
+    aug = cfg.augmentation
+    _check(aug.copies >= 1, "augmentation.copies", aug.copies, ">= 1")
+    _check(0 < aug.p <= 1, "augmentation.p", aug.p, "in (0, 1]")
     lora = cfg.finetune.lora
     _check(lora.r >= 1, "finetune.lora.r", lora.r, ">= 1")
     _check(lora.alpha > 0, "finetune.lora.alpha", lora.alpha, "> 0")

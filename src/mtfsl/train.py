@@ -15,7 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mtfsl import __version__
-from mtfsl.config import TrainConfig, register_configs, validate
+from mtfsl.config import AugMethod, TrainConfig, register_configs, validate
+from mtfsl.data.augment import augment_split
+from mtfsl.data.backtranslate import BackTranslator
 from mtfsl.data.fewshot import apply_few_shot
 from mtfsl.data.prepare import prepare_task
 from mtfsl.data.splits import TaskData, data_root, load_task
@@ -67,15 +69,41 @@ def _log_to(run_dir: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
+def _augment(data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) -> None:
+    """Replace the task's training split by itself plus its augmented copies."""
+    aug, name = cfg.augmentation, data.name
+    seed = cfg.seed if aug.seed is None else aug.seed
+    train = data.splits["train"]
+    augmented, counts = augment_split(train, aug, cfg.task[name].metric, name, seed, translate)
+    data.splits["train"] = augmented
+    log.info(
+        "augmentation %s: %d -> %d training examples %s", name, len(train), len(augmented), counts
+    )
+    if run_dir is not None:
+        record = {
+            "methods": [m.value for m in aug.methods],
+            **{"copies": aug.copies, "p": aug.p, "seed": seed, "counts": counts},
+            **{"before": len(train), "after": len(augmented)},
+        }
+        write_json(run_dir / "augmentation" / f"{name}.json", record)
+
+
 def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
-    """Every task's splits, in their few-shot version when ``few_shot.k`` is set; the
-    few-shot record (which examples, how many per type) goes to ``run_dir/few_shot/``."""
+    """Every task's splits: few-shot version when ``few_shot.k`` is set, training split
+    augmented when ``augmentation.methods`` are. What was drawn and made is recorded under
+    ``run_dir/few_shot/`` and ``run_dir/augmentation/``."""
+    aug = cfg.augmentation
+    bt = AugMethod.BACK_TRANSLATION in aug.methods
+    translate = BackTranslator(aug.back_translation) if bt else None
     out = {}
     for name, task in cfg.task.items():
         full = load_task(name, task, cfg.data)
-        out[name], record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, data_root(cfg.data))
+        data, record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, data_root(cfg.data))
         if record is not None and run_dir is not None:
             write_json(run_dir / "few_shot" / f"{name}.json", record)
+        if aug.methods:
+            _augment(data, cfg, translate, run_dir)
+        out[name] = data
     return out
 
 

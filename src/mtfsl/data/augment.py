@@ -1,0 +1,185 @@
+"""Training-data augmentation: N seeded copies of every training example.
+
+NER methods (Dai & Adel 2020) keep the tag sequence valid IOB2; classification methods (EDA
+without synonyms, back-translation) keep the label. Only the training split is augmented.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mtfsl.config import AugmentationConfig, AugMethod, MetricKind
+from mtfsl.data.labels import split_tag
+from mtfsl.data.splits import Split
+from mtfsl.errors import ConfigError
+
+log = logging.getLogger(__name__)
+Tagged = tuple[list[str], list[str]]
+
+
+def segments(tags: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Maximal runs (start, end, label) of one mention or of consecutive O words."""
+    runs: list[tuple[int, int, str]] = []
+    for i, tag in enumerate(tags):
+        prefix, kind = split_tag(tag) if tag != "O" else ("O", "O")
+        if runs and kind == runs[-1][2] and prefix != "B" and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1, kind)
+        else:
+            runs.append((i, i + 1, kind))
+    return runs
+
+
+class NerAugmenter:
+    """Dai & Adel (2020) operations over a training set's words and mentions."""
+
+    def __init__(self, sentences: Sequence[Tagged], p: float) -> None:
+        self.p = p
+        self.words_by_label: dict[str, list[str]] = {}
+        self.mentions: dict[str, list[list[str]]] = {}
+        for words, tags in sentences:
+            for word, tag in zip(words, tags, strict=True):
+                self.words_by_label.setdefault(tag, []).append(word)
+            for start, end, kind in segments(tags):
+                if kind != "O":
+                    self.mentions.setdefault(kind, []).append(words[start:end])
+
+    def token_replacement(self, words: list[str], tags: list[str], rng) -> Tagged:
+        """Each word, with probability p, becomes a random training word with the same tag
+        (drawn from the label-wise word distribution); the tags do not change."""
+        out = [
+            self.words_by_label[t][rng.integers(len(self.words_by_label[t]))]
+            if rng.random() < self.p
+            else w
+            for w, t in zip(words, tags, strict=True)
+        ]
+        return out, list(tags)
+
+    def mention_replacement(self, words: list[str], tags: list[str], rng) -> Tagged:
+        """Each mention, with probability p, becomes a random training mention of its type
+        (possibly of another length: tags are rebuilt as B-X I-X ...)."""
+        new_words: list[str] = []
+        new_tags: list[str] = []
+        for start, end, kind in segments(tags):
+            if kind != "O" and rng.random() < self.p:
+                pool = self.mentions[kind]
+                mention = pool[rng.integers(len(pool))]
+                new_words += mention
+                new_tags += [f"B-{kind}"] + [f"I-{kind}"] * (len(mention) - 1)
+            else:
+                new_words += words[start:end]
+                new_tags += tags[start:end]
+        return new_words, new_tags
+
+    def segment_shuffle(self, words: list[str], tags: list[str], rng) -> Tagged:
+        """Each segment (a mention, or a run of O words), with probability p, has its words
+        shuffled; the tags stay in place, so B-/I- positions are unchanged."""
+        out = list(words)
+        for start, end, _ in segments(tags):
+            if end - start > 1 and rng.random() < self.p:
+                out[start:end] = [words[i] for i in start + rng.permutation(end - start)]
+        return out, list(tags)
+
+
+def random_swap(words: list[str], p: float, rng) -> list[str]:
+    """Swap two random words, max(1, p x length) times."""
+    out = list(words)
+    for _ in range(max(1, round(p * len(out))) if len(out) > 1 else 0):
+        i, j = rng.choice(len(out), size=2, replace=False)
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def random_deletion(words: list[str], p: float, rng) -> list[str]:
+    """Drop each word with probability p; a sentence never loses all its words."""
+    kept = [w for w in words if rng.random() >= p]
+    return kept or [words[rng.integers(len(words))]]
+
+
+def random_insertion(words: list[str], p: float, rng) -> list[str]:
+    """Insert a copy of a random word of the sentence at a random position,
+    max(1, p x length) times (EDA inserts synonyms; no offline lexicon, so in-sentence words)."""
+    out = list(words)
+    for _ in range(max(1, round(p * len(words)))):
+        out.insert(rng.integers(len(out) + 1), words[rng.integers(len(words))])
+    return out
+
+
+EDA: dict[AugMethod, Callable[[list[str], float, Any], list[str]]] = {
+    AugMethod.RANDOM_SWAP: random_swap,
+    AugMethod.RANDOM_DELETION: random_deletion,
+    AugMethod.RANDOM_INSERTION: random_insertion,
+}
+NER = {AugMethod.TOKEN_REPLACEMENT, AugMethod.MENTION_REPLACEMENT, AugMethod.SEGMENT_SHUFFLE}
+METHODS_BY_METRIC = {
+    MetricKind.ENTITY: NER,
+    MetricKind.CLASSIFICATION: {*EDA, AugMethod.BACK_TRANSLATION},
+}
+
+
+def check_methods(methods: Sequence[AugMethod], metric: MetricKind, task: str) -> None:
+    allowed = METHODS_BY_METRIC.get(metric, set())
+    wrong = [m.name for m in methods if m not in allowed]
+    if wrong:
+        raise ConfigError(
+            f"augmentation.methods: {wrong} do not apply to task '{task}' (metric "
+            f"{metric.name}); it takes {sorted(m.name for m in allowed) or 'none'}"
+        )
+
+
+def augment_split(
+    split: Split,
+    cfg: AugmentationConfig,
+    metric: MetricKind,
+    task: str,
+    seed: int,
+    translate: Callable[[list[str], int], list[str]] | None = None,
+) -> tuple[Split, dict[str, int]]:
+    """The split followed by ``cfg.copies`` augmented copies of each example (each copy uses a
+    method drawn at random from ``cfg.methods``). Returns the new split and counts per method.
+
+    ``translate(texts, seed)`` does the round trip for back-translation; copies it returns
+    empty are left out and counted as ``back_translation_empty``.
+    """
+    check_methods(cfg.methods, metric, task)
+    rng = np.random.default_rng(seed)
+    methods = list(cfg.methods)
+    plan = [
+        (i, methods[rng.integers(len(methods))])
+        for _ in range(cfg.copies)
+        for i in range(len(split))
+    ]
+    pairs = list(zip(split.inputs, split.targets, strict=True))
+    ner = NerAugmenter(pairs, cfg.p) if metric is MetricKind.ENTITY else None
+    wanted = [split.inputs[i] for i, m in plan if m is AugMethod.BACK_TRANSLATION]
+    translated = iter(translate(wanted, seed) if wanted and translate else [])
+    out = Split(
+        split.path, list(split.inputs), list(split.targets), list(split.lines), list(split.docs)
+    )
+    counts: dict[str, int] = {}
+    for i, method in plan:
+        x, y = split.inputs[i], split.targets[i]
+        if ner is not None:
+            x, y = getattr(ner, method.value)(x, y, rng)
+        elif method is AugMethod.BACK_TRANSLATION:
+            x = next(translated).strip()
+        else:
+            x = " ".join(EDA[method](x.split(), cfg.p, rng))
+        key = method.value if x else f"{method.value}_empty"
+        counts[key] = counts.get(key, 0) + 1
+        if not x:
+            continue
+        out.inputs.append(x)
+        out.targets.append(y)
+        out.lines.append(split.lines[i])
+        if split.docs:
+            out.docs.append(split.docs[i])
+    if counts.get("back_translation_empty"):
+        log.warning(
+            "back-translation gave %d empty texts; those copies are left out",
+            counts["back_translation_empty"],
+        )
+    return out, counts

@@ -1,0 +1,177 @@
+"""Augmentation: each method changes only what it says; tags stay valid IOB2; seeded."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import MarianConfig, MarianMTModel
+
+from mtfsl.config import AugmentationConfig, AugMethod, BackTranslationConfig, MetricKind
+from mtfsl.data.augment import (
+    NerAugmenter,
+    augment_split,
+    random_deletion,
+    random_insertion,
+    random_swap,
+    segments,
+)
+from mtfsl.data.backtranslate import BackTranslator
+from mtfsl.data.labels import check_tags
+from mtfsl.data.splits import Split
+from mtfsl.errors import ConfigError
+from mtfsl.model.encoder import tiny_tokenizer
+
+SENTENCES = [
+    (["John", "Smith", "visited", "Paris", "."], ["B-PER", "I-PER", "O", "B-LOC", "O"]),
+    (["Mary", "left", "New", "York", "City"], ["B-PER", "O", "B-LOC", "I-LOC", "I-LOC"]),
+    (["Acme", "Corp", "hired", "Bob"], ["B-ORG", "I-ORG", "O", "B-PER"]),
+]
+
+
+def valid_iob2(tags: list[str]) -> bool:
+    check_tags(tags)
+    return all(
+        not t.startswith("I-") or (i > 0 and tags[i - 1][2:] == t[2:] and tags[i - 1] != "O")
+        for i, t in enumerate(tags)
+    )
+
+
+def test_segments_are_mentions_and_o_runs() -> None:
+    tags = ["B-PER", "I-PER", "O", "O", "B-LOC", "B-LOC", "I-LOC"]
+    assert segments(tags) == [(0, 2, "PER"), (2, 4, "O"), (4, 5, "LOC"), (5, 7, "LOC")]
+
+
+def test_token_replacement_draws_same_tag_words_only() -> None:
+    aug = NerAugmenter(SENTENCES, p=1.0)
+    rng = np.random.default_rng(0)
+    words, tags = SENTENCES[1]
+    new, new_tags = aug.token_replacement(words, tags, rng)
+    assert new_tags == tags
+    for word, tag in zip(new, tags, strict=True):
+        assert word in {w for s, t in SENTENCES for w, x in zip(s, t, strict=True) if x == tag}
+    assert aug.words_by_label["I-LOC"] == ["York", "City"]
+
+
+def test_mention_replacement_swaps_whole_mentions_and_rebuilds_tags() -> None:
+    aug = NerAugmenter(SENTENCES, p=1.0)
+    assert aug.mentions == {
+        "PER": [["John", "Smith"], ["Mary"], ["Bob"]],
+        "LOC": [["Paris"], ["New", "York", "City"]],
+        "ORG": [["Acme", "Corp"]],
+    }
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        words, tags = aug.mention_replacement(*SENTENCES[1], rng)
+        assert valid_iob2(tags) and len(words) == len(tags)
+        assert "left" in words and tags[words.index("left")] == "O"  # O words untouched
+        per = words[: words.index("left")]
+        assert per in aug.mentions["PER"]
+        assert words[words.index("left") + 1 :] in aug.mentions["LOC"]
+
+
+def test_segment_shuffle_keeps_each_segments_words_and_all_tags() -> None:
+    aug = NerAugmenter(SENTENCES, p=1.0)
+    rng = np.random.default_rng(1)
+    words, tags = SENTENCES[1]
+    seen = set()
+    for _ in range(20):
+        new, new_tags = aug.segment_shuffle(words, tags, rng)
+        assert new_tags == tags
+        assert new[:2] == ["Mary", "left"]  # one-word segments cannot change
+        assert sorted(new[2:]) == sorted(["New", "York", "City"])
+        seen.add(tuple(new))
+    assert len(seen) > 1
+
+
+def test_augment_split_appends_seeded_valid_copies() -> None:
+    split = Split(Path("t"), [s[0] for s in SENTENCES], [s[1] for s in SENTENCES], [1, 7, 13])
+    cfg = AugmentationConfig(
+        methods=[
+            AugMethod.TOKEN_REPLACEMENT,
+            AugMethod.MENTION_REPLACEMENT,
+            AugMethod.SEGMENT_SHUFFLE,
+        ],
+        copies=3,
+        p=0.5,
+    )
+    out, counts = augment_split(split, cfg, MetricKind.ENTITY, "ner", seed=5)
+    assert len(out) == 12 and sum(counts.values()) == 9
+    assert out.inputs[:3] == split.inputs and out.targets[:3] == split.targets
+    assert out.lines == [1, 7, 13] * 4  # copies point at their original's line
+    assert all(valid_iob2(t) for t in out.targets)
+    again, _ = augment_split(split, cfg, MetricKind.ENTITY, "ner", seed=5)
+    assert again.inputs == out.inputs and again.targets == out.targets
+    with pytest.raises(ConfigError, match=r"\['RANDOM_SWAP'\] do not apply to task 'ner'"):
+        augment_split(
+            split, AugmentationConfig(methods=[AugMethod.RANDOM_SWAP]), MetricKind.ENTITY, "ner", 0
+        )
+
+
+def test_eda_operations() -> None:
+    rng = np.random.default_rng(0)
+    words = ["when", "will", "my", "new", "card", "arrive", "here"]
+    swapped = random_swap(words, 0.3, rng)
+    assert Counter(swapped) == Counter(words) and swapped != words
+    for _ in range(20):
+        kept = random_deletion(words, 0.5, rng)
+        assert 1 <= len(kept) <= len(words)
+        assert kept == [w for w in words if w in kept]  # order kept, nothing new
+    inserted = random_insertion(words, 0.3, rng)
+    assert len(inserted) == len(words) + 2 and set(inserted) == set(words)
+    assert random_deletion(["one"], 1.0, rng) == ["one"]
+
+
+def tiny_marian(folder: Path, seed: int) -> str:
+    tok = tiny_tokenizer()
+    config = MarianConfig(
+        vocab_size=len(tok),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.sep_token_id,
+        decoder_start_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    MarianMTModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_back_translation_round_trip_with_tiny_marian(tmp_path: Path) -> None:
+    cfg = BackTranslationConfig(
+        forward=tiny_marian(tmp_path / "fwd", 0),
+        backward=tiny_marian(tmp_path / "bwd", 1),
+        max_new_tokens=8,
+        batch_size=2,
+    )
+    translate = BackTranslator(cfg)
+    texts = ["my card is late", "top up failed", "what is the rate"]
+    state = torch.get_rng_state()
+    out = translate(texts, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # the run's RNG is not consumed
+    assert len(out) == 3 and all(isinstance(t, str) for t in out)
+    assert out == translate(texts, seed=3) and out != translate(texts, seed=4)
+    split = Split(Path("t.csv"), texts, ["late", "top_up", "rate"], [2, 3, 4])
+    aug = AugmentationConfig(methods=[AugMethod.BACK_TRANSLATION], copies=2)
+    result, counts = augment_split(split, aug, MetricKind.CLASSIFICATION, "intents", 3, translate)
+    made = counts.get("back_translation", 0)
+    assert made + counts.get("back_translation_empty", 0) == 6 and len(result) == 3 + made
+    assert result.targets[3:] == [split.targets[result.lines[i] - 2] for i in range(3, len(result))]
+
+
+def test_back_translation_without_a_model_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"back_translation\.forward: BACK_TRANSLATION needs"):
+        BackTranslator(BackTranslationConfig())
+    missing = str(tmp_path / "nope")
+    with pytest.raises(ConfigError, match=r"back_translation\.forward=.*nope: cannot load it"):
+        BackTranslator(BackTranslationConfig(forward=missing, backward=missing))

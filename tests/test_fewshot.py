@@ -1,0 +1,161 @@
+"""Few-shot protocols: exact sampler counts, shortfalls, dev protocols, published splits."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mtfsl.config import (
+    DataConfig,
+    FewShotConfig,
+    FewShotDev,
+    KShotSampler,
+    MetricKind,
+    Shortfall,
+    TaskConfig,
+)
+from mtfsl.data.fewshot import apply_few_shot, load_split_file
+from mtfsl.data.kshot import exact_k, mention_counts, per_class, sentences_per_type
+from mtfsl.data.readers import read_conll, read_line_pairs
+from mtfsl.data.splits import load_task
+from mtfsl.errors import ConfigError, DataError
+from tests.conftest import FIXTURES, compose_cfg
+from tests.test_kshot import corpus, totals
+
+HUANG = FIXTURES / "fewshot"
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_exact_k_gives_every_type_exactly_k(seed: int) -> None:
+    tags = corpus()  # PER-only x6, LOC-only x4, PER+LOC x3: K=3 is always reachable
+    ids = exact_k(tags, 3, seed)
+    assert totals(tags, ids) == {"PER": 3, "LOC": 3}
+    assert len(ids) == len(set(ids))
+    assert all(mention_counts(tags[i]) for i in ids)  # no sentence without entities
+
+
+def test_exact_k_shortfall_is_an_error_or_a_cap() -> None:
+    # B only occurs beside two A mentions, so with K=1 it can never be taken
+    tags = [["B-A", "O", "B-A", "B-B"]] * 3 + [["B-A"]] * 2
+    with pytest.raises(ConfigError, match=r"^few_shot\.k=1: the training split has only 0 "):
+        exact_k(tags, 1, 0)
+    notes = []
+    ids = exact_k(tags, 1, 0, lambda what, n, k: notes.append((what, n, k)))
+    assert totals(tags, ids) == {"A": 1}
+    assert notes == [("mentions of type B that fit without another type going over K", 0, 1)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sentences_per_type_draws_k_sentences_for_each_type(seed: int) -> None:
+    tags = corpus()
+    ids = sentences_per_type(tags, 4, seed)
+    assert len(ids) == 8  # K x types, a sentence drawn for both types counted twice
+    loc, per = ids[:4], ids[4:]  # types in alphabetical order
+    assert all(mention_counts(tags[i])["LOC"] for i in loc)
+    assert all(mention_counts(tags[i])["PER"] for i in per)
+    assert len(set(loc)) == 4 and len(set(per)) == 4
+
+
+def test_sentences_per_type_shortfall() -> None:
+    with pytest.raises(ConfigError, match=r"only 7 sentences with type LOC"):
+        sentences_per_type(corpus(), 8, 0)
+
+
+def test_per_class_takes_k_of_every_class_and_caps_on_request() -> None:
+    labels = ["a"] * 5 + ["b"] * 3 + ["c"] * 2
+    ids = per_class(labels, 2, 1)
+    assert Counter(labels[i] for i in ids) == {"a": 2, "b": 2, "c": 2}
+    with pytest.raises(ConfigError, match=r"^few_shot\.k=3: .* only 2 examples of class 'c'$"):
+        per_class(labels, 3, 1)
+    capped = per_class(labels, 3, 1, lambda *args: None)
+    assert Counter(labels[i] for i in capped) == {"a": 3, "b": 3, "c": 2}
+
+
+def intents() -> tuple:
+    task = compose_cfg(["task=banking77"]).task["banking77"]
+    task.files.train, task.files.test = "toy_train.csv", "toy_test.csv"
+    task.labels_file, task.dev_fraction = "categories.json", None
+    data = load_task("banking77", task, DataConfig(root=str(FIXTURES / "toy_intents")))
+    return data, task
+
+
+def test_k_shot_dev_is_disjoint_and_of_the_same_size() -> None:
+    data, task = intents()  # 4 classes x 3 examples
+    fs = FewShotConfig(k=1, dev=FewShotDev.K_SHOT)
+    out, record = apply_few_shot(data, task, fs, run_seed=3, root=FIXTURES)
+    train, dev = out.splits["train"], out.splits["dev"]
+    assert (
+        Counter(train.targets)
+        == Counter(dev.targets)
+        == {c: 1 for c in ("card_arrival", "card_declined", "exchange_rate", "top_up")}
+    )
+    assert not set(record["ids"]) & set(record["dev_ids"])
+    assert record["sampler"] == "per_class" and record["num_dev"] == 4
+    assert "test" in out.splits and len(out.splits["test"]) == len(data.splits["test"])
+
+
+def test_capped_shortfall_is_recorded_and_dev_none_drops_dev() -> None:
+    data, task = intents()
+    fs = FewShotConfig(k=2, dev=FewShotDev.K_SHOT, shortfall=Shortfall.CAP)
+    out, record = apply_few_shot(data, task, fs, run_seed=3, root=FIXTURES)
+    assert len(out.splits["train"]) == 8 and len(out.splits["dev"]) == 4  # 3 per class
+    assert len(record["shortfalls"]) == 4 and record["shortfalls"][0].startswith("dev: only 1")
+    none, _ = apply_few_shot(data, task, FewShotConfig(k=1, dev=FewShotDev.NONE), 3, FIXTURES)
+    assert "dev" not in none.splits
+
+
+def test_auto_sampler_follows_the_metric_and_a_mismatch_is_an_error() -> None:
+    data, task = intents()
+    _, record = apply_few_shot(data, task, FewShotConfig(k=1), 0, FIXTURES)
+    assert record["sampler"] == "per_class"
+    with pytest.raises(ConfigError, match=r"sampler=GREEDY: needs a ENTITY task, but task "):
+        apply_few_shot(data, task, FewShotConfig(k=1, sampler=KShotSampler.GREEDY), 0, FIXTURES)
+    pos = TaskConfig(metric=MetricKind.TAG_ACCURACY)
+    with pytest.raises(ConfigError, match=r"task 'banking77' \(metric TAG_ACCURACY\) has no"):
+        apply_few_shot(data, pos, FewShotConfig(k=1), 0, FIXTURES)
+
+
+def huang(split: int, **extra) -> FewShotConfig:
+    fs = compose_cfg(["few_shot=huang2020", f"few_shot.split={split}"]).few_shot
+    fs.files, fs.k = "fewshot/toy_{k}_{split}", 1
+    for key, value in extra.items():
+        setattr(fs, key, value)
+    return fs
+
+
+def test_split_file_undoes_escapes_and_keeps_tags_aligned() -> None:
+    labels = ["O", *(f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "BI")]
+    split = load_split_file(huang(0), TaskConfig(), labels, FIXTURES)
+    assert split.inputs[1] == ["Peter", "Blackburn", "(", "UK", ")"]
+    assert split.targets[1] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
+    assert [len(w) for w in split.inputs] == [len(t) for t in split.targets] == [4, 5, 2, 4]
+    assert split.lines == [1, 2, 3, 4]
+
+
+def test_split_file_errors_name_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "fewshot").mkdir()
+    (tmp_path / "fewshot/toy_1_0.words").write_text("a b\nc d e\n")
+    (tmp_path / "fewshot/toy_1_0.ner").write_text("O O\nO B-PER\n")
+    with pytest.raises(DataError, match=r"toy_1_0\.ner:2: 2 tags for the 3 words of .*:2$"):
+        read_line_pairs(tmp_path / "fewshot/toy_1_0.words", tmp_path / "fewshot/toy_1_0.ner")
+    (tmp_path / "fewshot/toy_1_0.ner").write_text("O O\nO X-PER O\n")
+    with pytest.raises(DataError, match=r"toy_1_0\.ner:2: word 2: "):
+        load_split_file(huang(0), TaskConfig(), ["O"], tmp_path)
+    with pytest.raises(DataError, match=r"toy_1_7\.words: few-shot split file not found"):
+        load_split_file(huang(7), TaskConfig(), ["O"], tmp_path)
+
+
+def test_published_huang_splits_are_conll_train_sentences(shared_data: Path) -> None:
+    train = {
+        tuple(s.column(0)): s.column(-1) for s in read_conll(shared_data / "conll2003/train.txt")
+    }
+    fs = compose_cfg(["few_shot=huang2020"]).few_shot
+    labels = ["O", *(f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "BI")]
+    for k, split in ((5, 0), (5, 9), (10, 3), (20, 7)):
+        fs.k, fs.split = k, split
+        loaded = load_split_file(fs, TaskConfig(), labels, shared_data)
+        assert len(loaded) == 4 * k  # K sentences per type, 4 types
+        for words, tags in zip(loaded.inputs, loaded.targets, strict=True):
+            assert train[tuple(words)] == tags
