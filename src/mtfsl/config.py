@@ -36,6 +36,9 @@ class HeadKind(Enum):
 
     TOKEN_CLASSIFICATION = "token_classification"
     SEQUENCE_CLASSIFICATION = "sequence_classification"
+    # PET / LM-BFF: the text goes into a template with a mask slot; the encoder's masked-LM
+    # head scores one verbalizer word per label at the mask.
+    PROMPT = "prompt"
 
 
 class LabelScheme(Enum):
@@ -201,6 +204,16 @@ class SplitFiles:
 
 
 @dataclass
+class PromptConfig:
+    """Head PROMPT: ``template`` with ``{text}`` and ``{mask}`` slots; ``verbalizer`` maps
+    every label to a word that is a single token of the encoder's vocabulary (for BPE
+    vocabularies include the leading space, e.g. " great")."""
+
+    template: str = "{text} It was {mask}."
+    verbalizer: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class TaskConfig:
     """One task. Its name is its key under ``task`` (e.g. ``task.conll``)."""
 
@@ -226,6 +239,7 @@ class TaskConfig:
     dev_seed: int = 13
     crf: bool = False  # token tasks: CRF layer with Viterbi decoding instead of argmax
     pooling: Pooling = Pooling.CLS  # sequence tasks
+    prompt: PromptConfig = field(default_factory=PromptConfig)  # head PROMPT
 
 
 @dataclass
@@ -496,6 +510,13 @@ def _validate_tasks(cfg: TrainConfig) -> None:
             f"one of {[f.name for f in FORMATS_BY_HEAD[task.head]]} for head {task.head.name}",
         )
         _check(
+            task.head is not HeadKind.PROMPT
+            or ("{text}" in task.prompt.template and "{mask}" in task.prompt.template),
+            f"{key}.prompt.template",
+            repr(task.prompt.template),
+            "a template with {text} and {mask} slots",
+        )
+        _check(
             task.metric is not MetricKind.ENTITY or task.label_scheme is not LabelScheme.NONE,
             f"{key}.label_scheme",
             "NONE",
@@ -568,8 +589,10 @@ PRIMARY_METRIC: dict[MetricKind, str] = {
 METRICS_BY_HEAD: dict[HeadKind, frozenset[MetricKind]] = {
     HeadKind.TOKEN_CLASSIFICATION: frozenset({MetricKind.ENTITY, MetricKind.TAG_ACCURACY}),
     HeadKind.SEQUENCE_CLASSIFICATION: frozenset({MetricKind.CLASSIFICATION}),
+    HeadKind.PROMPT: frozenset({MetricKind.CLASSIFICATION}),
 }
 FORMATS_BY_HEAD: dict[HeadKind, frozenset[DataFormat]] = {
     HeadKind.TOKEN_CLASSIFICATION: frozenset({DataFormat.CONLL}),
     HeadKind.SEQUENCE_CLASSIFICATION: frozenset({DataFormat.CSV}),
+    HeadKind.PROMPT: frozenset({DataFormat.CSV}),
 }

@@ -24,7 +24,7 @@ from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.losses import build_weighting
-from mtfsl.model.encoder import build_encoder
+from mtfsl.model.encoder import build_encoder_for
 from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.distributed import (
@@ -121,7 +121,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     data = load_data(cfg, run_dir if main else None)
     set_seed(cfg.seed)
-    encoder, tokenizer = build_encoder(cfg.model)
+    encoder, tokenizer, contexts = build_encoder_for(cfg, {n: d.labels for n, d in data.items()})
     # The main process fills the tokenisation cache; the others then read it.
     with accelerator.main_process_first():
         tasks = {name: prepare_task(d, cfg, tokenizer) for name, d in data.items()}
@@ -138,6 +138,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         {name: (task.cfg, len(task.labels)) for name, task in tasks.items()},
         cfg.model.dropout,
         build_weighting(cfg.loss_weights, list(tasks)),
+        contexts,
     )
     trainable, total = apply_finetune(model, cfg.finetune)
     if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import TaskConfig, TrainConfig
+from mtfsl.config import HeadKind, TaskConfig, TrainConfig
 from mtfsl.data.features import featurize
 from mtfsl.data.splits import Split, TaskData
+from mtfsl.errors import DataError
+from mtfsl.model.prompt import fill_template
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +35,39 @@ class PreparedTask:
     evals: dict[str, EvalSet]
 
 
+def check_one_mask(feats: datasets.Dataset, split: Split, mask_id: int, task: str) -> None:
+    """Every prompt row must keep its mask slot (truncation could cut it away)."""
+    for row, ids in enumerate(feats["input_ids"]):
+        if ids.count(mask_id) != 1:
+            raise DataError(
+                f"{split.path}:{split.lines[row]}: the prompt of task '{task}' has "
+                f"{ids.count(mask_id)} mask tokens after tokenisation (expected 1): the text "
+                "was truncated past the mask or contains one; raise model.max_length or put "
+                "{mask} before {text} in the template"
+            )
+
+
 def prepare_task(
     data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase
 ) -> PreparedTask:
     """Featurise every split (cached by content and tokenizer)."""
     label_id = {label: i for i, label in enumerate(data.labels)}
     train_split = data.splits["train"]
+    task = cfg.task[data.name]
 
     def features(split: Split) -> datasets.Dataset:
         ids = [
             [label_id[t] for t in target] if isinstance(target, list) else label_id[target]
             for target in split.targets
         ]
+        inputs = split.inputs
+        if task.head is HeadKind.PROMPT:
+            inputs = fill_template(task.prompt, inputs, tokenizer.mask_token)
         feats = featurize(
-            split.inputs, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
+            inputs, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
         )
+        if task.head is HeadKind.PROMPT:
+            check_one_mask(feats, split, tokenizer.mask_token_id, data.name)
         if "truncated" in feats.column_names and (n := sum(feats["truncated"])):
             log.warning(
                 "%s: %d of %d texts are longer than model.max_length=%d and were "

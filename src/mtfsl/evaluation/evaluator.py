@@ -100,6 +100,7 @@ REPORTS: dict[MetricKind, Callable[..., str]] = {
 PREDICTION_FILES: dict[HeadKind, tuple[str, Callable[..., None]]] = {
     HeadKind.TOKEN_CLASSIFICATION: ("conll", write_predictions),
     HeadKind.SEQUENCE_CLASSIFICATION: ("tsv", write_tsv),
+    HeadKind.PROMPT: ("tsv", write_tsv),
 }
 
 

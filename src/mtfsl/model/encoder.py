@@ -7,23 +7,29 @@ import importlib.util
 import string
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from torch import nn
 from transformers import (
     AutoModel,
+    AutoModelForMaskedLM,
     AutoTokenizer,
     BertConfig,
+    BertForMaskedLM,
     BertModel,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
 )
 
-from mtfsl.config import ModelConfig, ModelSource
+from mtfsl.config import HeadKind, ModelConfig, ModelSource, TrainConfig
 from mtfsl.errors import ConfigError
+from mtfsl.model.heads import HeadContext
+from mtfsl.model.prompt import verbalizer_ids
 
 Built = tuple[PreTrainedModel, PreTrainedTokenizerBase]
+MaskedLM = tuple[PreTrainedModel, nn.Module, PreTrainedTokenizerBase]  # encoder, MLM head, tok
 _SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -47,26 +53,40 @@ def resolve_model_path(name_or_path: str) -> str:
     return str(folder)
 
 
-def _pretrained(cfg: ModelConfig) -> Built:
+def _pretrained_path(cfg: ModelConfig) -> str:
     path = resolve_model_path(cfg.name_or_path)
     if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
         raise ConfigError(f"model.name_or_path={cfg.name_or_path}: no such folder")
-    path = str(Path(path).expanduser()) if path.startswith("~") else path
+    return str(Path(path).expanduser()) if path.startswith("~") else path
+
+
+def _load(cfg: ModelConfig, path: str, loader: Callable[[], Any]) -> Any:
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **cfg.tokenizer_kwargs)
-        encoder = AutoModel.from_pretrained(path)
+        return loader()
     except OSError as err:
         where = "a local folder" if Path(path).exists() else "a hub id (needs network access)"
         raise ConfigError(
             f"model.name_or_path={cfg.name_or_path}: cannot load it as {where}: "
             f"{str(err).splitlines()[0]}"
         ) from None
+
+
+def _tokenizer(cfg: ModelConfig, path: str) -> PreTrainedTokenizerBase:
+    tokenizer = _load(
+        cfg, path, lambda: AutoTokenizer.from_pretrained(path, **cfg.tokenizer_kwargs)
+    )
     if not tokenizer.is_fast:
         raise ConfigError(
             f"model.name_or_path={cfg.name_or_path}: a fast tokenizer is required "
             "(word alignment uses word_ids())"
         )
-    return encoder, tokenizer
+    return tokenizer
+
+
+def _pretrained(cfg: ModelConfig) -> Built:
+    path = _pretrained_path(cfg)
+    tokenizer = _tokenizer(cfg, path)
+    return _load(cfg, path, lambda: AutoModel.from_pretrained(path)), tokenizer
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
@@ -111,10 +131,47 @@ def _tiny(cfg: ModelConfig) -> Built:
     return BertModel(config, add_pooling_layer=False), tokenizer
 
 
+def split_masked_lm(model: PreTrainedModel, name: str) -> tuple[PreTrainedModel, nn.Module]:
+    """(encoder, masked-LM head) of a ``...ForMaskedLM`` model whose head is one module
+    (BERT's ``cls``, RoBERTa's and MPNet's ``lm_head``): hidden states -> vocabulary scores."""
+    base = model.base_model
+    heads = [m for m in model.children() if m is not base and any(True for _ in m.parameters())]
+    if len(heads) != 1:
+        raise ConfigError(
+            f"model.name_or_path={name}: prompt tasks need a masked-LM head that is one module "
+            f"(found {len(heads)} in {type(model).__name__})"
+        )
+    return base, heads[0]
+
+
+def _pretrained_mlm(cfg: ModelConfig) -> MaskedLM:
+    path = _pretrained_path(cfg)
+    tokenizer = _tokenizer(cfg, path)
+    model, info = _load(
+        cfg, path, lambda: AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+    )
+    prefix = f"{model.base_model_prefix}."
+    untrained = [k for k in info["missing_keys"] if not k.startswith(prefix)]
+    if untrained:
+        raise ConfigError(
+            f"model.name_or_path={cfg.name_or_path}: a PROMPT task needs the encoder's "
+            f"masked-LM head, but this model has no trained one (missing: {untrained[0]}, ...); "
+            "use a SEQUENCE_CLASSIFICATION head or a model with an MLM head"
+        )
+    return *split_masked_lm(model, cfg.name_or_path), tokenizer
+
+
+def _tiny_mlm(cfg: ModelConfig) -> MaskedLM:
+    encoder, tokenizer = _tiny(cfg)
+    model = BertForMaskedLM(encoder.config)
+    return *split_masked_lm(model, cfg.name_or_path), tokenizer
+
+
 _BUILDERS: dict[ModelSource, Callable[[ModelConfig], Built]] = {
     ModelSource.PRETRAINED: _pretrained,
     ModelSource.TINY: _tiny,
 }
+_MLM_BUILDERS = {ModelSource.PRETRAINED: _pretrained_mlm, ModelSource.TINY: _tiny_mlm}
 
 
 def build_encoder(cfg: ModelConfig) -> Built:
@@ -124,6 +181,22 @@ def build_encoder(cfg: ModelConfig) -> Built:
         ConfigError: the model cannot be found or loaded, with the reason.
     """
     encoder, tokenizer = _BUILDERS[cfg.source](cfg)
+    return _finish(encoder, cfg), tokenizer
+
+
+def build_masked_lm(
+    cfg: ModelConfig,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, nn.Module]:
+    """Like ``build_encoder``, plus the model's masked-LM head (for PROMPT tasks).
+
+    Raises:
+        ConfigError: the model has no trained masked-LM head, or cannot be loaded.
+    """
+    encoder, head, tokenizer = _MLM_BUILDERS[cfg.source](cfg)
+    return _finish(encoder, cfg), tokenizer, head
+
+
+def _finish(encoder: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
     if getattr(encoder, "pooler", None) is not None:
         # Heads pool for themselves; an unused pooler costs compute and, under DDP, parameters
         # without gradients. BERT-family models skip a pooler set to None.
@@ -138,4 +211,24 @@ def build_encoder(cfg: ModelConfig) -> Built:
             f"model.max_length={cfg.max_length}: expected <= {limit}, the encoder's "
             "max_position_embeddings"
         )
-    return encoder, tokenizer
+    return encoder
+
+
+def build_encoder_for(
+    cfg: TrainConfig, labels: dict[str, list[str]]
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, HeadContext]]:
+    """The encoder and tokenizer for a run's tasks, with its masked-LM head when a task is
+    prompt-based; returns the head contexts of those tasks (verbalizer token ids)."""
+    prompts = [name for name, task in cfg.task.items() if task.head is HeadKind.PROMPT]
+    if not prompts:
+        return *build_encoder(cfg.model), {}
+    encoder, tokenizer, mlm_head = build_masked_lm(cfg.model)
+    contexts = {
+        name: HeadContext(
+            mlm_head,
+            tokenizer.mask_token_id,
+            verbalizer_ids(name, cfg.task[name].prompt, labels[name], tokenizer),
+        )
+        for name in prompts
+    }
+    return encoder, tokenizer, contexts

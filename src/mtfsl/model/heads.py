@@ -6,6 +6,7 @@ Which head a task gets follows from its ``HeadKind`` (and, for token tasks, ``cr
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from torch import nn
 from mtfsl.config import HeadKind, Pooling, TaskConfig
 from mtfsl.data.features import IGNORE_INDEX
 from mtfsl.model.crf import CRF
+from mtfsl.model.prompt import PromptHead
 
 Batch = dict[str, torch.Tensor]
 
@@ -114,19 +116,35 @@ class SequenceClassificationHead(nn.Module):
         return scores.argmax(-1)
 
 
-Head = TokenClassificationHead | SequenceClassificationHead
+Head = TokenClassificationHead | SequenceClassificationHead | PromptHead
 
 
-def _token_head(task: TaskConfig, hidden: int, num_labels: int, dropout: float) -> Head:
+@dataclass
+class HeadContext:
+    """What a PROMPT head needs beyond sizes: the encoder's masked-LM head and token ids."""
+
+    mlm_head: nn.Module | None = None
+    mask_token_id: int | None = None
+    label_token_ids: list[int] = field(default_factory=list)
+
+
+def _token_head(task: TaskConfig, hidden: int, n: int, dropout: float, ctx: HeadContext) -> Head:
     cls = CRFTokenHead if task.crf else TokenClassificationHead
-    return cls(hidden, num_labels, dropout)
+    return cls(hidden, n, dropout)
 
 
-def _sequence_head(task: TaskConfig, hidden: int, num_labels: int, dropout: float) -> Head:
-    return SequenceClassificationHead(hidden, num_labels, dropout, task.pooling)
+def _sequence_head(task: TaskConfig, hidden: int, n: int, dropout: float, ctx: HeadContext) -> Head:
+    return SequenceClassificationHead(hidden, n, dropout, task.pooling)
 
 
-HEADS: dict[HeadKind, Callable[[TaskConfig, int, int, float], Head]] = {
+def _prompt_head(task: TaskConfig, hidden: int, n: int, dropout: float, ctx: HeadContext) -> Head:
+    assert ctx.mlm_head is not None and ctx.mask_token_id is not None
+    assert len(ctx.label_token_ids) == n
+    return PromptHead(ctx.mlm_head, ctx.mask_token_id, ctx.label_token_ids)
+
+
+HEADS: dict[HeadKind, Callable[[TaskConfig, int, int, float, HeadContext], Head]] = {
     HeadKind.TOKEN_CLASSIFICATION: _token_head,
     HeadKind.SEQUENCE_CLASSIFICATION: _sequence_head,
+    HeadKind.PROMPT: _prompt_head,
 }

