@@ -11,7 +11,8 @@ from torch import nn
 from mtfsl.config import HeadKind, ModelConfig, PromptConfig
 from mtfsl.errors import ConfigError
 from mtfsl.model.encoder import build_masked_lm, tiny_tokenizer
-from mtfsl.model.prompt import PromptHead, fill_template, verbalizer_ids
+from mtfsl.model.heads import PromptHead
+from mtfsl.model.prompt import fill_template, verbalizer_ids
 from mtfsl.train import run
 from tests.conftest import FIXTURES, compose_cfg
 

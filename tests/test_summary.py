@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import yaml
 
 from mtfsl.summary import group_jobs, markdown, read_sweep, summary_json
-from tests.test_train_e2e import TOY, train_cli
+from mtfsl.sweep_report import write_report
+from tests.test_train_e2e import CLI, TOY, train_cli
 
 
 def fake_job(sweep: Path, num: int, overrides: list[str], status: str, f1: float | None) -> None:
@@ -76,3 +78,32 @@ def test_fewshot_protocol_is_one_command(tmp_path: Path) -> None:
         record = json.loads((sweep / str(i) / "few_shot" / "conll.json").read_text())
         assert record["split"] == i and record["num_train"] == 4 and record["dev"] == "none"
         assert "dev/conll/f1" not in runs[i]
+    report = subprocess.run(
+        [str(Path(CLI).with_name("mtfsl-report")), str(sweep)], capture_output=True, text=True
+    )
+    assert report.returncode == 0, report.stderr
+    assert "| (all jobs) | test/conll/f1 |" in report.stdout
+    assert (sweep / "report" / "curves_0.png").is_file()
+
+
+def test_report_writes_tables_and_plots(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    rows = [(5, 1, 50.0), (5, 2, 54.0), (10, 1, 60.0), (10, 2, 62.0), (10, 3, None)]
+    for i, (k, seed, f1) in enumerate(rows):
+        status = "finished" if f1 is not None else "failed"
+        fake_job(sweep, i, [f"few_shot.k={k}", f"seed={seed}"], status, f1)
+    (sweep / "0" / "train_history.json").write_text(
+        json.dumps({"history": [{"step": 1, "loss/conll": 2.0}, {"step": 2, "loss/conll": 1.0}]})
+    )
+    files = write_report(sweep, sweep / "report")
+    assert (sweep / "report" / "report.csv").read_text().splitlines() == [
+        "group,metric,mean,std,n",
+        "few_shot.k=5,test/conll/f1,52.0000,2.8284,2",
+        "few_shot.k=10,test/conll/f1,61.0000,1.4142,2",
+    ]
+    report = (sweep / "report" / "report.md").read_text()
+    assert "- 4: failed (few_shot.k=10 seed=3)" in report
+    names = sorted(p.name for p in files if p.suffix == ".png")
+    assert names == ["curves_0.png", "test_conll_f1_vs_k.png"]
+    for name in names:
+        assert (sweep / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from mtfsl.errors import ConfigError
 
@@ -63,6 +64,9 @@ class Pooling(Enum):
 
     CLS = "cls"  # the first token's state
     MEAN = "mean"  # mean over non-padding tokens
+    # BERT's pooler: tanh(dense(first token's state)); exports to the HF sequence-
+    # classification layout (mtfsl-export).
+    POOLER = "pooler"
 
 
 class SamplingKind(Enum):
@@ -140,6 +144,14 @@ class FinetuneMode(Enum):
     LORA = "lora"  # low-rank adapters (peft); the encoder's own weights are frozen
     HEAD_ONLY = "head_only"  # none: a frozen encoder
     BITFIT = "bitfit"  # bias terms only (Ben Zaken et al. 2022)
+
+
+class Tracker(Enum):
+    """Where training curves go (through accelerate's trackers); files stay in the run."""
+
+    NONE = "none"
+    TENSORBOARD = "tensorboard"  # RUN/tensorboard/: tensorboard --logdir RUN/tensorboard
+    MLFLOW = "mlflow"  # tracking.mlflow_uri, or a SQLite store RUN/mlflow.db
 
 
 class NanPolicy(Enum):
@@ -336,6 +348,13 @@ class TrainerConfig:
 
 
 @dataclass
+class TrackingConfig:
+    kind: Tracker = Tracker.NONE
+    mlflow_uri: str | None = None  # null = SQLite store RUN/mlflow.db
+    experiment: str = "mtfsl"
+
+
+@dataclass
 class HardwareConfig:
     device: Device = Device.AUTO
     precision: Precision = Precision.AUTO
@@ -384,12 +403,25 @@ class TrainConfig:
     few_shot: FewShotConfig = field(default_factory=FewShotConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # A run folder to continue in place from its latest resumable state (its own config.yaml
     # is used; other overrides are ignored).
     resume: str | None = None
+
+
+def load_run_config(run_dir: Path) -> TrainConfig:
+    """The config a run folder was started with (its ``config.yaml``)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: no config.yaml there (not an mtfsl run folder?)")
+    cfg = OmegaConf.to_object(
+        OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+    )
+    assert isinstance(cfg, TrainConfig)
+    return cfg
 
 
 def register_configs() -> None:

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mtfsl import __version__
-from mtfsl.config import AugMethod, TrainConfig, register_configs, validate
+from mtfsl.config import AugMethod, TrainConfig, load_run_config, register_configs, validate
 from mtfsl.data.augment import augment_split
 from mtfsl.data.backtranslate import BackTranslator
 from mtfsl.data.fewshot import apply_few_shot
@@ -27,6 +27,7 @@ from mtfsl.losses import build_weighting
 from mtfsl.model.encoder import build_encoder_for
 from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.training import tracking
 from mtfsl.training.distributed import (
     check_shared_run_dir,
     is_main_process,
@@ -47,18 +48,6 @@ def to_config(dcfg: DictConfig) -> TrainConfig:
         raise ConfigError(f"{key or 'config'}: {str(err).splitlines()[0]}") from None
     assert isinstance(cfg, TrainConfig)
     validate(cfg)
-    return cfg
-
-
-def load_run_config(run_dir: Path) -> TrainConfig:
-    """The config a run folder was started with (its ``config.yaml``), for ``resume=``."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"resume={run_dir}: no config.yaml there (not an mtfsl run folder?)")
-    cfg = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
-    )
-    assert isinstance(cfg, TrainConfig)
     return cfg
 
 
@@ -113,12 +102,18 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     With ``resume``, continue from ``run_dir``'s latest resumable state instead of step 0.
     """
     accelerator = build_accelerator(
-        cfg.hardware, cfg.trainer.grad_accum_steps, multi_task=len(cfg.task) > 1
+        cfg.hardware,
+        cfg.trainer.grad_accum_steps,
+        multi_task=len(cfg.task) > 1,
+        log_with=tracking.log_with(cfg.tracking),
+        project_dir=run_dir,
     )
     main = accelerator.is_main_process
     if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    params = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+    tracking.start(accelerator, cfg.tracking, run_dir, params)
     data = load_data(cfg, run_dir if main else None)
     set_seed(cfg.seed)
     encoder, tokenizer, contexts = build_encoder_for(cfg, {n: d.labels for n, d in data.items()})
@@ -166,6 +161,10 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     metrics.update({f"train/{n}/examples": len(t.train_split) for n, t in tasks.items()})
     metrics["train/processes"] = accelerator.num_processes
     metrics["train/trainable_parameters"], metrics["train/parameters"] = trainable, total
+    # dev curves were logged during training; the final dev scores are the best checkpoint's
+    final = {(k if k.startswith("test/") else f"best/{k}"): v for k, v in metrics.items()}
+    accelerator.log(final, step=state.step)
+    accelerator.end_training()
     if main:
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "dev_history.json", {"history": state.history})

@@ -47,39 +47,49 @@ def check_one_mask(feats: datasets.Dataset, split: Split, mask_id: int, task: st
             )
 
 
+def split_features(
+    split: Split,
+    task: TaskConfig,
+    name: str,
+    labels: list[str],
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: TrainConfig,
+) -> datasets.Dataset:
+    """Model features of one split (cached by content and tokenizer)."""
+    label_id = {label: i for i, label in enumerate(labels)}
+    ids = [
+        [label_id[t] for t in target] if isinstance(target, list) else label_id[target]
+        for target in split.targets
+    ]
+    inputs = split.inputs
+    if task.head is HeadKind.PROMPT:
+        inputs = fill_template(task.prompt, inputs, tokenizer.mask_token)
+    feats = featurize(
+        inputs, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
+    )
+    if task.head is HeadKind.PROMPT:
+        check_one_mask(feats, split, tokenizer.mask_token_id, name)
+    if "truncated" in feats.column_names and (n := sum(feats["truncated"])):
+        log.warning(
+            "%s: %d of %d texts are longer than model.max_length=%d and were "
+            "truncated (labels kept)",
+            split.path,
+            n,
+            len(split),
+            cfg.model.max_length,
+        )
+    return feats
+
+
 def prepare_task(
     data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase
 ) -> PreparedTask:
     """Featurise every split (cached by content and tokenizer)."""
-    label_id = {label: i for i, label in enumerate(data.labels)}
-    train_split = data.splits["train"]
     task = cfg.task[data.name]
 
     def features(split: Split) -> datasets.Dataset:
-        ids = [
-            [label_id[t] for t in target] if isinstance(target, list) else label_id[target]
-            for target in split.targets
-        ]
-        inputs = split.inputs
-        if task.head is HeadKind.PROMPT:
-            inputs = fill_template(task.prompt, inputs, tokenizer.mask_token)
-        feats = featurize(
-            inputs, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
-        )
-        if task.head is HeadKind.PROMPT:
-            check_one_mask(feats, split, tokenizer.mask_token_id, data.name)
-        if "truncated" in feats.column_names and (n := sum(feats["truncated"])):
-            log.warning(
-                "%s: %d of %d texts are longer than model.max_length=%d and were "
-                "truncated (labels kept)",
-                split.path,
-                n,
-                len(split),
-                cfg.model.max_length,
-            )
-        return feats
+        return split_features(split, task, data.name, data.labels, tokenizer, cfg)
 
+    train_split = data.splits["train"]
     evals = {name: EvalSet(features(s), s) for name, s in data.splits.items() if name != "train"}
-    return PreparedTask(
-        data.name, cfg.task[data.name], data.labels, features(train_split), train_split, evals
-    )
+    return PreparedTask(data.name, task, data.labels, features(train_split), train_split, evals)

@@ -14,7 +14,6 @@ from torch import nn
 from mtfsl.config import HeadKind, Pooling, TaskConfig
 from mtfsl.data.features import IGNORE_INDEX
 from mtfsl.model.crf import CRF
-from mtfsl.model.prompt import PromptHead
 
 Batch = dict[str, torch.Tensor]
 
@@ -88,22 +87,8 @@ class CRFTokenHead(TokenClassificationHead):
         return out
 
 
-class SequenceClassificationHead(nn.Module):
-    """Pool the sub-token states (first token or mean), dropout, linear layer."""
-
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float, pooling: Pooling):
-        super().__init__()
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
-        if self.pooling is Pooling.MEAN:
-            mask = batch["attention_mask"][:, :, None].to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        else:
-            pooled = hidden[:, 0]
-        return self.classifier(self.dropout(pooled))
+class RowClassificationHead(nn.Module):
+    """One label per row (example): cross-entropy over rows, argmax decoding."""
 
     def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         return nn.functional.cross_entropy(scores.float(), batch["labels"])
@@ -114,6 +99,54 @@ class SequenceClassificationHead(nn.Module):
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Predicted label id per example, (B,)."""
         return scores.argmax(-1)
+
+
+class DensePooler(nn.Module):
+    """BERT's pooler (same parameter names): tanh(dense(first token's state))."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, first: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(first))
+
+
+class SequenceClassificationHead(RowClassificationHead):
+    """Pool the sub-token states (first token, mean, or BERT's pooler), dropout, linear."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float, pooling: Pooling):
+        super().__init__()
+        self.pooling = pooling
+        if pooling is Pooling.POOLER:
+            self.pooler = DensePooler(hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.pooling is Pooling.MEAN:
+            mask = batch["attention_mask"][:, :, None].to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        elif self.pooling is Pooling.POOLER:
+            pooled = self.pooler(hidden[:, 0])
+        else:
+            pooled = hidden[:, 0]
+        return self.classifier(self.dropout(pooled))
+
+
+class PromptHead(RowClassificationHead):
+    """PET / LM-BFF: the encoder's masked-LM head scores each label's verbalizer word at the
+    (single) mask position of every row."""
+
+    def __init__(self, mlm_head: nn.Module, mask_token_id: int, label_token_ids: list[int]):
+        super().__init__()
+        self.mlm_head = mlm_head
+        self.mask_token_id = mask_token_id
+        self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        at_mask = hidden[batch["input_ids"] == self.mask_token_id]  # (B, H): one mask per row
+        return self.mlm_head(at_mask)[:, self.label_ids]
 
 
 Head = TokenClassificationHead | SequenceClassificationHead | PromptHead

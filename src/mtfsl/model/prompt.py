@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
-from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.config import PromptConfig
 from mtfsl.errors import ConfigError
-
-Batch = dict[str, torch.Tensor]
 
 
 def fill_template(cfg: PromptConfig, texts: Sequence[str], mask_token: str) -> list[str]:
@@ -49,26 +45,3 @@ def verbalizer_ids(
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{key}: two labels share a verbalizer word")
     return ids
-
-
-class PromptHead(nn.Module):
-    """Scores of the label words at the (single) mask position of every row."""
-
-    def __init__(self, mlm_head: nn.Module, mask_token_id: int, label_token_ids: list[int]):
-        super().__init__()
-        self.mlm_head = mlm_head
-        self.mask_token_id = mask_token_id
-        self.register_buffer("label_ids", torch.tensor(label_token_ids), persistent=False)
-
-    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
-        at_mask = hidden[batch["input_ids"] == self.mask_token_id]  # (B, H): one mask per row
-        return self.mlm_head(at_mask)[:, self.label_ids]
-
-    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return nn.functional.cross_entropy(scores.float(), batch["labels"])
-
-    def loss_units(self, batch: Batch) -> torch.Tensor:
-        return torch.tensor(len(batch["labels"]), device=batch["labels"].device)
-
-    def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return scores.argmax(-1)

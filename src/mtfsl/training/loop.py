@@ -56,7 +56,11 @@ class TrainingInterrupted(MtfslError):
 
 
 def build_accelerator(
-    hw: HardwareConfig, grad_accum_steps: int, multi_task: bool = False
+    hw: HardwareConfig,
+    grad_accum_steps: int,
+    multi_task: bool = False,
+    log_with: str | None = None,
+    project_dir: Path | None = None,
 ) -> Accelerator:
     """The only place that reads ``HardwareConfig``: device, precision and threads.
 
@@ -81,6 +85,8 @@ def build_accelerator(
         mixed_precision=precision.value,
         gradient_accumulation_steps=grad_accum_steps,
         kwargs_handlers=[ddp],
+        log_with=log_with,
+        project_dir=project_dir,
     )
 
 
@@ -97,6 +103,7 @@ class TrainState:
     skipped_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     weight_history: list[dict[str, float]] = field(default_factory=list)
+    loss_history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Trainer:
@@ -332,9 +339,14 @@ class Trainer:
 
     def _log_step(self, running: dict[str, list[float]], tokens_per_second: float) -> None:
         st = self.state
-        losses = " ".join(f"{t} {sum(v) / len(v):.4f}" for t, v in sorted(running.items()))
+        means = {t: sum(v) / len(v) for t, v in sorted(running.items())}
+        losses = " ".join(f"{t} {v:.4f}" for t, v in means.items())
         weights = self.net.weighting.weights()
+        lr = self.scheduler.get_last_lr()[0]
         st.weight_history.append({"step": st.step, **weights})
+        st.loss_history.append(
+            {"step": st.step, "lr": lr, **{f"loss/{t}": v for t, v in means.items()}}
+        )
         log.info(
             "step %d/%d epoch %d loss %s | weights %s | lr %.2e %.0f tokens/s",
             st.step,
@@ -342,11 +354,16 @@ class Trainer:
             st.epoch + 1,
             losses,
             " ".join(f"{t} {w:.3f}" for t, w in weights.items()),
-            self.scheduler.get_last_lr()[0],
+            lr,
             tokens_per_second,
         )
+        values = {f"train/loss/{t}": v for t, v in means.items()}
+        values.update({f"train/weight/{t}": w for t, w in weights.items()})
+        values.update({"train/lr": lr, "train/tokens_per_second": tokens_per_second})
+        self.accelerator.log(values, step=st.step)
         if self.main:
             write_json(self.run_dir / "loss_weights.json", {"history": st.weight_history})
+            write_json(self.run_dir / "train_history.json", {"history": st.loss_history})
 
     def _eval_due(self) -> bool:
         every = self.cfg.trainer.eval_every_steps or self.steps_per_epoch
@@ -403,6 +420,7 @@ class Trainer:
             self._save_best(None)
             return False
         st.history.append({"step": st.step, **results})
+        self.accelerator.log(results, step=st.step)
         improved = score > st.best_score
         if improved:
             st.best_score, st.best_step, st.evals_since_best = score, st.step, 0

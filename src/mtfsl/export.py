@@ -1,0 +1,95 @@
+"""``mtfsl-export RUN_DIR OUT_DIR``: a single-task run as a standard Hugging Face folder.
+
+NER runs (linear token head) become ``AutoModelForTokenClassification``; classification runs
+with ``pooling: POOLER`` (BERT's dense + tanh over [CLS]) become
+``AutoModelForSequenceClassification``. Both carry ``id2label``, so
+``transformers.pipeline(..., model=OUT_DIR)`` loads them with no mtfsl code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from peft import PeftModel
+from torch import nn
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    PreTrainedModel,
+)
+
+from mtfsl.config import HeadKind, Pooling
+from mtfsl.errors import ConfigError, MtfslError
+from mtfsl.inference import LoadedRun, load_run
+
+
+def _plain_encoder(run: LoadedRun) -> PreTrainedModel:
+    encoder = run.model.encoder
+    if isinstance(encoder, PeftModel):  # LoRA: fold the adapters into the weights
+        encoder = encoder.merge_and_unload()
+    return encoder
+
+
+def _copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
+    missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "pooler" not in k]:
+        raise ConfigError(
+            f"export: the {what} does not fit the HF layout ({missing or unexpected})"
+        )
+
+
+def to_hf(run: LoadedRun, task: str) -> PreTrainedModel:
+    """The task's encoder and head as one HF model with the same weights."""
+    cfg, labels = run.cfg.task[task], run.labels[task]
+    head = run.model.heads[task]
+    encoder = _plain_encoder(run)
+    config = copy.deepcopy(encoder.config)
+    config.num_labels = len(labels)
+    config.id2label = dict(enumerate(labels))
+    config.label2id = {label: i for i, label in enumerate(labels)}
+    if cfg.head is HeadKind.TOKEN_CLASSIFICATION and not cfg.crf:
+        model = AutoModelForTokenClassification.from_config(config)
+    elif cfg.head is HeadKind.SEQUENCE_CLASSIFICATION and cfg.pooling is Pooling.POOLER:
+        model = AutoModelForSequenceClassification.from_config(config)
+        _copy_into(model.base_model.pooler, head.pooler, "pooler")
+    else:
+        raise ConfigError(
+            f"export: task '{task}' (head {cfg.head.name}, crf={cfg.crf}, pooling "
+            f"{cfg.pooling.name}) has no standard HF model class; exportable are linear token "
+            "heads and sequence heads with pooling POOLER"
+        )
+    _copy_into(model.base_model, encoder, "encoder")
+    if not isinstance(getattr(model, "classifier", None), nn.Linear):
+        raise ConfigError(f"export: {type(model).__name__} has no linear 'classifier' layer")
+    model.classifier.load_state_dict(head.classifier.state_dict())
+    return model.eval()
+
+
+def export(run_dir: Path, out_dir: Path, task: str | None = None) -> Path:
+    run = load_run(run_dir)
+    name = run.task(task)
+    model = to_hf(run, name)
+    model.save_pretrained(out_dir)
+    run.tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="mtfsl-export", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("out_dir", type=Path)
+    p.add_argument("--task", help="which task of a multi-task run")
+    args = p.parse_args(argv)
+    try:
+        out = export(args.run_dir, args.out_dir, args.task)
+    except (MtfslError, OSError) as err:
+        sys.exit(f"mtfsl-export: error: {err}")
+    print(f"exported to {out}; load with transformers.pipeline(..., model='{out}')")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Load a finished run (its config and best checkpoint) and predict on new inputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import PreTrainedTokenizerBase
+
+from mtfsl.config import TrainConfig, load_run_config
+from mtfsl.data.batching import PaddingCollator
+from mtfsl.data.prepare import EvalSet, split_features
+from mtfsl.data.splits import Split
+from mtfsl.errors import ConfigError
+from mtfsl.evaluation.evaluator import predict_ids, to_labels
+from mtfsl.losses import build_weighting
+from mtfsl.model.encoder import build_encoder_for
+from mtfsl.model.finetune import apply_finetune
+from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.training.checkpoint import load_weights
+from mtfsl.training.loop import build_accelerator
+
+
+@dataclass
+class LoadedRun:
+    cfg: TrainConfig
+    model: MultiTaskModel
+    tokenizer: PreTrainedTokenizerBase
+    labels: dict[str, list[str]]
+    accelerator: Accelerator
+
+    def task(self, name: str | None) -> str:
+        """The task to predict: ``name``, or the run's only task."""
+        if name is None:
+            if len(self.cfg.task) > 1:
+                raise ConfigError(f"--task: the run has several tasks {list(self.cfg.task)}")
+            return next(iter(self.cfg.task))
+        if name not in self.cfg.task:
+            raise ConfigError(f"--task={name}: not a task of this run {list(self.cfg.task)}")
+        return name
+
+
+def load_run(run_dir: Path) -> LoadedRun:
+    """Rebuild the model exactly as training built it, then load the best checkpoint."""
+    cfg = load_run_config(run_dir)
+    best = run_dir / "checkpoints" / "best"
+    if not (best / "model.safetensors").is_file():
+        raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")
+    labels = json.loads((best / "labels.json").read_text())
+    set_seed(cfg.seed)  # a partial checkpoint loads over the same (seeded) base weights
+    encoder, tokenizer, contexts = build_encoder_for(cfg, labels)
+    model = MultiTaskModel(
+        encoder,
+        {name: (task, len(labels[name])) for name, task in cfg.task.items()},
+        cfg.model.dropout,
+        build_weighting(cfg.loss_weights, list(cfg.task)),
+        contexts,
+    )
+    apply_finetune(model, cfg.finetune)
+    load_weights(best, model)
+    accelerator = build_accelerator(cfg.hardware, 1)
+    model.to(accelerator.device).eval()
+    return LoadedRun(cfg, model, tokenizer, labels, accelerator)
+
+
+def predict(run: LoadedRun, task: str, inputs: list[Any], source: Path) -> list[Any]:
+    """Predicted labels for word lists (token tasks; a tag per word) or texts (one label)."""
+    labels = run.labels[task]
+    task_cfg = run.cfg.task[task]
+    dummy = [[labels[0]] * len(x) if isinstance(x, list) else labels[0] for x in inputs]
+    split = Split(source, inputs, dummy, list(range(1, len(inputs) + 1)))
+    feats = split_features(split, task_cfg, task, labels, run.tokenizer, run.cfg)
+    collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
+    ids = predict_ids(
+        run.model,
+        task,
+        EvalSet(feats, split),
+        run.accelerator,
+        collator,
+        run.cfg.trainer.eval_batch_size,
+    )
+    return to_labels(ids, labels)

@@ -1,0 +1,103 @@
+"""mtfsl-predict and mtfsl-export on trained tiny runs: the same predictions as training's
+own evaluation, and a standard HF pipeline that agrees with them on every test example."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from transformers import pipeline
+
+from mtfsl.config import FinetuneMode, Pooling
+from mtfsl.errors import ConfigError
+from mtfsl.export import export
+from mtfsl.predict import Inputs, _whitespace, from_text, write_jsonl
+from mtfsl.train import run
+from tests.conftest import FIXTURES, compose_cfg
+from tests.test_train_e2e import CLI, read_conll_pred
+
+PREDICT = str(Path(CLI).with_name("mtfsl-predict"))
+
+
+def test_jsonl_entities_carry_character_offsets() -> None:
+    inputs = from_text(["Peter  Blackburn went to Bonn"], True, _whitespace)
+    out = io.StringIO()
+    write_jsonl(out, inputs, [["B-PER", "I-PER", "O", "O", "B-LOC"]])
+    assert out.getvalue() == (
+        '{"text": "Peter  Blackburn went to Bonn", "words": ["Peter", "Blackburn", "went", '
+        '"to", "Bonn"], "tags": ["B-PER", "I-PER", "O", "O", "B-LOC"], "entities": [{"type": '
+        '"PER", "start": 0, "end": 16, "text": "Peter  Blackburn"}, {"type": "LOC", "start": '
+        '25, "end": 29, "text": "Bonn"}]}\n'
+    )
+    seq = io.StringIO()
+    write_jsonl(seq, Inputs(["hi"], ["hi"]), ["greet"])
+    assert seq.getvalue() == '{"text": "hi", "label": "greet"}\n'
+
+
+def trained(toy_cfg, tmp_path: Path, **changes) -> Path:
+    toy_cfg.model.max_length = 512  # whole sentences, as a pipeline sees them
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.lr, toy_cfg.trainer.batch_size = 30, 5e-3, 4
+    for key, value in changes.items():
+        setattr(toy_cfg.finetune, key, value)
+    run(toy_cfg, tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("mode", ["FULL", "LORA"])
+def test_predict_and_exported_pipeline_match_training_predictions(
+    toy_cfg, tmp_path: Path, mode: str
+) -> None:
+    run_dir = trained(toy_cfg, tmp_path, mode=FinetuneMode[mode])
+    reference = read_conll_pred(run_dir / "predictions" / "test_conll.conll")
+    tags = [[p for _, _, p in sentence] for sentence in reference]
+    assert any(t != "O" for sentence in tags for t in sentence)  # a non-trivial model
+
+    out = tmp_path / "pred.conll"
+    test_file = str(FIXTURES / "toy_conll" / "toy.test")
+    proc = subprocess.run(
+        [PREDICT, str(run_dir), test_file, "--format", "conll", "--output", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert read_conll_pred(out) == reference  # words, gold and predicted tags
+
+    hf_dir = export(run_dir, tmp_path / "hf")
+    tagger = pipeline("token-classification", model=str(hf_dir), ignore_labels=[], device="cpu")
+    for sentence, expected in zip(reference, tags, strict=True):
+        words = [w for w, _, _ in sentence]
+        text = " ".join(words)
+        by_start = {t["start"]: t["entity"] for t in tagger(text)}
+        starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+        assert [by_start[s] for s in starts] == expected
+
+
+def test_sequence_classification_export(tmp_path: Path) -> None:
+    cfg = compose_cfg(
+        [
+            "model=tiny",
+            "hardware=cpu",
+            "task=banking77",
+            f"data.root={FIXTURES / 'toy_intents'}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "task.banking77.files.train=toy_train.csv",
+            "task.banking77.files.test=toy_test.csv",
+            "task.banking77.labels_file=categories.json",
+            "task.banking77.dev_fraction=0.25",
+            "task.banking77.pooling=POOLER",
+            "trainer.max_steps=10",
+            "trainer.lr=5e-3",
+        ]
+    )
+    run(cfg, tmp_path / "run")
+    rows = (tmp_path / "run/predictions/test_banking77.tsv").read_text().splitlines()[1:]
+    texts = [r.split("\t")[0].replace("\\n", "\n") for r in rows]
+    hf_dir = export(tmp_path / "run", tmp_path / "hf")
+    classify = pipeline("text-classification", model=str(hf_dir), device="cpu")
+    assert [p["label"] for p in classify(texts)] == [r.split("\t")[2] for r in rows]
+    cfg.task["banking77"].pooling, cfg.trainer.max_steps = Pooling.MEAN, 1
+    run(cfg, tmp_path / "mean")
+    with pytest.raises(ConfigError, match=r"pooling MEAN\) has no standard HF model class"):
+        export(tmp_path / "mean", tmp_path / "hf2")

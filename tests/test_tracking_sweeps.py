@@ -1,0 +1,88 @@
+"""Trackers (TensorBoard, MLflow) get the curves; Hydra plugin configs compose and run."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mtfsl.train import run
+from tests.test_train_e2e import TOY, train_cli
+
+
+def tracked(toy_cfg, tmp_path: Path, kind: str) -> tuple[Path, dict]:
+    from mtfsl.config import Tracker
+
+    toy_cfg.tracking.kind = Tracker[kind]
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.log_every_steps = 6, 2
+    toy_cfg.trainer.eval_every_steps = 3
+    return tmp_path / "run", run(toy_cfg, tmp_path / "run")
+
+
+def test_tensorboard_gets_losses_dev_and_test_metrics(toy_cfg, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, metrics = tracked(toy_cfg, tmp_path, "TENSORBOARD")
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    scalars = events.Tags()["scalars"]
+    assert [e.step for e in events.Scalars("train/loss/conll")] == [2, 4, 6]
+    assert [e.step for e in events.Scalars("dev/conll/f1")] == [3, 6]
+    assert {"train/lr", "train/weight/conll", "test/conll/f1"} <= set(scalars)
+    assert events.Scalars("test/conll/f1")[0].value == pytest.approx(metrics["test/conll/f1"])
+    history = json.loads((run_dir / "train_history.json").read_text())["history"]
+    losses = [e.value for e in events.Scalars("train/loss/conll")]
+    assert losses == pytest.approx([h["loss/conll"] for h in history])
+
+
+def test_mlflow_gets_params_and_metrics(toy_cfg, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    run_dir, metrics = tracked(toy_cfg, tmp_path, "MLFLOW")
+    client = MlflowClient(f"sqlite:///{run_dir / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "mtfsl"]
+    (record,) = client.search_runs([experiment.experiment_id])
+    assert record.data.metrics["test/conll/f1"] == pytest.approx(metrics["test/conll/f1"])
+    assert record.data.params["trainer.max_steps"] == "6"
+    steps = [m.step for m in client.get_metric_history(record.info.run_id, "train/loss/conll")]
+    assert steps == [2, 4, 6]
+
+
+def _span(run_dir: Path) -> tuple[datetime, datetime]:
+    stamps = [line[1:24] for line in (run_dir / "train.log").read_text().splitlines()]
+    times = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in stamps if s[:2] == "20"]
+    return times[0], times[-1]
+
+
+def test_joblib_launcher_runs_two_jobs_in_parallel(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    train_cli(
+        [
+            "-m",
+            "hydra/launcher=parallel",
+            *TOY,
+            "seed=1,2",
+            "trainer.max_steps=40",
+            "hardware.threads=1",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        tmp_path,
+    )
+    (a0, a1), (b0, b1) = _span(sweep / "0"), _span(sweep / "1")
+    assert a0 < b1 and b0 < a1  # the two jobs' training overlapped in time
+    for job in ("0", "1"):
+        assert json.loads((sweep / job / "status.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("hydra/launcher=slurm", "SlurmLauncher"),
+        ("hydra/launcher=parallel", "JoblibLauncher"),
+        ("hydra/sweeper=tune", "OptunaSweeper"),
+    ],
+)
+def test_plugin_configs_compose(tmp_path: Path, override: str, expected: str) -> None:
+    proc = train_cli([override, "--cfg", "hydra", "--package", "hydra"], tmp_path)
+    assert expected in proc.stdout
