@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,9 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     best = trainer.restore_best()
     metrics: dict[str, Any] = {}
     for split in ("dev", "test"):
+        start = time.perf_counter()
         metrics.update(trainer.evaluate(split, write=True))
+        metrics[f"time/eval_{split}_seconds"] = time.perf_counter() - start
     if (score := trainer.selection_score(metrics)) is not None:
         metrics["dev/selection_score"] = score  # the model-selection metric, for sweeps
     metrics.update(
@@ -153,6 +156,8 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
             "train/steps": state.step,
             "train/best_step": best["step"],
             "train/tokens": state.train_tokens,
+            "train/padding_fraction": 1 - state.train_tokens / max(state.train_positions, 1),
+            "train/attention_positions": state.train_attention,
             "train/skipped_steps": state.skipped_steps,
             "time/train_seconds": state.train_seconds,
             "time/train_tokens_per_second": state.train_tokens / max(state.train_seconds, 1e-9),

