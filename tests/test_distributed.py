@@ -91,7 +91,7 @@ def compare(tmp_path: Path, args: list[str], global_batch: int) -> tuple[dict, d
     return non_timing(m1), non_timing(m2)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="gloo launcher test")
+@pytest.mark.slow  # the multi-task test below covers the same path in the default suite
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
     args = [*TOY, *EXACT, "trainer.max_steps=8", "trainer.eval_every_steps=4"]
     single, ddp = compare(tmp_path, [*args, "trainer.save_every=4"], global_batch=4)
@@ -115,9 +115,15 @@ def test_two_processes_multi_task_crf_and_learned_weights(tmp_path: Path) -> Non
         "loss_weights.lr=0.05",
         "trainer.max_steps=9",
         "trainer.eval_every_steps=9",
+        "trainer.save_every=9",
     ]
     single, ddp = compare(tmp_path, args, global_batch=6)
     assert ddp == pytest.approx(single, abs=1e-6)
+    assert ddp["train/tokens"] == single["train/tokens"]  # counted over both processes
+    rng = sorted(p.name for p in (tmp_path / "two/checkpoints/state-9").glob("random_states_*"))
+    assert rng == ["random_states_0.pkl", "random_states_1.pkl"]
+    log = (tmp_path / "two" / "train.log").read_text()
+    assert log.count("step 9/9 ") == 1  # one process logs
     w1, w2 = (
         json.loads((tmp_path / d / "loss_weights.json").read_text())["history"]
         for d in ("one", "two")

@@ -45,7 +45,7 @@ def trained(toy_cfg, tmp_path: Path, **changes) -> Path:
     return tmp_path / "run"
 
 
-@pytest.mark.parametrize("mode", ["FULL", "LORA"])
+@pytest.mark.parametrize("mode", ["FULL", pytest.param("LORA", marks=pytest.mark.slow)])
 def test_predict_and_exported_pipeline_match_training_predictions(
     toy_cfg, tmp_path: Path, mode: str
 ) -> None:
