@@ -9,25 +9,20 @@ the task's primary test metric. Jobs without ``metrics.json`` are listed as unfi
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-import yaml
+from mtfsl.summary import read_sweep
 
 PRIMARY = ("f1", "accuracy")  # entity tasks report f1; tagging/classification accuracy
 
 
 def jobs(sweep: Path) -> list[tuple[str, dict[str, float] | None]]:
-    found = []
-    for job in sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: p.name):
-        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or []
-        task = next((o.split("=", 1)[1] for o in overrides if o.startswith("task=")), "?")
-        metrics_file = job / "metrics.json"
-        found.append(
-            (task, json.loads(metrics_file.read_text()) if metrics_file.exists() else None)
-        )
-    return found
+    """(the job's task= override, its metrics or None) for every job, in job order."""
+    return [
+        (next((o.split("=", 1)[1] for o in j.overrides if o.startswith("task=")), "?"), j.metrics)
+        for j in read_sweep(sweep)
+    ]
 
 
 def primary(metrics: dict[str, float], task: str) -> tuple[str, float] | None:

@@ -22,6 +22,18 @@ TOY_TASK = [
     "task.conll.files.test=toy_conll/toy.test",
 ]
 
+# Banking77-shaped intent task on the toy CSV files (9 train / 3 dev / 4 test examples).
+TOY_INTENTS = [
+    "model=tiny",
+    "hardware=cpu",
+    "task=banking77",
+    f"data.root={FIXTURES / 'toy_intents'}",
+    "task.banking77.files.train=toy_train.csv",
+    "task.banking77.files.test=toy_test.csv",
+    "task.banking77.labels_file=categories.json",
+    "task.banking77.dev_fraction=0.25",
+]
+
 register_configs()
 
 

@@ -15,7 +15,7 @@ from mtfsl.errors import ConfigError
 from mtfsl.export import export
 from mtfsl.predict import Inputs, _whitespace, from_text, write_jsonl
 from mtfsl.train import run
-from tests.conftest import FIXTURES, compose_cfg
+from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 from tests.test_train_e2e import CLI, read_conll_pred
 
 PREDICT = str(Path(CLI).with_name("mtfsl-predict"))
@@ -77,15 +77,8 @@ def test_predict_and_exported_pipeline_match_training_predictions(
 def test_sequence_classification_export(tmp_path: Path) -> None:
     cfg = compose_cfg(
         [
-            "model=tiny",
-            "hardware=cpu",
-            "task=banking77",
-            f"data.root={FIXTURES / 'toy_intents'}",
+            *TOY_INTENTS,
             f"data.cache_dir={tmp_path / 'cache'}",
-            "task.banking77.files.train=toy_train.csv",
-            "task.banking77.files.test=toy_test.csv",
-            "task.banking77.labels_file=categories.json",
-            "task.banking77.dev_fraction=0.25",
             "task.banking77.pooling=POOLER",
             "trainer.max_steps=10",
             "trainer.lr=5e-3",

@@ -14,7 +14,7 @@ from mtfsl.model.encoder import build_masked_lm, tiny_tokenizer
 from mtfsl.model.heads import PromptHead
 from mtfsl.model.prompt import fill_template, verbalizer_ids
 from mtfsl.train import run
-from tests.conftest import FIXTURES, compose_cfg
+from tests.conftest import TOY_INTENTS, compose_cfg
 
 LABELS = ["card_arrival", "card_declined", "exchange_rate", "top_up"]
 WORDS = {"card_arrival": "a", "card_declined": "d", "exchange_rate": "e", "top_up": "t"}
@@ -72,15 +72,8 @@ def test_encoder_without_an_mlm_head_is_a_clear_error() -> None:
 def test_prompt_task_trains_end_to_end(tmp_path: Path) -> None:
     cfg = compose_cfg(
         [
-            "model=tiny",
-            "hardware=cpu",
-            "task=banking77",
-            f"data.root={FIXTURES / 'toy_intents'}",
+            *TOY_INTENTS,
             f"data.cache_dir={tmp_path / 'cache'}",
-            "task.banking77.files.train=toy_train.csv",
-            "task.banking77.files.test=toy_test.csv",
-            "task.banking77.labels_file=categories.json",
-            "task.banking77.dev_fraction=0.25",
             "task.banking77.head=PROMPT",
             "task.banking77.prompt.template='{text} topic: {mask}'",
             *(f"+task.banking77.prompt.verbalizer.{k}={v}" for k, v in WORDS.items()),

@@ -8,8 +8,6 @@ character offsets) or TSV.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import re
 import sys
@@ -21,8 +19,9 @@ import datasets
 from seqeval.metrics.sequence_labeling import get_entities
 
 from mtfsl.config import HeadKind
-from mtfsl.data.readers import check_column, read_conll
+from mtfsl.data.readers import check_column, csv_header, read_conll, read_csv
 from mtfsl.errors import MtfslError
+from mtfsl.evaluation.report import escape_tsv
 from mtfsl.inference import LoadedRun, load_run, predict
 
 
@@ -70,12 +69,10 @@ def from_conll(path: Path, run: LoadedRun, task: str) -> Inputs:
 
 def from_csv(path: Path, run: LoadedRun, task: str) -> Inputs:
     cfg = run.cfg.task[task]
-    rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
-    if rows and cfg.text_field not in rows[0]:
-        raise MtfslError(f"{path}: no column '{cfg.text_field}' (task.{task}.text_field)")
-    texts = [r[cfg.text_field] for r in rows]
-    gold = [r[cfg.label_field] for r in rows] if rows and cfg.label_field in rows[0] else None
-    return Inputs(texts, texts, [], gold)
+    labelled = cfg.label_field in csv_header(path)
+    records = read_csv(path, cfg.text_field, cfg.label_field if labelled else None)
+    texts = [r.text for r in records]
+    return Inputs(texts, texts, [], [r.label for r in records] if labelled else None)
 
 
 def write_conll(out, inputs: Inputs, pred: list) -> None:
@@ -111,8 +108,7 @@ def write_tsv(out, inputs: Inputs, pred: list) -> None:
             out.writelines(f"{w}\t{t}\n" for w, t in zip(item, labels, strict=True))
             out.write("\n")
         else:
-            clean = item.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            out.write(f"{clean}\t{labels}\n")
+            out.write(f"{escape_tsv(item)}\t{labels}\n")
 
 
 WRITERS = {"conll": write_conll, "jsonl": write_jsonl, "tsv": write_tsv}

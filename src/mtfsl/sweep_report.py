@@ -83,21 +83,21 @@ def _history(job: Job, name: str) -> list[dict[str, float]]:
 
 def plot_curves(group: Group, path: Path) -> bool:
     """Training loss and dev primary metric against step, one line per job."""
-    jobs = group.jobs
-    if not any(_history(j, "train_history.json") for j in jobs):
+    runs = [
+        (j, _history(j, "train_history.json"), _history(j, "dev_history.json")) for j in group.jobs
+    ]
+    if not any(train for _, train, _ in runs):
         return False
     fig, (loss_ax, dev_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for job in jobs:
-        for row_key in sorted({k for r in _history(job, "train_history.json") for k in r}):
-            if row_key.startswith("loss/"):
-                rows = [r for r in _history(job, "train_history.json") if row_key in r]
-                loss_ax.plot(
-                    [r["step"] for r in rows],
-                    [r[row_key] for r in rows],
-                    lw=1,
-                    label=f"{job.path.name} {row_key[5:]}",
-                )
-        dev = _history(job, "dev_history.json")
+    for job, train, dev in runs:
+        for key in sorted({k for r in train for k in r if k.startswith("loss/")}):
+            rows = [r for r in train if key in r]
+            loss_ax.plot(
+                [r["step"] for r in rows],
+                [r[key] for r in rows],
+                lw=1,
+                label=f"{job.path.name} {key[5:]}",
+            )
         for key in sorted({k for r in dev for k in r if k.endswith(PRIMARY_SUFFIXES)}):
             dev_ax.plot(
                 [r["step"] for r in dev],

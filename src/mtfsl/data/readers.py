@@ -123,8 +123,14 @@ class Record:
     line: int
 
 
-def read_csv(path: str | Path, text_field: str, label_field: str) -> list[Record]:
-    """Read a CSV file with a header row (quoted fields may span lines).
+def csv_header(path: str | Path) -> list[str]:
+    """The field names of a CSV file's header row."""
+    return next(csv.reader(io.StringIO(_decode(Path(path)), newline="")), [])
+
+
+def read_csv(path: str | Path, text_field: str, label_field: str | None) -> list[Record]:
+    """Read a CSV file with a header row (quoted fields may span lines). Without
+    ``label_field`` (unlabelled input, e.g. for prediction) every record's label is "".
 
     Raises:
         DataError: missing/unreadable file, invalid UTF-8, a missing field in the header, a
@@ -135,20 +141,21 @@ def read_csv(path: str | Path, text_field: str, label_field: str) -> list[Record
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = reader.fieldnames or []
     for name, role in ((text_field, "text_field"), (label_field, "label_field")):
-        if name not in header:
+        if name is not None and name not in header:
             raise DataError(f"{path}:1: no field '{name}' (task.{role}) in the header {header}")
     records = []
     line = reader.line_num + 1
     try:
         for row in reader:
-            value, label = row.get(text_field), row.get(label_field)
+            value = row.get(text_field)
+            label = row.get(label_field) if label_field else "-"
             if value is None or label is None:
                 raise DataError(
                     f"{path}:{line}: expected fields {header}, found {list(row.values())}"
                 )
             if not value.strip() or not label.strip():
                 raise DataError(f"{path}:{line}: empty {'text' if not value.strip() else 'label'}")
-            records.append(Record(value, label.strip(), line))
+            records.append(Record(value, label.strip() if label_field else "", line))
             line = reader.line_num + 1
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err})") from None

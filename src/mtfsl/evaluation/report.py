@@ -47,6 +47,11 @@ def write_predictions(
     os.replace(tmp, path)
 
 
+def escape_tsv(text: str) -> str:
+    """One TSV field: backslashes, tabs and newlines escaped."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
 def write_tsv(path: Path, texts: Sequence[str], gold: Sequence[str], pred: Sequence[str]) -> None:
     """``text<TAB>gold<TAB>pred`` per example, in file order (tabs/newlines in text escaped)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,8 +59,7 @@ def write_tsv(path: Path, texts: Sequence[str], gold: Sequence[str], pred: Seque
     with tmp.open("w", encoding="utf-8") as out:
         out.write("text\tgold\tpred\n")
         for text, g, p in zip(texts, gold, pred, strict=True):
-            clean = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            out.write(f"{clean}\t{g}\t{p}\n")
+            out.write(f"{escape_tsv(text)}\t{g}\t{p}\n")
     os.replace(tmp, path)
 
 

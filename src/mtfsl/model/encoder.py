@@ -117,9 +117,8 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def _tiny(cfg: ModelConfig) -> Built:
-    tokenizer = tiny_tokenizer()
-    config = BertConfig(
+def _tiny_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> BertConfig:
+    return BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.tiny.hidden_size,
         num_hidden_layers=cfg.tiny.num_hidden_layers,
@@ -128,7 +127,11 @@ def _tiny(cfg: ModelConfig) -> Built:
         max_position_embeddings=cfg.tiny.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return BertModel(config, add_pooling_layer=False), tokenizer
+
+
+def _tiny(cfg: ModelConfig) -> Built:
+    tokenizer = tiny_tokenizer()
+    return BertModel(_tiny_config(cfg, tokenizer), add_pooling_layer=False), tokenizer
 
 
 def split_masked_lm(model: PreTrainedModel, name: str) -> tuple[PreTrainedModel, nn.Module]:
@@ -162,8 +165,8 @@ def _pretrained_mlm(cfg: ModelConfig) -> MaskedLM:
 
 
 def _tiny_mlm(cfg: ModelConfig) -> MaskedLM:
-    encoder, tokenizer = _tiny(cfg)
-    model = BertForMaskedLM(encoder.config)
+    tokenizer = tiny_tokenizer()
+    model = BertForMaskedLM(_tiny_config(cfg, tokenizer))
     return *split_masked_lm(model, cfg.name_or_path), tokenizer
 
 
