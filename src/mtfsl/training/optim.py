@@ -41,7 +41,7 @@ def param_groups(
 
 
 def _adamw(groups: Iterable[dict[str, object]], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(groups, betas=tuple(cfg.betas), eps=cfg.eps)
+    return torch.optim.AdamW(groups, betas=tuple(cfg.betas), eps=cfg.eps, fused=cfg.fused)
 
 
 def _sgd(groups: Iterable[dict[str, object]], cfg: OptimizerConfig) -> torch.optim.Optimizer:
