@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from mtfsl.data.context import neighbour_context
 from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer, featurize, plan_windows
 from mtfsl.model.encoder import tiny_tokenizer
 
@@ -75,3 +76,55 @@ def test_featurize_is_cached_by_content(tmp_path: Path) -> None:
     assert first.cache_files[0]["filename"] == again.cache_files[0]["filename"]
     assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
     assert len(list(tmp_path.glob("features-*.arrow"))) == 2
+
+
+def test_document_context_fills_the_window_around_the_owned_sentence() -> None:
+    # 3 context words left (lengths 2, 2, 2), sentence of 3 words (1 each), 4 right (1 each)
+    lengths = [2, 2, 2, 1, 1, 1, 1, 1, 1, 1]
+    windows = plan_windows(lengths, budget=9, stride=2, own=(3, 6))
+    # room 6: the right takes its half (3 words), the left the rest (one word of 2 sub-tokens)
+    assert [(w.start, w.end, w.own_start, w.own_end) for w in windows] == [(2, 9, 3, 6)]
+    # no left context at all: the right side may use the whole room
+    windows = plan_windows([1, 1, 1, 1, 1, 1, 1, 1], budget=6, stride=2, own=(0, 2))
+    assert [(w.start, w.end, w.own_start, w.own_end) for w in windows] == [(0, 6, 0, 2)]
+
+
+def test_context_words_are_input_only(tmp_path: Path) -> None:
+    tok = tiny_tokenizer()
+    ds = featurize(
+        [["bc"], ["d", "e"]],
+        [[1], [2, 3]],
+        tok,
+        16,
+        2,
+        tmp_path,
+        context=[([], ["d", "e"]), (["bc"], [])],
+    )
+    rows = list(ds)
+    assert tok.convert_ids_to_tokens(rows[1]["input_ids"]) == [
+        "[CLS]", "b", "##c", "d", "e", "[SEP]"
+    ]  # fmt: skip
+    assert rows[1]["labels"] == [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 2, 3, IGNORE_INDEX]
+    assert rows[1]["word_index"] == [-1, -1, -1, 0, 1, -1]
+    assert rows[0]["labels"] == [IGNORE_INDEX, 1, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, -100]
+    assert rows[0]["word_index"] == [-1, 0, -1, -1, -1, -1]
+    plain = featurize([["bc"], ["d", "e"]], [[1], [2, 3]], tok, 16, 2, tmp_path)
+    assert plain.cache_files[0]["filename"] != ds.cache_files[0]["filename"]
+    assert list(plain)[1]["input_ids"] == [
+        tok.cls_token_id,
+        *tok.convert_tokens_to_ids(["d", "e"]),
+        tok.sep_token_id,
+    ]
+
+
+def test_neighbour_context_stays_in_the_document() -> None:
+    words = [["a"], ["b", "b"], ["c"], ["d"], ["e"]]
+    docs = [0, 0, 0, 1, 1]
+    assert neighbour_context(words, docs, 1) == [
+        ([], ["b", "b"]),
+        (["a"], ["c"]),
+        (["b", "b"], []),
+        ([], ["e"]),
+        (["d"], []),
+    ]
+    assert neighbour_context(words, docs, 2)[2] == (["a", "b", "b"], [])

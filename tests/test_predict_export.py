@@ -36,8 +36,9 @@ def test_jsonl_entities_carry_character_offsets() -> None:
     assert seq.getvalue() == '{"text": "hi", "label": "greet"}\n'
 
 
-def trained(toy_cfg, tmp_path: Path, **changes) -> Path:
+def trained(toy_cfg, tmp_path: Path, context: int = 0, **changes) -> Path:
     toy_cfg.model.max_length = 512  # whole sentences, as a pipeline sees them
+    toy_cfg.data.context = context
     toy_cfg.trainer.max_steps, toy_cfg.trainer.lr, toy_cfg.trainer.batch_size = 30, 5e-3, 4
     for key, value in changes.items():
         setattr(toy_cfg.finetune, key, value)
@@ -72,6 +73,27 @@ def test_predict_and_exported_pipeline_match_training_predictions(
         by_start = {t["start"]: t["entity"] for t in tagger(text)}
         starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
         assert [by_start[s] for s in starts] == expected
+
+
+def test_predict_uses_the_document_context_the_run_was_trained_with(
+    toy_cfg, tmp_path: Path
+) -> None:
+    run_dir = trained(toy_cfg, tmp_path, context=1)
+    reference = read_conll_pred(run_dir / "predictions" / "test_conll.conll")
+    out = tmp_path / "pred.conll"
+    test_file = str(FIXTURES / "toy_conll" / "toy.test")
+    cmd = [PREDICT, str(run_dir), test_file, "--format", "conll", "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert read_conll_pred(out) == reference
+    # the same sentences without their neighbours are predicted differently by this model
+    alone = tmp_path / "alone.txt"
+    alone.write_text("\n".join(" ".join(w for w, _, _ in s) for s in reference) + "\n")
+    cmd = [PREDICT, str(run_dir), str(alone), "--format", "text", "--output", str(out)]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    assert [[t[-1] for t in s] for s in read_conll_pred(out)] != [
+        [t[-1] for t in s] for s in reference
+    ]
 
 
 def test_sequence_classification_export(tmp_path: Path) -> None:

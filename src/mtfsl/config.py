@@ -260,6 +260,10 @@ class DataConfig:
     root: str | None = "${oc.env:MTFSL_DATA_ROOT,null}"
     # Where tokenised datasets are cached (keyed by content + tokenizer fingerprint).
     cache_dir: str = "${oc.env:MTFSL_CACHE_DIR,'~/.cache/mtfsl'}"
+    # Document context for token tasks (FLERT): up to N neighbouring sentences of the same
+    # document on each side are fed as extra input, trimmed to model.max_length (nearest
+    # words kept); labels and predictions stay on the sentence itself. 0 = sentences alone.
+    context: int = 0
 
 
 @dataclass
@@ -492,6 +496,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(t.keep_last >= 1, "trainer.keep_last", t.keep_last, ">= 1")
     _check(m.max_length >= 8, "model.max_length", m.max_length, ">= 8")
     _check(m.stride >= 0, "model.stride", m.stride, ">= 0")
+    _check(cfg.data.context >= 0, "data.context", cfg.data.context, ">= 0 (sentences per side)")
     _check(0 <= m.dropout < 1, "model.dropout", m.dropout, "in [0, 1)")
     _check(
         m.encoder_dropout is None or 0 <= m.encoder_dropout < 1,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from transformers import (
 from mtfsl.config import HeadKind, Pooling
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.inference import LoadedRun, load_run
+
+log = logging.getLogger(__name__)
 
 
 def _plain_encoder(run: LoadedRun) -> PreTrainedModel:
@@ -75,6 +78,13 @@ def export(run_dir: Path, out_dir: Path, task: str | None = None) -> Path:
     model = to_hf(run, name)
     model.save_pretrained(out_dir)
     run.tokenizer.save_pretrained(out_dir)
+    if run.cfg.data.context:
+        log.warning(
+            "%s was trained with data.context=%d (neighbouring sentences as input); a "
+            "pipeline sees each text alone, so its predictions can differ from mtfsl-predict's",
+            run_dir,
+            run.cfg.data.context,
+        )
     return out_dir
 
 

@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from mtfsl.config import TrainConfig, load_run_config
 from mtfsl.data.batching import PaddingCollator
 from mtfsl.data.prepare import EvalSet, split_features
-from mtfsl.data.splits import Split
+from mtfsl.data.splits import Split, attach_context
 from mtfsl.errors import ConfigError
 from mtfsl.evaluation.evaluator import predict_ids, to_labels
 from mtfsl.losses import build_weighting
@@ -67,12 +67,19 @@ def load_run(run_dir: Path) -> LoadedRun:
     return LoadedRun(cfg, model, tokenizer, labels, accelerator)
 
 
-def predict(run: LoadedRun, task: str, inputs: list[Any], source: Path) -> list[Any]:
-    """Predicted labels for word lists (token tasks; a tag per word) or texts (one label)."""
+def predict(
+    run: LoadedRun, task: str, inputs: list[Any], source: Path, docs: list[int] | None = None
+) -> list[Any]:
+    """Predicted labels for word lists (token tasks; a tag per word) or texts (one label).
+
+    ``docs`` (a document index per input, as CoNLL files give) lets a run trained with
+    ``data.context`` see the neighbouring sentences; without them each input stands alone.
+    """
     labels = run.labels[task]
     task_cfg = run.cfg.task[task]
     dummy = [[labels[0]] * len(x) if isinstance(x, list) else labels[0] for x in inputs]
-    split = Split(source, inputs, dummy, list(range(1, len(inputs) + 1)))
+    split = Split(source, inputs, dummy, list(range(1, len(inputs) + 1)), list(docs or []))
+    attach_context(split, run.cfg.data.context, task)
     feats = split_features(split, task_cfg, task, labels, run.tokenizer, run.cfg)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     ids = predict_ids(

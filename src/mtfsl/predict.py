@@ -34,6 +34,7 @@ class Inputs:
     texts: list[str]
     spans: list[list[tuple[int, int]]] = field(default_factory=list)
     gold: list | None = None
+    docs: list[int] = field(default_factory=list)  # CoNLL -DOCSTART- blocks, for data.context
 
 
 def _whitespace(text: str) -> list[tuple[str, tuple[int, int]]]:
@@ -64,7 +65,8 @@ def from_conll(path: Path, run: LoadedRun, task: str) -> Inputs:
     joined = [_joined(w) for w in words]
     width = min((len(f) for s in sentences for f in s.fields), default=0)
     gold = [s.column(cfg.label_column) for s in sentences] if width > 1 else None
-    return Inputs(words, [t for t, _ in joined], [s for _, s in joined], gold)
+    docs = [s.doc for s in sentences]
+    return Inputs(words, [t for t, _ in joined], [s for _, s in joined], gold, docs)
 
 
 def from_csv(path: Path, run: LoadedRun, task: str) -> Inputs:
@@ -158,9 +160,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         run = load_run(args.run_dir)
         task = run.task(args.task)
         inputs = read_inputs(args, run, task)
-        pred = (
-            predict(run, task, inputs.items, Path(args.input or "<text>")) if inputs.items else []
-        )
+        source = Path(args.input or "<text>")
+        pred = predict(run, task, inputs.items, source, inputs.docs) if inputs.items else []
     except (MtfslError, OSError) as err:
         sys.exit(f"mtfsl-predict: error: {err}")
     token_level = bool(pred) and isinstance(pred[0], list)

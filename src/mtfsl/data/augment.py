@@ -157,7 +157,12 @@ def augment_split(
     wanted = [split.inputs[i] for i, m in plan if m is AugMethod.BACK_TRANSLATION]
     translated = iter(translate(wanted, seed) if wanted and translate else [])
     out = Split(
-        split.path, list(split.inputs), list(split.targets), list(split.lines), list(split.docs)
+        split.path,
+        list(split.inputs),
+        list(split.targets),
+        list(split.lines),
+        list(split.docs),
+        list(split.context),
     )
     counts: dict[str, int] = {}
     for i, method in plan:
@@ -177,6 +182,8 @@ def augment_split(
         out.lines.append(split.lines[i])
         if split.docs:
             out.docs.append(split.docs[i])
+        if split.context:  # an augmented sentence keeps its source's document context
+            out.context.append(split.context[i])
     if counts.get("back_translation_empty"):
         log.warning(
             "back-translation gave %d empty texts; those copies are left out",

@@ -4,7 +4,9 @@ tasks, both through a batched, cached ``datasets.map``.
 Every word of every sentence is *owned* by exactly one window: its first sub-token carries
 its label (training) and yields its prediction (evaluation). Sentences longer than
 ``max_length`` are cut into several windows, each with up to ``stride`` sub-tokens of
-context on either side, so no word is ever dropped or truncated away.
+context on either side, so no word is ever dropped or truncated away. With document context
+(``data.context``), the words of neighbouring sentences fill the rest of each window; they are
+context only.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
-_FEATURES_VERSION = "2"  # bump when the produced columns change, to invalidate caches
+_FEATURES_VERSION = "3"  # bump when the produced columns change, to invalidate caches
 
 
 @dataclass(frozen=True)
@@ -51,21 +53,28 @@ def _reach(lengths: list[int], index: int, step: int, limit: int) -> tuple[int, 
     return count, total
 
 
-def plan_windows(lengths: list[int], budget: int, stride: int) -> list[Window]:
-    """Cut a sentence of words with ``lengths`` sub-tokens each into windows of ``budget``.
+def plan_windows(
+    lengths: list[int], budget: int, stride: int, own: tuple[int, int] | None = None
+) -> list[Window]:
+    """Cut the words ``own`` = [lo, hi) (default: all) of a sequence whose words have
+    ``lengths`` sub-tokens each into windows of ``budget`` sub-tokens.
 
-    The owned spans partition the sentence (each word is predicted exactly once) and take at
-    most ``budget - 2 * stride`` sub-tokens; the rest of the window is filled with context,
-    half on each side, whole words only. Every length must be between 1 and ``budget``.
+    The owned spans partition [lo, hi) (each word is predicted exactly once) and take at
+    most ``budget - 2 * stride`` sub-tokens; the rest of the window is filled with context
+    from either side (words outside [lo, hi) too: document context), half on each side when
+    both have enough, whole words only. Every length must be between 1 and ``budget``.
     """
+    lo, hi = own if own is not None else (0, len(lengths))
     context = min(stride, budget // 4)  # keep at least half of each window for owned words
     windows: list[Window] = []
-    start = 0
-    while start < len(lengths):
-        owned, used = _reach(lengths, start, 1, budget - 2 * context)
+    start = lo
+    while start < hi:
+        owned, used = _reach(lengths[:hi], start, 1, budget - 2 * context)
         end = start + max(owned, 1)  # a single very long word still gets its own window
         room = budget - max(used, lengths[start])
-        right, right_used = _reach(lengths, end, 1, room // 2)
+        # half of the room to the right, more when the left has less than its half
+        short_left = max(0, room // 2 - sum(lengths[:start]))
+        right, right_used = _reach(lengths, end, 1, room // 2 + short_left)
         left, _ = _reach(lengths, start - 1, -1, room - right_used)
         windows.append(Window(start - left, end + right, start, end))
         start = end
@@ -98,19 +107,20 @@ class WindowFeaturizer:
         return result
 
     def window_row(
-        self, pieces: list[list[int]], label_ids: list[int], w: Window
+        self, pieces: list[list[int]], label_ids: list[int], w: Window, lo: int = 0
     ) -> tuple[list[int], list[int], list[int]]:
         """Input ids, labels and owned-word index of one window, special tokens included.
 
-        Only the first sub-token of an owned word gets a label and a word index; context words,
-        later sub-tokens and special tokens get IGNORE_INDEX and -1.
+        ``pieces`` may start with ``lo`` words of document context, so sentence word i is
+        ``pieces[lo + i]``. Only the first sub-token of an owned word gets a label and its
+        word index; context words, later sub-tokens and special tokens get IGNORE_INDEX and -1.
         """
         ids = list(self.prefix)
         size = len(ids) + sum(len(pieces[i]) for i in range(w.start, w.end)) + len(self.suffix)
         labels, index = [IGNORE_INDEX] * size, [-1] * size
         for word in range(w.start, w.end):
             if w.own_start <= word < w.own_end:
-                labels[len(ids)], index[len(ids)] = label_ids[word], word
+                labels[len(ids)], index[len(ids)] = label_ids[word - lo], word - lo
             ids += pieces[word]
         ids += self.suffix
         return ids, labels, index
@@ -118,12 +128,16 @@ class WindowFeaturizer:
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         columns = ("input_ids", "labels", "word_index", "sentence", "length")
         out: dict[str, list[Any]] = {k: [] for k in columns}
-        pieces_batch = self.word_pieces(batch["words"])
-        for sid, pieces, label_ids in zip(
-            batch["sentence"], pieces_batch, batch["label_ids"], strict=True
+        empty = [[]] * len(batch["words"])
+        left, right = batch.get("left", empty), batch.get("right", empty)
+        words = [a + w + b for a, w, b in zip(left, batch["words"], right, strict=True)]
+        pieces_batch = self.word_pieces(words)
+        for i, (sid, pieces, label_ids) in enumerate(
+            zip(batch["sentence"], pieces_batch, batch["label_ids"], strict=True)
         ):
-            for w in plan_windows([len(p) for p in pieces], self.budget, self.stride):
-                ids, labels, index = self.window_row(pieces, label_ids, w)
+            own = (len(left[i]), len(left[i]) + len(label_ids))
+            for w in plan_windows([len(p) for p in pieces], self.budget, self.stride, own):
+                ids, labels, index = self.window_row(pieces, label_ids, w, own[0])
                 for key, value in zip(columns, (ids, labels, index, sid, len(ids)), strict=True):
                     out[key].append(value)
         return out
@@ -180,12 +194,14 @@ def featurize(
     max_length: int,
     stride: int,
     cache_dir: str | Path | None,
+    context: list[tuple[list[str], list[str]]] | None = None,
 ) -> datasets.Dataset:
     """Tokenise examples into model features with a batched, cached ``datasets.map``.
 
-    Word lists (token tasks) become windows; texts (sequence tasks) become one truncated row.
-    The cache key hashes the examples, labels, tokenizer and settings, so a second run on the
-    same data and tokenizer reuses the Arrow file instead of tokenising again.
+    Word lists (token tasks) become windows, with ``context`` (left and right words of
+    document context per sentence) filling their free room; texts (sequence tasks) become one
+    truncated row. The cache key hashes the examples, labels, context, tokenizer and settings,
+    so a second run on the same data and tokenizer reuses the Arrow file.
     """
     token_level = bool(inputs) and isinstance(inputs[0], list)
     fn: Any = (
@@ -193,9 +209,10 @@ def featurize(
         if token_level
         else TextFeaturizer(tokenizer, max_length)
     )
-    raw = datasets.Dataset.from_dict(
-        {"words": inputs, "label_ids": label_ids, "sentence": list(range(len(inputs)))}
-    )
+    columns = {"words": inputs, "label_ids": label_ids, "sentence": list(range(len(inputs)))}
+    if context:
+        columns["left"], columns["right"] = (list(side) for side in zip(*context, strict=True))
+    raw = datasets.Dataset.from_dict(columns)
     vocab = tokenizer.backend_tokenizer.to_str()
     settings = [type(fn).__name__, max_length, stride if token_level else None]
-    return _cached_map(fn, raw, [inputs, label_ids, vocab, *settings], cache_dir)
+    return _cached_map(fn, raw, [inputs, label_ids, context or [], vocab, *settings], cache_dir)

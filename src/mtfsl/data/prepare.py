@@ -65,7 +65,13 @@ def split_features(
     if task.head is HeadKind.PROMPT:
         inputs = fill_template(task.prompt, inputs, tokenizer.mask_token)
     feats = featurize(
-        inputs, ids, tokenizer, cfg.model.max_length, cfg.model.stride, cfg.data.cache_dir
+        inputs,
+        ids,
+        tokenizer,
+        cfg.model.max_length,
+        cfg.model.stride,
+        cfg.data.cache_dir,
+        split.context,
     )
     if task.head is HeadKind.PROMPT:
         check_one_mask(feats, split, tokenizer.mask_token_id, name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,11 +13,14 @@ from typing import Any
 import numpy as np
 
 from mtfsl.config import DataConfig, DataFormat, LabelScheme, TaskConfig
+from mtfsl.data.context import neighbour_context
 from mtfsl.data.labels import bio_labels, entity_types, to_iob2
 from mtfsl.data.readers import check_column, read_conll, read_csv
 from mtfsl.errors import ConfigError, DataError
 
 SPLITS = ("train", "dev", "test")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,6 +36,9 @@ class Split:
     targets: list[Any]
     lines: list[int]
     docs: list[int] = field(default_factory=list)
+    # Token tasks with data.context > 0: per example, the words of neighbouring sentences of
+    # its document (left, right), fed as unlabelled input (see data/context.py).
+    context: list[tuple[list[str], list[str]]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -49,7 +56,12 @@ class Split:
             return [values[i] for i in ids] if values else []
 
         return Split(
-            self.path, pick(self.inputs), pick(self.targets), pick(self.lines), pick(self.docs)
+            self.path,
+            pick(self.inputs),
+            pick(self.targets),
+            pick(self.lines),
+            pick(self.docs),
+            pick(self.context),
         )
 
     def labelled(self) -> Iterator[tuple[str, int]]:
@@ -133,6 +145,23 @@ def check_known(split: Split, labels: list[str]) -> None:
             )
 
 
+def attach_context(split: Split, n: int, task: str) -> None:
+    """Set ``split.context`` from its documents (``data.context=n``).
+
+    Sequence tasks and files without document boundaries get none; that is logged, since a
+    model trained with context then sees those sentences alone.
+    """
+    if n <= 0:
+        return
+    if not split.is_token_level or not split.docs:
+        reason = "not a token task" if not split.is_token_level else "no document boundaries"
+        log.warning(
+            "%s: data.context=%d not applied to task '%s' (%s)", split.path, n, task, reason
+        )
+        return
+    split.context = neighbour_context(split.inputs, split.docs, n)
+
+
 def _carve_dev(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     order = np.random.default_rng(seed).permutation(len(train))
     n_dev = max(1, round(fraction * len(train)))
@@ -161,6 +190,7 @@ def load_task(name: str, task: TaskConfig, data: DataConfig) -> TaskData:
                 f"(task.{name}.files.{split}={relative}, data.root={root})"
             )
         splits[split] = _LOADERS[task.format](path, task)
+        attach_context(splits[split], data.context, name)
     if task.dev_fraction:
         splits["train"], splits["dev"] = _carve_dev(
             splits["train"], task.dev_fraction, task.dev_seed
