@@ -6,6 +6,7 @@ runs in its own subprocess (so peak memory is its own), alternating ours / HF de
 HF group_by_length for ``--repeats`` rounds; the medians are compared.
 
 Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_train.py [--steps 100]
+        [--variant "hardware.precision=BF16"] ...   (extra sides: ours with these overrides)
 Prints ``throughput ratio: X.XX`` (against the default recipe), ``throughput ratio
 (group_by_length): X.XX``, evaluation ratios, padding fractions, FLOP/s against a plain
 matmul benchmark, peak RSS, test F1; writes the numbers to ``--out`` (JSON).
@@ -70,7 +71,7 @@ def matmul_flops(seconds: float = 5.0) -> float:
 
 
 # --- our side --------------------------------------------------------------------------
-def run_ours(root: str, steps: int) -> dict:
+def run_ours(root: str, steps: int, extra: list[str]) -> dict:
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
@@ -84,6 +85,7 @@ def run_ours(root: str, steps: int) -> dict:
         f"trainer.max_steps={steps}",
         "trainer.log_every_steps=1000",
         "hardware=cpu",
+        *extra,
     ]
     with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
         cfg = OmegaConf.to_object(compose("train", overrides=overrides))
@@ -200,7 +202,10 @@ def run_hf(root: str, steps: int, group_by_length: bool) -> dict:
 
 def run_side(side: str, root: str, steps: int) -> dict:
     torch.manual_seed(42)
-    result = run_ours(root, steps) if side == "ours" else run_hf(root, steps, side != "hf")
+    if side.startswith("ours"):  # "ours" or "ours: OVERRIDES"
+        result = run_ours(root, steps, side.partition(":")[2].split())
+    else:
+        result = run_hf(root, steps, side != "hf")
     result["tokens_per_second"] = result["train_tokens"] / result["train_seconds"]
     result["test_sentences_per_second"] = 3453 / result["eval_seconds"]
     result["flops_per_second"] = result["flops"] / result["train_seconds"]
@@ -213,7 +218,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100, help="optimiser steps per side")
     parser.add_argument("--repeats", type=int, default=2, help="alternating rounds")
     parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
-    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="also measure ours with these space-separated overrides (repeatable)",
+    )
+    parser.add_argument("--side", help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = os.environ.get("MTFSL_DATA_ROOT")
     if not root or not (Path(root) / "conll2003" / "train.txt").is_file():
@@ -221,9 +232,10 @@ def main() -> None:
     if args.side:  # one measurement, in this fresh process
         print(json.dumps(run_side(args.side, root, args.steps)))
         return
-    runs: dict[str, list[dict]] = {side: [] for side in SIDES}
+    sides = [*SIDES, *(f"ours: {v}" for v in args.variant)]
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
     for round_ in range(args.repeats):
-        for side in SIDES:
+        for side in sides:
             cmd = [sys.executable, __file__, "--side", side, "--steps", str(args.steps)]
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if proc.returncode:
@@ -244,9 +256,12 @@ def main() -> None:
         "throughput_ratio": ours["tokens_per_second"] / hf["tokens_per_second"],
         "throughput_ratio_group_by_length": ours["tokens_per_second"] / gbl["tokens_per_second"],
         "eval_ratio": ours["test_sentences_per_second"] / hf["test_sentences_per_second"],
+        "variant_ratios": {
+            side: med[side]["tokens_per_second"] / ours["tokens_per_second"] for side in sides[3:]
+        },
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for side in SIDES:
+    for side in sides:
         m = med[side]
         print(
             f"{side}: {m['tokens_per_second']:.0f} tokens/s, padding {m['padding_fraction']:.1%}, "
@@ -259,6 +274,8 @@ def main() -> None:
     print(f"throughput ratio (group_by_length): {report['throughput_ratio_group_by_length']:.2f}")
     print(f"evaluation ratio: {report['eval_ratio']:.2f}")
     print(f"F1 difference (ours - HF): {ours['test_f1'] - hf['test_f1']:+.2f}")
+    for side, ratio in report["variant_ratios"].items():
+        print(f"{side}: {ratio:.2f}x the tokens/s of ours")
 
 
 if __name__ == "__main__":

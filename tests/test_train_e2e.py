@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_TASK
@@ -70,6 +71,7 @@ def test_run_folder(tmp_path: Path) -> None:
             assert 0.0 <= metrics[f"{split}/conll/{metric}"] <= 100.0
     assert metrics["train/steps"] == 6 and metrics["train/conll/examples"] == 11
     assert metrics["time/train_tokens_per_second"] > 0
+    assert 100 < metrics["memory/peak_rss_mb"] < 100_000
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
     assert len(json.loads((run_dir / "dev_history.json").read_text())["history"]) == 2
 
@@ -88,7 +90,8 @@ def test_run_folder(tmp_path: Path) -> None:
 
 
 def non_timing(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if not k.startswith("time/")}
+    """Metrics without the measurements that vary between identical runs."""
+    return {k: v for k, v in metrics.items() if not k.startswith(("time/", "memory/"))}
 
 
 def test_same_seed_same_metrics(toy_cfg, tmp_path: Path) -> None:
@@ -322,3 +325,22 @@ def test_sgd_and_crf_options_run(toy_cfg, tmp_path: Path) -> None:
     metrics = run(toy_cfg, tmp_path / "run")
     assert metrics["train/steps"] == 4 and 0 <= metrics["test/conll/f1"] <= 100
     assert (tmp_path / "run" / "predictions" / "test_conll.conll").is_file()
+
+
+@pytest.mark.slow  # compiling the tiny encoder takes about a minute on 2 cores
+def test_compiled_encoder_trains_like_eager(toy_cfg, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.batch_size = 4, 4
+    toy_cfg.model.dropout, toy_cfg.model.encoder_dropout = 0.0, 0.0  # no RNG differences
+    eager = run(toy_cfg, tmp_path / "eager")
+    toy_cfg.hardware.compile = True
+    compiled = run(toy_cfg, tmp_path / "compiled")
+    weights = {
+        name: load_file(tmp_path / name / "checkpoints/best/model.safetensors")
+        for name in ("eager", "compiled")
+    }
+    assert weights["eager"].keys() == weights["compiled"].keys()  # no "_orig_mod." prefixes
+    for key, value in weights["eager"].items():
+        assert torch.allclose(value, weights["compiled"][key], atol=1e-4), key
+    assert compiled["test/conll/f1"] == pytest.approx(eager["test/conll/f1"], abs=1e-6)

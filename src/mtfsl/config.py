@@ -369,6 +369,10 @@ class HardwareConfig:
     threads: int | None = None  # torch intra-op threads; null = torch's default
     num_workers: int = 0
     pad_to_multiple_of: int | None = None
+    # torch.compile the encoder (in place, dynamic shapes; checkpoints unchanged). Off by
+    # default: on the 2-core CPU it was slower (compiling took 71 s, then fewer tokens/s than
+    # eager, with recompiles for new batch widths); not yet measured on a GPU.
+    compile: bool = False
 
 
 @dataclass

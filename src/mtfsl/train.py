@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from accelerate.utils import set_seed
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -137,6 +139,8 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         contexts,
     )
     trainable, total = apply_finetune(model, cfg.finetune)
+    if cfg.hardware.compile:  # in place, so parameter names (and checkpoints) stay the same
+        model.encoder.compile(dynamic=True)
     if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks
         set_seed(cfg.seed, device_specific=True)
     trainer = Trainer(cfg, model, tokenizer, tasks, run_dir, accelerator)
@@ -164,6 +168,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         }
     )
     metrics.update({f"train/{n}/examples": len(t.train_split) for n, t in tasks.items()})
+    metrics.update(peak_memory_mb())
     metrics["train/processes"] = accelerator.num_processes
     metrics["train/trainable_parameters"], metrics["train/parameters"] = trainable, total
     # dev curves were logged during training; the final dev scores are the best checkpoint's
@@ -177,6 +182,15 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         "test: %s", " ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k.startswith("test/"))
     )
     return metrics
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory of this process so far (and GPU memory when CUDA was used), MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    out = {"memory/peak_rss_mb": rss / (2**20 if sys.platform == "darwin" else 2**10)}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
 
 
 def _status(run_dir: Path, status: str, **extra: Any) -> None:
