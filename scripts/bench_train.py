@@ -224,7 +224,11 @@ def main() -> None:
         default=[],
         help="also measure ours with these space-separated overrides (repeatable)",
     )
-    parser.add_argument("--side", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--side",
+        help="measure one side in this process and print its JSON: ours, hf, "
+        "hf_group_by_length or 'ours: OVERRIDES'",
+    )
     args = parser.parse_args()
     root = os.environ.get("MTFSL_DATA_ROOT")
     if not root or not (Path(root) / "conll2003" / "train.txt").is_file():
