@@ -21,6 +21,12 @@ from tests.test_train_e2e import CLI, read_conll_pred
 PREDICT = str(Path(CLI).with_name("mtfsl-predict"))
 
 
+def predict_cli(run_dir: Path, source: str, fmt: str, out: Path) -> None:
+    cmd = [PREDICT, str(run_dir), source, "--format", fmt, "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_jsonl_entities_carry_character_offsets() -> None:
     inputs = from_text(["Peter  Blackburn went to Bonn"], True, _whitespace)
     out = io.StringIO()
@@ -56,13 +62,7 @@ def test_predict_and_exported_pipeline_match_training_predictions(
     assert any(t != "O" for sentence in tags for t in sentence)  # a non-trivial model
 
     out = tmp_path / "pred.conll"
-    test_file = str(FIXTURES / "toy_conll" / "toy.test")
-    proc = subprocess.run(
-        [PREDICT, str(run_dir), test_file, "--format", "conll", "--output", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
+    predict_cli(run_dir, str(FIXTURES / "toy_conll" / "toy.test"), "conll", out)
     assert read_conll_pred(out) == reference  # words, gold and predicted tags
 
     hf_dir = export(run_dir, tmp_path / "hf")
@@ -81,16 +81,12 @@ def test_predict_uses_the_document_context_the_run_was_trained_with(
     run_dir = trained(toy_cfg, tmp_path, context=1)
     reference = read_conll_pred(run_dir / "predictions" / "test_conll.conll")
     out = tmp_path / "pred.conll"
-    test_file = str(FIXTURES / "toy_conll" / "toy.test")
-    cmd = [PREDICT, str(run_dir), test_file, "--format", "conll", "--output", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    predict_cli(run_dir, str(FIXTURES / "toy_conll" / "toy.test"), "conll", out)
     assert read_conll_pred(out) == reference
     # the same sentences without their neighbours are predicted differently by this model
     alone = tmp_path / "alone.txt"
     alone.write_text("\n".join(" ".join(w for w, _, _ in s) for s in reference) + "\n")
-    cmd = [PREDICT, str(run_dir), str(alone), "--format", "text", "--output", str(out)]
-    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    predict_cli(run_dir, str(alone), "text", out)
     assert [[t[-1] for t in s] for s in read_conll_pred(out)] != [
         [t[-1] for t in s] for s in reference
     ]

@@ -43,10 +43,14 @@ def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list
     raise ValueError("cannot locate the special tokens of this tokenizer")
 
 
-def _reach(lengths: list[int], index: int, step: int, limit: int) -> tuple[int, int]:
-    """Count words from ``index`` in direction ``step`` whose lengths sum to <= ``limit``."""
+def _reach(
+    lengths: list[int], index: int, step: int, limit: int, stop: int | None = None
+) -> tuple[int, int]:
+    """Count words from ``index`` in direction ``step`` (not past ``stop``, default the end)
+    whose lengths sum to <= ``limit``."""
+    stop = len(lengths) if stop is None else stop
     count = total = 0
-    while 0 <= index < len(lengths) and total + lengths[index] <= limit:
+    while 0 <= index < stop and total + lengths[index] <= limit:
         total += lengths[index]
         count += 1
         index += step
@@ -69,7 +73,7 @@ def plan_windows(
     windows: list[Window] = []
     start = lo
     while start < hi:
-        owned, used = _reach(lengths[:hi], start, 1, budget - 2 * context)
+        owned, used = _reach(lengths, start, 1, budget - 2 * context, stop=hi)
         end = start + max(owned, 1)  # a single very long word still gets its own window
         room = budget - max(used, lengths[start])
         # half of the room to the right, more when the left has less than its half
