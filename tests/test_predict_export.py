@@ -13,7 +13,7 @@ from transformers import pipeline
 from mtfsl.config import FinetuneMode, Pooling
 from mtfsl.errors import ConfigError
 from mtfsl.export import export
-from mtfsl.predict import Inputs, _whitespace, from_text, write_jsonl
+from mtfsl.predict import Example, _whitespace, text_examples, write_jsonl
 from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 from tests.test_train_e2e import CLI, read_conll_pred
@@ -21,14 +21,14 @@ from tests.test_train_e2e import CLI, read_conll_pred
 PREDICT = str(Path(CLI).with_name("mtfsl-predict"))
 
 
-def predict_cli(run_dir: Path, source: str, fmt: str, out: Path) -> None:
-    cmd = [PREDICT, str(run_dir), source, "--format", fmt, "--output", str(out)]
+def predict_cli(run_dir: Path, source: str, fmt: str, out: Path, *extra: str) -> None:
+    cmd = [PREDICT, str(run_dir), source, "--format", fmt, "--output", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_jsonl_entities_carry_character_offsets() -> None:
-    inputs = from_text(["Peter  Blackburn went to Bonn"], True, _whitespace)
+    inputs = list(text_examples(["Peter  Blackburn went to Bonn"], True, _whitespace))
     out = io.StringIO()
     write_jsonl(out, inputs, [["B-PER", "I-PER", "O", "O", "B-LOC"]])
     assert out.getvalue() == (
@@ -38,7 +38,7 @@ def test_jsonl_entities_carry_character_offsets() -> None:
         '25, "end": 29, "text": "Bonn"}]}\n'
     )
     seq = io.StringIO()
-    write_jsonl(seq, Inputs(["hi"], ["hi"]), ["greet"])
+    write_jsonl(seq, [Example("hi", "hi")], ["greet"])
     assert seq.getvalue() == '{"text": "hi", "label": "greet"}\n'
 
 
@@ -83,6 +83,12 @@ def test_predict_uses_the_document_context_the_run_was_trained_with(
     out = tmp_path / "pred.conll"
     predict_cli(run_dir, str(FIXTURES / "toy_conll" / "toy.test"), "conll", out)
     assert read_conll_pred(out) == reference
+    # streamed a sentence or two at a time, each chunk carrying its neighbours: no change
+    for size in ("1", "2"):
+        predict_cli(
+            run_dir, str(FIXTURES / "toy_conll" / "toy.test"), "conll", out, "--chunk-size", size
+        )
+        assert read_conll_pred(out) == reference
     # the same sentences without their neighbours are predicted differently by this model
     alone = tmp_path / "alone.txt"
     alone.write_text("\n".join(" ".join(w for w, _, _ in s) for s in reference) + "\n")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from mtfsl.data.readers import read_conll
+from mtfsl.data.context import windows
+from mtfsl.data.readers import iter_conll, iter_csv, read_conll
 from mtfsl.errors import DataError
 
 
@@ -56,3 +57,48 @@ def test_malformed_files_name_file_and_line(tmp_path: Path, data: bytes, message
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="file not found"):
         read_conll(tmp_path / "nope.txt")
+
+
+def test_readers_are_lazy_a_sentence_at_a_time(tmp_path: Path) -> None:
+    # the first sentence comes out before the bad line at the end is read
+    sentences = iter_conll(write(tmp_path, b"A NN O\n\nB NN O\n\nC O\n"))
+    assert next(sentences).column(0) == ["A"]
+    assert next(sentences).column(0) == ["B"]
+    with pytest.raises(DataError, match=":5: expected 3 columns"):
+        next(sentences)
+    csv_path = tmp_path / "f.csv"
+    csv_path.write_text('text,label\n"a\nb",x\nc,y\nd\n')
+    records = iter_csv(csv_path, "text", "label")
+    assert [(r.text, r.label, r.line) for r in (next(records), next(records))] == [
+        ("a\nb", "x", 2),
+        ("c", "y", 4),
+    ]
+    with pytest.raises(DataError, match=":5: expected fields"):
+        next(records)
+
+
+def test_old_mac_line_breaks_still_split_lines(tmp_path: Path) -> None:
+    sentences = read_conll(write(tmp_path, b"A NN O\rB NN O\r\rC NN O\r"))
+    assert [(s.column(0), s.line) for s in sentences] == [(["A", "B"], 1), (["C"], 4)]
+
+
+def test_windows_carry_neighbours_and_own_each_row_once() -> None:
+    got = [(rows, (own.start, own.stop)) for rows, own in windows(range(7), 3, 1)]
+    assert got == [
+        ([0, 1, 2, 3], (0, 3)),
+        ([2, 3, 4, 5, 6], (1, 4)),
+        ([5, 6], (1, 2)),
+    ]
+    assert [(rows, (own.start, own.stop)) for rows, own in windows(range(4), 2, 0)] == [
+        ([0, 1], (0, 2)),
+        ([2, 3], (0, 2)),
+    ]
+    assert list(windows([], 2, 1)) == []
+    # margin larger than the chunk: every chunk still sees `margin` rows each side
+    owned = []
+    for rows, own in windows(range(10), 1, 3):
+        assert len(rows) <= 1 + 2 * 3
+        for j in own:
+            owned.append(i := rows[j])
+            assert rows[max(0, j - 3) : j + 4] == list(range(max(0, i - 3), min(10, i + 4)))
+    assert owned == list(range(10))

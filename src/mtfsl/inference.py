@@ -68,19 +68,30 @@ def load_run(run_dir: Path) -> LoadedRun:
 
 
 def predict(
-    run: LoadedRun, task: str, inputs: list[Any], source: Path, docs: list[int] | None = None
+    run: LoadedRun,
+    task: str,
+    inputs: list[Any],
+    source: Path,
+    *,
+    docs: list[int] | None = None,
+    lines: list[int] | None = None,
+    own: range | None = None,
 ) -> list[Any]:
     """Predicted labels for word lists (token tasks; a tag per word) or texts (one label).
 
     ``docs`` (a document index per input, as CoNLL files give) lets a run trained with
     ``data.context`` see the neighbouring sentences; without them each input stands alone.
+    ``lines`` number the inputs in error messages (default 1, 2, ...). ``own``: predict only
+    these inputs, the others being there as their neighbours (a chunk of a stream).
     """
     labels = run.labels[task]
     task_cfg = run.cfg.task[task]
     dummy = [[labels[0]] * len(x) if isinstance(x, list) else labels[0] for x in inputs]
-    split = Split(source, inputs, dummy, list(range(1, len(inputs) + 1)), list(docs or []))
+    split = Split(source, inputs, dummy, lines or list(range(1, len(inputs) + 1)), docs or [])
     attach_context(split, run.cfg.data.context, task)
-    feats = split_features(split, task_cfg, task, labels, run.tokenizer, run.cfg)
+    if own is not None:
+        split = split.subset(list(own))
+    feats = split_features(split, task_cfg, task, labels, run.tokenizer, run.cfg, cache=False)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     ids = predict_ids(
         run.model,

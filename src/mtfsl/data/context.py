@@ -3,7 +3,11 @@ the same document, fed to the encoder around a sentence but never labelled or pr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
 Context = tuple[list[str], list[str]]
+T = TypeVar("T")
 
 
 def neighbour_context(words: list[list[str]], docs: list[int], n: int) -> list[Context]:
@@ -17,3 +21,25 @@ def neighbour_context(words: list[list[str]], docs: list[int], n: int) -> list[C
         right = [w for j in after if docs[j] == doc for w in words[j]]
         out.append((left, right))
     return out
+
+
+def windows(rows: Iterable[T], size: int, margin: int) -> Iterator[tuple[list[T], range]]:
+    """Consecutive chunks of ``size`` rows, each with up to ``margin`` rows before and after
+    it as neighbours: yields (rows, range of the chunk's own rows within them); the last
+    chunk takes what is left (up to ``size + margin`` rows).
+
+    A stream of any length is read once and never holds more than ``size + 2 * margin`` rows;
+    with ``margin = data.context`` every sentence sees the same neighbours as in the whole
+    file.
+    """
+    buffer: list[T] = []
+    start = 0  # buffer[:start]: the previous chunk's tail, kept as left neighbours
+    for row in rows:
+        buffer.append(row)
+        if len(buffer) == start + size + margin:
+            yield buffer, range(start, start + size)
+            keep = min(margin, start + size)
+            buffer = buffer[start + size - keep :]
+            start = keep
+    if len(buffer) > start:
+        yield buffer, range(start, len(buffer))

@@ -54,8 +54,10 @@ def split_features(
     labels: list[str],
     tokenizer: PreTrainedTokenizerBase,
     cfg: TrainConfig,
+    cache: bool = True,
 ) -> datasets.Dataset:
-    """Model features of one split (cached by content and tokenizer)."""
+    """Model features of one split (cached by content and tokenizer in ``data.cache_dir``;
+    ``cache=False`` keeps them in memory only, e.g. for chunks of a prediction stream)."""
     label_id = {label: i for i, label in enumerate(labels)}
     ids = [
         [label_id[t] for t in target] if isinstance(target, list) else label_id[target]
@@ -70,7 +72,7 @@ def split_features(
         tokenizer,
         cfg.model.max_length,
         cfg.model.stride,
-        cfg.data.cache_dir,
+        cfg.data.cache_dir if cache else None,
         split.context,
     )
     if task.head is HeadKind.PROMPT:

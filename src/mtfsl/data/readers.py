@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import csv
-import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +46,34 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _blocks(text: str) -> Iterator[tuple[int, list[list[str]]]]:
+def _stream(path: Path) -> Iterator[str]:
+    """The file's lines, read lazily, endings kept as ``open(newline="")`` splits them (what
+    the csv module wants); a byte-order mark is dropped. Errors are those of ``_decode``."""
+    try:
+        handle = path.open(encoding="utf-8-sig", newline="")
+    except OSError:
+        _decode(path)  # raises the DataError for a missing or unreadable file
+        raise
+    with handle:
+        try:
+            yield from handle
+        except UnicodeDecodeError:
+            _decode(path)  # the slow path, only to name the offending line
+            raise
+
+
+def text_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file without their endings, read lazily; numbered as
+    ``str.splitlines`` numbers them (which also breaks at \\r, \\x85, \\u2028, ...)."""
+    for line in _stream(Path(path)):
+        yield from line.splitlines()
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[tuple[int, list[list[str]]]]:
     """Yield (first line number, rows) for each run of non-blank lines."""
     rows: list[list[str]] = []
     start = 0
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         parts = line.split()
         if not parts:  # blank or whitespace-only line: a sentence break
             if rows:
@@ -65,9 +87,9 @@ def _blocks(text: str) -> Iterator[tuple[int, list[list[str]]]]:
         yield start, rows
 
 
-def read_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> list[Sentence]:
+def iter_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> Iterator[Sentence]:
     """Read a whitespace-separated column file (one token per line, blank line between
-    sentences).
+    sentences) lazily, a sentence at a time.
 
     Lines whose first field is ``doc_marker`` start a new document; they are not sentences.
     Every token line must have the same number of columns as the file's first token line.
@@ -77,11 +99,10 @@ def read_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> list[Sentenc
             the message gives ``file:line``.
     """
     path = Path(path)
-    text = _decode(path)
-    sentences: list[Sentence] = []
     width: int | None = None
     doc = -1
-    for start, rows in _blocks(text):
+    found = False
+    for start, rows in _blocks(text_lines(path)):
         kept: list[tuple[str, ...]] = []
         first = start
         for offset, parts in enumerate(rows):
@@ -98,10 +119,15 @@ def read_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> list[Sentenc
                 )
             kept.append(tuple(parts))
         if kept:
-            sentences.append(Sentence(tuple(kept), max(doc, 0), first))
-    if not sentences:
+            found = True
+            yield Sentence(tuple(kept), max(doc, 0), first)
+    if not found:
         raise DataError(f"{path}: no sentences found (empty file or only document markers)")
-    return sentences
+
+
+def read_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> list[Sentence]:
+    """All sentences of a column file (see ``iter_conll``)."""
+    return list(iter_conll(path, doc_marker))
 
 
 def check_column(path: str | Path, sentences: list[Sentence], index: int, role: str) -> None:
@@ -125,27 +151,30 @@ class Record:
 
 def csv_header(path: str | Path) -> list[str]:
     """The field names of a CSV file's header row."""
-    return next(csv.reader(io.StringIO(_decode(Path(path)), newline="")), [])
+    try:
+        return next(csv.reader(_stream(Path(path))), [])
+    except csv.Error as err:
+        raise DataError(f"{path}:1: malformed CSV ({err})") from None
 
 
-def read_csv(path: str | Path, text_field: str, label_field: str | None) -> list[Record]:
-    """Read a CSV file with a header row (quoted fields may span lines). Without
-    ``label_field`` (unlabelled input, e.g. for prediction) every record's label is "".
+def iter_csv(path: str | Path, text_field: str, label_field: str | None) -> Iterator[Record]:
+    """Read a CSV file with a header row (quoted fields may span lines) lazily, a record at a
+    time. Without ``label_field`` (unlabelled input, e.g. for prediction) every record's label
+    is "".
 
     Raises:
         DataError: missing/unreadable file, invalid UTF-8, a missing field in the header, a
             row with too few fields or an empty text or label, or no rows; with ``file:line``.
     """
     path = Path(path)
-    text = _decode(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
-    for name, role in ((text_field, "text_field"), (label_field, "label_field")):
-        if name is not None and name not in header:
-            raise DataError(f"{path}:1: no field '{name}' (task.{role}) in the header {header}")
-    records = []
-    line = reader.line_num + 1
+    reader = csv.DictReader(_stream(path))
     try:
+        header = reader.fieldnames or []
+        for name, role in ((text_field, "text_field"), (label_field, "label_field")):
+            if name is not None and name not in header:
+                raise DataError(f"{path}:1: no field '{name}' (task.{role}) in the header {header}")
+        found = False
+        line = reader.line_num + 1
         for row in reader:
             value = row.get(text_field)
             label = row.get(label_field) if label_field else "-"
@@ -155,13 +184,18 @@ def read_csv(path: str | Path, text_field: str, label_field: str | None) -> list
                 )
             if not value.strip() or not label.strip():
                 raise DataError(f"{path}:{line}: empty {'text' if not value.strip() else 'label'}")
-            records.append(Record(value, label.strip() if label_field else "", line))
+            found = True
+            yield Record(value, label.strip() if label_field else "", line)
             line = reader.line_num + 1
     except csv.Error as err:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err})") from None
-    if not records:
+    if not found:
         raise DataError(f"{path}: no rows found below the header")
-    return records
+
+
+def read_csv(path: str | Path, text_field: str, label_field: str | None) -> list[Record]:
+    """All records of a CSV file (see ``iter_csv``)."""
+    return list(iter_csv(path, text_field, label_field))
 
 
 @dataclass(frozen=True)

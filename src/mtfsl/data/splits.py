@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -145,6 +146,11 @@ def check_known(split: Split, labels: list[str]) -> None:
             )
 
 
+@functools.cache  # once per file: a prediction stream calls this for every chunk
+def _warn_no_context(path: str, n: int, task: str, reason: str) -> None:
+    log.warning("%s: data.context=%d not applied to task '%s' (%s)", path, n, task, reason)
+
+
 def attach_context(split: Split, n: int, task: str) -> None:
     """Set ``split.context`` from its documents (``data.context=n``).
 
@@ -155,9 +161,7 @@ def attach_context(split: Split, n: int, task: str) -> None:
         return
     if not split.is_token_level or not split.docs:
         reason = "not a token task" if not split.is_token_level else "no document boundaries"
-        log.warning(
-            "%s: data.context=%d not applied to task '%s' (%s)", split.path, n, task, reason
-        )
+        _warn_no_context(str(split.path), n, task, reason)
         return
     split.context = neighbour_context(split.inputs, split.docs, n)
 
