@@ -71,6 +71,7 @@ def test_run_folder(tmp_path: Path) -> None:
             assert 0.0 <= metrics[f"{split}/conll/{metric}"] <= 100.0
     assert metrics["train/steps"] == 6 and metrics["train/conll/examples"] == 11
     assert metrics["time/train_tokens_per_second"] > 0
+    assert 0 < metrics["time/predict_test_seconds"] < metrics["time/eval_test_seconds"]
     assert 100 < metrics["memory/peak_rss_mb"] < 100_000
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
     assert len(json.loads((run_dir / "dev_history.json").read_text())["history"]) == 2

@@ -28,6 +28,7 @@ from mtfsl.data.readers import check_column, csv_header, iter_conll, iter_csv, t
 from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import escape_tsv
 from mtfsl.inference import LoadedRun, load_run, predict
+from mtfsl.utils.memory import release_memory
 
 
 @dataclass
@@ -208,6 +209,7 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
                 own=own,
             )
             WRITERS[fmt](out, rows[own.start : own.stop], pred)
+            release_memory()  # keeps the process's footprint flat over a long stream
 
 
 def main(argv: Sequence[str] | None = None) -> None:

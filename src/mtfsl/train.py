@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from accelerate.utils import set_seed
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -37,6 +35,7 @@ from mtfsl.training.distributed import (
     quiet_other_processes,
 )
 from mtfsl.training.loop import Trainer, TrainingInterrupted, build_accelerator
+from mtfsl.utils.memory import peak_memory_mb
 
 log = logging.getLogger("mtfsl")
 register_configs()
@@ -152,7 +151,8 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     for split in ("dev", "test"):
         start = time.perf_counter()
         metrics.update(trainer.evaluate(split, write=True))
-        metrics[f"time/eval_{split}_seconds"] = time.perf_counter() - start
+        metrics[f"time/eval_{split}_seconds"] = time.perf_counter() - start  # + reports, files
+        metrics[f"time/predict_{split}_seconds"] = trainer.predict_seconds
     if (score := trainer.selection_score(metrics)) is not None:
         metrics["dev/selection_score"] = score  # the model-selection metric, for sweeps
     metrics.update(
@@ -182,15 +182,6 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         "test: %s", " ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k.startswith("test/"))
     )
     return metrics
-
-
-def peak_memory_mb() -> dict[str, float]:
-    """Peak resident memory of this process so far (and GPU memory when CUDA was used), MiB."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    out = {"memory/peak_rss_mb": rss / (2**20 if sys.platform == "darwin" else 2**10)}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["memory/peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
 
 
 def _status(run_dir: Path, status: str, **extra: Any) -> None:

@@ -132,6 +132,7 @@ class Trainer:
         tc = cfg.trainer
         self.accelerator = acc = accelerator
         self.main = acc.is_main_process
+        self.predict_seconds = 0.0  # of the last evaluate(): predicting and scoring, no files
         self.collator = PaddingCollator(tokenizer.pad_token_id, cfg.hardware.pad_to_multiple_of)
         samplers = {
             name: LengthGroupedBatchSampler(
@@ -386,9 +387,11 @@ class Trainer:
     def evaluate(self, split: str, write: bool = False) -> dict[str, float]:
         """Score every task that has ``split``; keys are ``{split}/{task}/{metric}``."""
         results: dict[str, float] = {}
+        self.predict_seconds = 0.0
         for name, task in self.tasks.items():
             if split not in task.evals:
                 continue
+            start = time.perf_counter()
             scores, pred = evaluate_split(
                 self.net,
                 name,
@@ -400,6 +403,7 @@ class Trainer:
                 task.cfg.metric,
                 self.cfg.metrics.mode,
             )
+            self.predict_seconds += time.perf_counter() - start  # predicting + scoring
             results.update({f"{split}/{name}/{k}": v for k, v in scores.items()})
             if write and self.main:
                 write_split_outputs(
