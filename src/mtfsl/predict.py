@@ -194,11 +194,12 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
     fmt = args.out_format or ("conll" if token_level else "tsv")
     if fmt == "conll" and not token_level:
         raise MtfslError("--out-format conll is for token tasks; use tsv or jsonl")
-    margin = run.cfg.data.context if args.format == "conll" and token_level else 0
+    documents = args.format == "conll" and not args.text  # only CoNLL files have them
+    margin = run.cfg.data.context if documents and token_level else 0
     source = Path(args.input or "<text>")
     with _output(args.output) as out:
         for rows, own in windows(read_examples(args, run, task), args.chunk_size, margin):
-            docs = [r.doc for r in rows] if args.format == "conll" else None
+            docs = [r.doc for r in rows] if documents else None
             pred = predict(
                 run,
                 task,
