@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint format smoke bench clean
+.PHONY: install run test test-all lint format smoke bench bench-predict clean
 
 $(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/dev/null)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ smoke: install
 # Throughput against a run_ner-style HF Trainer (see scripts/bench_train.py); ARGS="--steps 200"
 bench: install
 	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/bench_train.py $(ARGS)
+
+# mtfsl-predict memory over growing inputs (see scripts/bench_predict.py); RUN=a finished run
+bench-predict: install
+	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/bench_predict.py $(RUN) $(ARGS)
 
 lint:
 	$(BIN)/ruff check src tests scripts

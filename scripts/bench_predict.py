@@ -1,11 +1,11 @@
 """Prediction memory and speed: ``mtfsl-predict`` on the CoNLL-2003 test set, and on the same
-sentences repeated ``--times`` over, each in a fresh process.
+sentences repeated ``--times`` over (one or more counts), each in a fresh process.
 
 Streaming means peak memory must not grow with the input; the printed peak RSS of the two
 runs shows whether it does. The repeated file is written to a temporary folder (never into
 the project) and deleted afterwards.
 
-Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_predict.py RUN_DIR [--times 8]
+Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_predict.py RUN_DIR [--times 4 16]
 Prints per input: sentences, seconds, sentences/s and peak RSS; writes ``--out`` (JSON).
 """
 
@@ -47,7 +47,9 @@ def measure(run_dir: Path, source: Path, extra: list[str]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a finished mtfsl-train run (CoNLL NER)")
-    parser.add_argument("--times", type=int, default=8, help="copies of the test set")
+    parser.add_argument(
+        "--times", type=int, nargs="+", default=[8], help="copies of the test set (one run each)"
+    )
     parser.add_argument("--chunk-size", help="passed to mtfsl-predict")
     parser.add_argument("--out", type=Path, default=Path("bench_predict.json"))
     args = parser.parse_args()
@@ -57,19 +59,21 @@ def main() -> None:
         sys.exit("bench_predict: set MTFSL_DATA_ROOT to the folder holding conll2003/test.txt")
     extra = ["--chunk-size", args.chunk_size] if args.chunk_size else []
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        repeated = Path(tmp) / "test_repeated.txt"
-        text = test.read_text(encoding="utf-8")
-        repeated.write_text("\n".join([text] * args.times), encoding="utf-8")
-        for name, source in (("test", test), (f"test x{args.times}", repeated)):
-            results[name] = measure(args.run_dir, source, extra)
-            r = results[name]
-            print(
-                f"{name}: {r['sentences']} sentences in {r['seconds']:.1f} s "
-                f"({r['sentences'] / r['seconds']:.0f} sentences/s incl. loading), "
-                f"peak RSS {r['peak_rss_mb']:.0f} MB",
-                flush=True,
-            )
+    text = test.read_text(encoding="utf-8")
+    for times in [1, *args.times]:
+        with tempfile.TemporaryDirectory() as tmp:
+            source = test
+            if times > 1:
+                source = Path(tmp) / f"test_x{times}.txt"
+                source.write_text("\n".join([text] * times), encoding="utf-8")
+            name = "test" if times == 1 else f"test x{times}"
+            results[name] = r = measure(args.run_dir, source, extra)
+        print(
+            f"{name}: {r['sentences']} sentences in {r['seconds']:.1f} s "
+            f"({r['sentences'] / r['seconds']:.0f} sentences/s incl. loading), "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
