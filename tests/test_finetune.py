@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.utils import set_seed
 from safetensors import safe_open
 
 from mtfsl.config import (
@@ -34,11 +35,15 @@ LAYER = 4 * (H * H + H) + 2 * H + (H * FF + FF) + (FF * H + H) + 2 * H
 ENCODER = (VOCAB + POS + 2) * H + 2 * H + LAYERS * LAYER
 
 
-def tiny(mode: FinetuneMode, **lora) -> tuple[MultiTaskModel, tuple[int, int]]:
+def tiny(
+    mode: FinetuneMode, freeze_words: bool = False, **lora
+) -> tuple[MultiTaskModel, tuple[int, int]]:
     torch.manual_seed(0)
     encoder, _ = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
     model = MultiTaskModel(encoder, {"ner": (TaskConfig(), 9)}, 0.1, StaticWeighting(["ner"], {}))
-    return model, apply_finetune(model, FinetuneConfig(mode, LoraConfig(**lora)))
+    return model, apply_finetune(
+        model, FinetuneConfig(mode, LoraConfig(**lora), freeze_word_embeddings=freeze_words)
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,6 +56,19 @@ def tiny(mode: FinetuneMode, **lora) -> tuple[MultiTaskModel, tuple[int, int]]:
 )
 def test_trainable_parameter_counts(mode: FinetuneMode, trainable: int) -> None:
     assert tiny(mode)[1] == (trainable, ENCODER + HEAD)
+
+
+@pytest.mark.parametrize(
+    ("mode", "trainable"),
+    [(FinetuneMode.FULL, ENCODER - VOCAB * H + HEAD), (FinetuneMode.BITFIT, BIASES + HEAD)],
+)
+def test_freeze_word_embeddings_fixes_exactly_the_vocabulary_matrix(
+    mode: FinetuneMode, trainable: int
+) -> None:
+    model, counts = tiny(mode, freeze_words=True)
+    assert counts == (trainable, ENCODER + HEAD)
+    words = model.encoder.get_input_embeddings().weight
+    assert words.shape == (VOCAB, H) and not words.requires_grad
 
 
 def test_lora_adds_rank_r_adapters_to_the_target_modules_only() -> None:
@@ -97,3 +115,18 @@ def test_lora_run_saves_only_adapters_and_heads(toy_cfg, tmp_path: Path) -> None
         numel = sum(f.get_tensor(k).numel() for k in f.keys())  # noqa: SIM118
     assert numel == adapters + HEAD
     assert json.loads((best / "trainer_state.json").read_text())["step"] in (2, 4)
+
+
+def test_frozen_word_embeddings_stay_as_loaded_through_training(toy_cfg, tmp_path: Path) -> None:
+    toy_cfg.finetune.freeze_word_embeddings, toy_cfg.trainer.max_steps = True, 4
+    metrics = run(toy_cfg, tmp_path / "run")
+    assert metrics["train/trainable_parameters"] == ENCODER - VOCAB * H + HEAD
+    set_seed(toy_cfg.seed)  # the run built its random tiny encoder right after this
+    loaded = build_encoder(toy_cfg.model)[0].get_input_embeddings().weight
+    best = tmp_path / "run" / "checkpoints" / "best" / "model.safetensors"
+    with safe_open(str(best), framework="pt") as f:
+        words = f.get_tensor("encoder.embeddings.word_embeddings.weight")
+        position = f.get_tensor("encoder.embeddings.position_embeddings.weight")
+    assert torch.equal(words, loaded)
+    fresh = build_encoder(toy_cfg.model)[0]  # other embeddings did train
+    assert not torch.equal(position, fresh.embeddings.position_embeddings.weight)

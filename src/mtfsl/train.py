@@ -25,6 +25,7 @@ from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.losses import build_weighting
+from mtfsl.model.dropout import use_fast_dropout
 from mtfsl.model.encoder import build_encoder_for
 from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
@@ -138,6 +139,8 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         contexts,
     )
     trainable, total = apply_finetune(model, cfg.finetune)
+    if cfg.hardware.fast_dropout:
+        use_fast_dropout(model)
     if cfg.hardware.compile:  # in place, so parameter names (and checkpoints) stay the same
         model.encoder.compile(dynamic=True)
     if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks

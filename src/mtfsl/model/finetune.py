@@ -62,6 +62,8 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
 def apply_finetune(model: MultiTaskModel, cfg: FinetuneConfig) -> tuple[int, int]:
     """Set which parameters train; log and return (trainable, total) parameter counts."""
     _MODES[cfg.mode](model, cfg)
+    if cfg.freeze_word_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
     trainable, total = parameter_counts(model)
     log.info(
         "fine-tuning %s: %d of %d parameters trainable (%.2f%%)",
