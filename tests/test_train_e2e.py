@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import mtfsl.train as train_module
+from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_TASK
 from tests.conlleval import conlleval_file
@@ -345,3 +347,26 @@ def test_compiled_encoder_trains_like_eager(toy_cfg, tmp_path: Path) -> None:
     for key, value in weights["eager"].items():
         assert torch.allclose(value, weights["compiled"][key], atol=1e-4), key
     assert compiled["test/conll/f1"] == pytest.approx(eager["test/conll/f1"], abs=1e-6)
+
+
+def test_every_dropout_is_on_from_the_first_training_step(toy_cfg, tmp_path: Path, monkeypatch):
+    """from_pretrained returns encoders in eval mode; training must not inherit that."""
+    built = train_module.build_encoder_for
+
+    def as_from_pretrained(*args):
+        encoder, tokenizer, contexts = built(*args)
+        return encoder.eval(), tokenizer, contexts
+
+    monkeypatch.setattr(train_module, "build_encoder_for", as_from_pretrained)
+    modes: list[set[bool]] = []
+    forward = MultiTaskModel.forward
+
+    def spy(self, task, batch):
+        if torch.is_grad_enabled():  # training forwards only (evaluation runs under no_grad)
+            modes.append({m.training for m in self.modules()})
+        return forward(self, task, batch)
+
+    monkeypatch.setattr(MultiTaskModel, "forward", spy)
+    toy_cfg.trainer.max_steps = 2
+    run(toy_cfg, tmp_path / "run")
+    assert modes == [{True}, {True}]

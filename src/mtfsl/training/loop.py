@@ -312,6 +312,9 @@ class Trainer:
             disable=None if self.main else True,
         )
         running: dict[str, list[float]] = {}
+        # from_pretrained hands the encoder over in eval mode: without this, its dropout would
+        # stay off until the first evaluation switched everything to training mode.
+        self.objective.train()
         start = time.perf_counter()
         for batches in self._batches():
             losses = self.train_step(batches)
