@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint format smoke bench bench-predict clean
+.PHONY: install run test test-all lint format smoke bench bench-predict bench-dropout clean
 
 $(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/dev/null)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ bench: install
 # mtfsl-predict memory over growing inputs (see scripts/bench_predict.py); RUN=a finished run
 bench-predict: install
 	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/bench_predict.py $(RUN) $(ARGS)
+
+# torch's CPU dropout against hardware.fast_dropout's (see scripts/bench_dropout.py)
+bench-dropout: install
+	$(BIN)/python scripts/bench_dropout.py $(ARGS)
 
 lint:
 	$(BIN)/ruff check src tests scripts
