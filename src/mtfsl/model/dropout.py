@@ -4,11 +4,11 @@ torch's CPU dropout draws one number from the global generator per element, one 
 time, then divides and multiplies. Deciding one element needs far fewer than 32 random bits,
 so here one 64-bit draw decides four elements through 16-bit uniform values
 (``scripts/bench_dropout.py`` on the 2-core machine, forward + backward: 10.75 against 3.91
-ns per element, about 5% of a MiniLM training step saved). The
-drop probability is rounded to a multiple of 1/65,536 (0.1 becomes 0.100006) and the kept
-values are scaled by the exact inverse of the resulting keep probability, so the output's
-expectation is the input, as with ``nn.Dropout``. Masks come from torch's seeded generator, so
-runs stay reproducible. Other devices keep torch's own fused kernel.
+ns per element; about 5% of a MiniLM training step). The drop probability is rounded to a
+multiple of 1/65,536 (0.1 becomes 0.100006) and the kept values are scaled by the exact
+inverse of the resulting keep probability, so the output's expectation is the input, as with
+``nn.Dropout``. Masks come from torch's seeded generator, so runs stay reproducible. Other
+devices keep torch's own fused kernel.
 """
 
 from __future__ import annotations
