@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint format smoke bench bench-predict bench-dropout clean
+.PHONY: install run test test-all lint format smoke bench bench-predict bench-dropout profile clean
 
 $(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/dev/null)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ bench-predict: install
 # torch's CPU dropout against hardware.fast_dropout's (see scripts/bench_dropout.py)
 bench-dropout: install
 	$(BIN)/python scripts/bench_dropout.py $(ARGS)
+
+# Where a training step and a prediction batch spend their time (see scripts/profile_step.py)
+profile: install
+	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/profile_step.py $(ARGS)
 
 lint:
 	$(BIN)/ruff check src tests scripts

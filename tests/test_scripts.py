@@ -1,5 +1,6 @@
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_tasks.py"
@@ -29,3 +30,84 @@ def test_single_vs_multi_table(tmp_path: Path) -> None:
         "",
         "Unfinished jobs (not in the table): conll_banking",
     ]
+
+
+PROFILE = Path(__file__).resolve().parents[1] / "scripts" / "profile_step.py"
+_spec = importlib.util.spec_from_file_location("profile_step", PROFILE)
+profile_step = importlib.util.module_from_spec(_spec)
+sys.modules["profile_step"] = profile_step  # dataclasses look their module up there
+_spec.loader.exec_module(profile_step)
+Op = profile_step.Op
+
+
+def test_matmul_flops_follow_from_input_shapes() -> None:
+    assert profile_step.matmul_flop(Op("aten::mm", 1.0, (), ((4, 3), (3, 8)))) == 192
+    addmm = Op("aten::addmm", 1.0, (), ((8,), (4, 3), (3, 8), (), ()))
+    assert profile_step.matmul_flop(addmm) == 192  # the bias comes first
+    assert profile_step.matmul_flop(Op("aten::bmm", 1.0, (), ((2, 4, 3), (2, 3, 8)))) == 384
+    assert profile_step.matmul_flop(Op("aten::mm", 1.0, (), ())) == 0  # no shapes recorded
+
+
+def test_operations_fall_into_their_own_or_an_enclosing_category() -> None:
+    category = profile_step.category
+    assert category(Op("aten::mm", 1, ("AddmmBackward0",))) == "matmul"
+    assert category(Op("aten::fill_", 1, ("aten::embedding_dense_backward",))) == (
+        "embedding gradient"
+    )
+    assert category(Op("aten::mul_", 1, ("Optimizer.step#AdamW.step",))) == "optimizer"
+    assert category(Op("aten::gelu_backward", 1, ())) == "activation and layer norm"
+    assert category(Op("aten::random_", 1, ())) == "dropout masks"
+    assert category(Op("aten::add", 1, ("aten::linear",))) == profile_step.OTHER
+
+
+def test_breakdown_sums_time_per_category_and_bounds_the_speed_up() -> None:
+    ops = [
+        Op("aten::addmm", 400.0, (), ((8,), (4, 3), (3, 8))),
+        Op("aten::mm", 200.0, (), ((4, 3), (3, 8))),
+        Op("aten::gelu", 150.0, ()),
+        Op("aten::copy_", 250.0, ()),
+    ]
+    parts = profile_step.breakdown(ops)
+    assert parts == {
+        "matmul": 600.0,
+        "matmul_flop": 384.0,
+        "activation and layer norm": 150.0,
+        profile_step.OTHER: 250.0,
+    }
+    assert profile_step.ceiling(parts) == 1000 / 600
+
+
+def test_collect_keeps_ops_inside_ranges_after_the_warmup_steps() -> None:
+    from types import SimpleNamespace as Event
+
+    def event(name, id_, start, self_us, parent=None, shapes=None):
+        return Event(
+            name=name,
+            id=id_,
+            time_range=Event(start=start),
+            self_cpu_time_total=self_us,
+            cpu_parent=parent,
+            input_shapes=shapes,
+        )
+
+    first = event("mtfsl.train_step", 1, 0.0, 5.0)
+    second = event("mtfsl.train_step", 2, 10.0, 7.0)
+    linear = event("aten::linear", 5, 11.0, 1.0, second)
+    predict = event("mtfsl.predict", 8, 20.0, 3.0)
+    events = [
+        first,
+        event("aten::mm", 3, 1.0, 50.0, first, [[4, 3], [3, 8]]),
+        second,
+        linear,
+        event("aten::addmm", 6, 11.5, 60.0, linear, [[8], [4, 3], [3, 8]]),
+        event("aten::copy_", 7, 15.0, 2.0, None),  # outside any range
+        predict,
+        event("aten::gelu", 9, 21.0, 4.0, predict),
+    ]
+    phases = profile_step.collect(events, warmup=1)
+    assert phases["train"] == [
+        Op("mtfsl.train_step", 7.0, ()),  # Python time inside the step
+        Op("aten::linear", 1.0, ()),
+        Op("aten::addmm", 60.0, ("aten::linear",), ((8,), (4, 3), (3, 8))),
+    ]
+    assert phases["predict"] == [Op("mtfsl.predict", 3.0, ()), Op("aten::gelu", 4.0, ())]

@@ -67,9 +67,10 @@ def predict_ids(
     rows = []
     for batch in loader:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        with accelerator.autocast():
-            scores = model(task, batch)
-        rows.append(_owned(batch, model.decode(task, scores, batch)))
+        with torch.profiler.record_function("mtfsl.predict"):  # scripts/profile_step.py
+            with accelerator.autocast():
+                scores = model(task, batch)
+            rows.append(_owned(batch, model.decode(task, scores, batch)))
     if accelerator.num_processes > 1:
         rows = gather_object(rows)
     token_level = split.is_token_level

@@ -248,6 +248,11 @@ class Trainer:
     def train_step(self, batches: dict[str, Batch]) -> dict[str, float]:
         """Forward every task's batch, combine the losses with the loss weighting, backward,
         and (on accumulation boundaries) update. Returns each task's unweighted loss."""
+        # A named range for torch.profiler (scripts/profile_step.py): some microseconds a step.
+        with torch.profiler.record_function("mtfsl.train_step"):
+            return self._train_step(batches)
+
+    def _train_step(self, batches: dict[str, Batch]) -> dict[str, float]:
         shapes = [b["input_ids"].shape for b in batches.values()]
         counts = [
             sum(int(b["attention_mask"].sum()) for b in batches.values()),
