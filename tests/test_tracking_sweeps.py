@@ -63,7 +63,9 @@ def test_joblib_launcher_runs_two_jobs_in_parallel(tmp_path: Path) -> None:
             "hydra/launcher=parallel",
             *TOY,
             "seed=1,2",
-            "trainer.max_steps=40",
+            # long enough that the jobs overlap even when one worker finishes importing
+            # seconds after the other (2 cores, two imports of torch at once)
+            "trainer.max_steps=150",
             "hardware.threads=1",
             f"hydra.sweep.dir={sweep}",
         ],
