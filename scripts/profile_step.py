@@ -55,20 +55,19 @@ class Op:
 
 
 def category(op: Op) -> str:
-    for names in (op.name, *op.parents):
+    for name in (op.name, *op.parents):
         for cat, prefixes in CATEGORIES.items():
-            if names.startswith(prefixes):
+            if name.startswith(prefixes):
                 return cat
     return OTHER
 
 
 def matmul_flop(op: Op) -> float:
     """Multiply-adds x 2 of an mm / addmm / bmm / baddbmm from its input shapes."""
-    shapes = [s for s in op.shapes if s]
-    if op.name in ("aten::addmm", "aten::baddbmm"):
-        shapes = shapes[1:]  # the added term comes first
-    if len(shapes) < 2:
-        return 0.0
+    added_first = op.name in ("aten::addmm", "aten::baddbmm")  # (added term, a, b, ...)
+    shapes = op.shapes[1:] if added_first else op.shapes
+    if len(shapes) < 2 or not shapes[0] or not shapes[1]:
+        return 0.0  # shapes not recorded
     a, b = shapes[0], shapes[1]
     batch = a[0] if len(a) == 3 else 1
     return 2.0 * batch * a[-2] * a[-1] * b[-1]
@@ -122,35 +121,27 @@ def _start(event: object) -> float:
     return event.time_range.start
 
 
-def profile_run(root: str, steps: int, extra: list[str]) -> tuple[list, dict]:
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
+def profile_run(root: str, steps: int, extra: list[str]) -> list:
+    """Events of the default recipe (``bench_train.ours_config``) run under the profiler."""
+    from bench_train import ours_config  # scripts/ is on sys.path when run as a script
     from torch.profiler import ProfilerActivity, profile
 
-    from mtfsl.config import register_configs
     from mtfsl.train import run
 
-    register_configs()
-    overrides = [
-        f"data.root={root}",
-        "task.conll.files.dev=null",
-        f"trainer.max_steps={steps}",
-        "hardware=cpu",
-        *extra,
-    ]
-    with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
-        cfg = OmegaConf.to_object(compose("train", overrides=overrides))
+    cfg = ours_config(root, steps, extra)
     with (
         tempfile.TemporaryDirectory() as tmp,
         profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof,
     ):
-        metrics = run(cfg, Path(tmp) / "run")
-    return list(prof.events()), metrics
+        run(cfg, Path(tmp) / "run")
+    return list(prof.events())
 
 
 def report(phases: dict[str, list[Op]], peak: float, units: dict[str, tuple[int, str]]) -> dict:
     result = {"matmul_benchmark_flops_per_second": peak}
     for phase, ops in phases.items():
+        if not ops:  # e.g. a task without a test set predicts nothing
+            continue
         parts = breakdown(ops)
         total = sum(v for k, v in parts.items() if k != "matmul_flop")
         count, unit = units[phase]
@@ -189,7 +180,7 @@ def main() -> None:
 
     before = matmul_flops()  # the machine's speed drifts: best of before and after
     torch.manual_seed(42)
-    events, _ = profile_run(root, args.steps, args.overrides)
+    events = profile_run(root, args.steps, args.overrides)
     phases = collect(events, args.warmup)
     batches = sum(1 for e in events if e.name == "mtfsl.predict")
     units = {"train": (args.steps - args.warmup, "step"), "predict": (batches, "batch")}
