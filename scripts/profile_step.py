@@ -84,10 +84,14 @@ def breakdown(ops: Iterable[Op]) -> dict[str, float]:
     return dict(out)
 
 
+def total_us(parts: dict[str, float]) -> float:
+    """All time of a ``breakdown`` (every category, not the FLOP count)."""
+    return sum(v for k, v in parts.items() if k != "matmul_flop")
+
+
 def ceiling(parts: dict[str, float]) -> float:
     """How many times faster the whole would be if only the matrix multiplies took time."""
-    total = sum(v for k, v in parts.items() if k != "matmul_flop")
-    return total / parts["matmul"] if parts.get("matmul") else float("inf")
+    return total_us(parts) / parts["matmul"] if parts.get("matmul") else float("inf")
 
 
 def _phase(event: object, skipped: set[int]) -> tuple[str | None, tuple[str, ...]]:
@@ -143,7 +147,7 @@ def report(phases: dict[str, list[Op]], peak: float, units: dict[str, tuple[int,
         if not ops:  # e.g. a task without a test set predicts nothing
             continue
         parts = breakdown(ops)
-        total = sum(v for k, v in parts.items() if k != "matmul_flop")
+        total = total_us(parts)
         count, unit = units[phase]
         rate = parts.get("matmul_flop", 0.0) / (parts.get("matmul", 0.0) / 1e6 or 1.0)
         print(f"{phase}: {total / 1e3 / count:.1f} ms per {unit} (profiled)")
