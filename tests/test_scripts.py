@@ -3,6 +3,8 @@ import json
 import sys
 from pathlib import Path
 
+from mtfsl.data.readers import read_conll
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_tasks.py"
 spec = importlib.util.spec_from_file_location("compare_tasks", SCRIPT)
 compare_tasks = importlib.util.module_from_spec(spec)
@@ -111,3 +113,42 @@ def test_collect_keeps_ops_inside_ranges_after_the_warmup_steps() -> None:
         Op("aten::addmm", 60.0, ("aten::linear",), ((8,), (4, 3), (3, 8))),
     ]
     assert phases["predict"] == [Op("mtfsl.predict", 3.0, ()), Op("aten::gelu", 4.0, ())]
+
+
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
+_bench_spec = importlib.util.spec_from_file_location("bench_train", BENCH)
+bench_train = importlib.util.module_from_spec(_bench_spec)
+_bench_spec.loader.exec_module(bench_train)
+
+TRAIN_FILE = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP B-ORG
+rejects VBZ B-VP O
+
+Peter NNP B-NP B-PER
+
+-DOCSTART- -X- -X- O
+
+Bonn NNP B-NP B-LOC
+, , O O
+
+Fine JJ B-NP O
+"""
+
+
+def test_training_subset_keeps_the_first_sentences_whole(tmp_path: Path) -> None:
+    (tmp_path / "conll2003").mkdir()
+    (tmp_path / "conll2003" / "train.txt").write_text(TRAIN_FILE)
+    out = tmp_path / "out"
+    out.mkdir()
+    path, count = bench_train.training_subset(str(tmp_path), 3, out)
+    assert count == 3
+    # the second document's marker comes before sentence 3, so it is kept; sentence 4 is cut
+    kept = read_conll(path)
+    assert [s.column(0) for s in kept] == [["EU", "rejects"], ["Peter"], ["Bonn", ","]]
+    assert [s.doc for s in kept] == [0, 0, 1]
+    assert bench_train.training_subset(str(tmp_path), 0, out) == (
+        tmp_path / "conll2003" / "train.txt",
+        4,
+    )
+    assert bench_train.training_subset(str(tmp_path), 9, out)[1] == 4
