@@ -9,14 +9,24 @@ multiple of 1/65,536 (0.1 becomes 0.100006) and the kept values are scaled by th
 inverse of the resulting keep probability, so the output's expectation is the input, as with
 ``nn.Dropout``. Masks come from torch's seeded generator, so runs stay reproducible. Other
 devices keep torch's own fused kernel.
+
+The attention probabilities' dropout happens inside ``scaled_dot_product_attention``, which on
+the CPU draws its mask the slow way; ``fast_dropout_attention`` is a Hugging Face attention
+function that computes the same attention with ``keep_mask`` when a CPU model trains, and is
+SDPA itself otherwise (the default recipe's training step, alternated with SDPA's dropout on
+the same batches: 1.04x and 1.05x faster in two runs).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from transformers import AttentionInterface, PreTrainedModel
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 _LEVELS = 1 << 16  # values of one 16-bit draw
+ATTENTION = "mtfsl_sdpa"  # the name ``fast_dropout_attention`` is registered under
 
 
 def keep_mask(like: torch.Tensor, p: float) -> torch.Tensor:
@@ -35,15 +45,62 @@ class FastDropout(nn.Dropout):
     Hugging Face attention layer passes it to its attention kernel) still works."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or x.device.type != "cpu" or round(self.p * _LEVELS) in (0, _LEVELS):
+        if not self.training or not _draws_fast(x, self.p):
             return super().forward(x)  # eval, other devices, and p of (almost) 0 or 1
         mask = keep_mask(x, self.p)
         return x.mul_(mask) if self.inplace else x * mask
 
 
+def _draws_fast(x: torch.Tensor, p: float) -> bool:
+    return x.device.type == "cpu" and round(p * _LEVELS) not in (0, _LEVELS)
+
+
+def fast_dropout_attention(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs: object,
+) -> tuple[torch.Tensor, None]:
+    """transformers' SDPA attention, except that CPU training with attention dropout (the model
+    passes ``dropout`` > 0 only in training) spells the attention out, as SDPA's own CPU path
+    for dropout does, with its mask from ``keep_mask``. Masks (boolean: True attends, or
+    additive) and shapes are SDPA's; query, key and value are (batch, heads, length, dim)."""
+    # SDPA's own reading: a module's causal flag counts only when no mask is given
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    causal = causal and attention_mask is None and query.shape[2] > 1
+    grouped = getattr(module, "num_key_value_groups", 1) > 1  # SDPA repeats key/value heads
+    extras = kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
+    if not _draws_fast(query, dropout) or causal or grouped or extras:  # SDPA handles these
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs
+        )
+    scale = query.shape[-1] ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query, key.transpose(-2, -1)).mul_(scale)
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
+        scores = scores.masked_fill_(~attention_mask, float("-inf"))
+    elif attention_mask is not None:
+        scores = scores + attention_mask
+    probs = torch.softmax(scores, dim=-1)
+    out = torch.matmul(probs * keep_mask(probs, dropout), value)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ATTENTION, fast_dropout_attention)
+AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the masks SDPA takes
+
+
 def use_fast_dropout(model: nn.Module) -> int:
-    """Replace every ``nn.Dropout`` inside ``model`` with a ``FastDropout`` of the same ``p``;
-    return how many were replaced."""
+    """Replace every ``nn.Dropout`` inside ``model`` with a ``FastDropout`` of the same ``p``,
+    and switch its Hugging Face models that attend with SDPA to ``fast_dropout_attention``;
+    return how many dropout layers were replaced."""
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel) and module.config._attn_implementation == "sdpa":
+            module.set_attn_implementation(ATTENTION)
     swaps = [
         (parent, name, child)
         for parent in model.modules()
