@@ -158,8 +158,8 @@ def run_hf(root: str, train_file: Path, steps: int, group_by_length: bool) -> di
 
     path = resolve_model_path(MODEL)
     data = {
-        split: [(s.column(0), s.column(-1)) for s in read_conll(path)]
-        for split, path in (("train", train_file), ("test", Path(root) / "conll2003/test.txt"))
+        split: [(s.column(0), s.column(-1)) for s in read_conll(file)]
+        for split, file in (("train", train_file), ("test", Path(root) / "conll2003/test.txt"))
     }
     labels = sorted({t for _, tags in data["train"] for t in tags})
     label_id = {label: i for i, label in enumerate(labels)}

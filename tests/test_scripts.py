@@ -2,13 +2,26 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from mtfsl.data.readers import read_conll
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_tasks.py"
-spec = importlib.util.spec_from_file_location("compare_tasks", SCRIPT)
-compare_tasks = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare_tasks)
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/NAME.py`` (not a package) as the module ``NAME``."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+compare_tasks = load_script("compare_tasks")
+profile_step = load_script("profile_step")
+bench_train = load_script("bench_train")
+Op = profile_step.Op
 
 
 def job(sweep: Path, num: int, task: str, metrics: dict[str, float] | None) -> None:
@@ -32,14 +45,6 @@ def test_single_vs_multi_table(tmp_path: Path) -> None:
         "",
         "Unfinished jobs (not in the table): conll_banking",
     ]
-
-
-PROFILE = Path(__file__).resolve().parents[1] / "scripts" / "profile_step.py"
-_spec = importlib.util.spec_from_file_location("profile_step", PROFILE)
-profile_step = importlib.util.module_from_spec(_spec)
-sys.modules["profile_step"] = profile_step  # dataclasses look their module up there
-_spec.loader.exec_module(profile_step)
-Op = profile_step.Op
 
 
 def test_matmul_flops_follow_from_input_shapes() -> None:
@@ -114,11 +119,6 @@ def test_collect_keeps_ops_inside_ranges_after_the_warmup_steps() -> None:
     ]
     assert phases["predict"] == [Op("mtfsl.predict", 3.0, ()), Op("aten::gelu", 4.0, ())]
 
-
-BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench_train.py"
-_bench_spec = importlib.util.spec_from_file_location("bench_train", BENCH)
-bench_train = importlib.util.module_from_spec(_bench_spec)
-_bench_spec.loader.exec_module(bench_train)
 
 TRAIN_FILE = """-DOCSTART- -X- -X- O
 
