@@ -382,7 +382,7 @@ class HardwareConfig:
     compile: bool = False
     # Draw dropout masks 16 bits per element instead of torch's one generator call per element
     # (mtfsl.model.dropout): the same distribution, 2.75x cheaper dropout on the CPU, also for
-    # the attention probabilities (a training step 1.04-1.05x faster than SDPA's own dropout);
+    # the attention probabilities (scripts/bench_dropout.py: 1.03-1.31x faster attention);
     # no effect on other devices. Off reproduces torch's own masks.
     fast_dropout: bool = True
 

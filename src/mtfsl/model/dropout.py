@@ -13,8 +13,8 @@ devices keep torch's own fused kernel.
 The attention probabilities' dropout happens inside ``scaled_dot_product_attention``, which on
 the CPU draws its mask the slow way; ``fast_dropout_attention`` is a Hugging Face attention
 function that computes the same attention with ``keep_mask`` when a CPU model trains, and is
-SDPA itself otherwise (the default recipe's training step, alternated with SDPA's dropout on
-the same batches: 1.04x and 1.05x faster in two runs).
+SDPA itself otherwise (``scripts/bench_dropout.py``, forward + backward with 12 heads: 1.03x
+faster at 22 sub-tokens, 1.31x at 60).
 """
 
 from __future__ import annotations
