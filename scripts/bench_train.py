@@ -48,7 +48,7 @@ def _rss_mb() -> float:
 def _model_shape() -> dict[str, int]:
     from transformers import AutoConfig
 
-    from mtfsl.model.encoder import resolve_model_path
+    from mtfsl.model.sources import resolve_model_path
 
     cfg = AutoConfig.from_pretrained(resolve_model_path(MODEL))
     hidden, layers, ff = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
@@ -154,7 +154,7 @@ def run_hf(root: str, train_file: Path, steps: int, group_by_length: bool) -> di
     )
 
     from mtfsl.data.readers import read_conll
-    from mtfsl.model.encoder import resolve_model_path
+    from mtfsl.model.sources import resolve_model_path
 
     path = resolve_model_path(MODEL)
     data = {

@@ -77,7 +77,7 @@ def test_help_lists_groups() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "mtfsl.train", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "mtfsl-train" in out and "model: hf, minilm, tiny" in out
+    assert "mtfsl-train" in out and "model: hf, minilm, mpnet, tiny" in out
     assert (
         "task: banking77, conll, conll_banking, conll_chunk, conll_iob1, conll_mtl, conll_pos"
         in out

@@ -4,7 +4,11 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+import torch
+
 from mtfsl.data.readers import read_conll
+from tests.conftest import FIXTURES, TOY_TASK
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -21,6 +25,7 @@ def load_script(name: str) -> ModuleType:
 compare_tasks = load_script("compare_tasks")
 profile_step = load_script("profile_step")
 bench_train = load_script("bench_train")
+bench_gpu = load_script("bench_gpu")
 Op = profile_step.Op
 
 
@@ -152,3 +157,29 @@ def test_training_subset_keeps_the_first_sentences_whole(tmp_path: Path) -> None
         4,
     )
     assert bench_train.training_subset(str(tmp_path), 9, out)[1] == 4
+
+
+def test_bench_gpu_reports_time_and_f1(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "result.json"
+    overrides = ["model=tiny", "hardware=cpu", f"data.root={FIXTURES}", *TOY_TASK]
+    cache = f"data.cache_dir={tmp_path / 'cache'}"
+    assert bench_gpu.main(["--out", str(out), *overrides, cache, "trainer.epochs=2"]) == 0
+    result = json.loads(out.read_text())
+    assert result["steps"] == 2  # 2 epochs of one batch (the toy train file has 6 sentences)
+    assert result["overrides"][:2] == ["model=mpnet", "hardware=gpu"]
+    assert result["overrides"][-1] == "trainer.epochs=2"
+    assert 0 < result["train_seconds"] < result["run_seconds"]
+    assert 0 <= result["test_f1"] <= 100 and result["peak_cuda_mb"] is None
+    printed = capsys.readouterr().out
+    assert "train seconds: " in printed and "target: under 60 s" in printed
+    assert f"test F1: {result['test_f1']:,.2f}" in printed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without GPU")
+def test_bench_gpu_without_gpu_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    overrides = ["model=tiny", f"data.root={FIXTURES}", *TOY_TASK]
+    assert bench_gpu.main(["--out", str(tmp_path / "r.json"), *overrides]) == 2
+    assert capsys.readouterr().err == (
+        "bench_gpu: error: hardware.device=cuda but no CUDA device is available\n"
+    )
+    assert not (tmp_path / "r.json").exists()

@@ -193,7 +193,8 @@ class TinyEncoderConfig:
 @dataclass
 class ModelConfig:
     source: ModelSource = ModelSource.PRETRAINED
-    # A local folder, ``pkg:PACKAGE/SUBDIR`` (a folder inside an installed package) or a hub id.
+    # A local folder, a hub id, ``pkg:PACKAGE/SUBDIR`` (a folder inside an installed package)
+    # or ``pkgzip:DISTRIBUTIONS/FOLDER`` (a zip split over packages; mtfsl.model.sources).
     name_or_path: str = MISSING
     # Sub-tokens per window including special tokens; longer sentences are split into windows.
     max_length: int = 128

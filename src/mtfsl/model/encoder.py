@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.resources
-import importlib.util
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -27,30 +25,11 @@ from mtfsl.config import HeadKind, ModelConfig, ModelSource, TrainConfig
 from mtfsl.errors import ConfigError
 from mtfsl.model.heads import HeadContext
 from mtfsl.model.prompt import verbalizer_ids
+from mtfsl.model.sources import resolve_model_path
 
 Built = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 MaskedLM = tuple[PreTrainedModel, nn.Module, PreTrainedTokenizerBase]  # encoder, MLM head, tok
 _SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def resolve_model_path(name_or_path: str) -> str:
-    """Turn ``pkg:PACKAGE/SUBDIR`` into the folder inside the installed package.
-
-    Local folders and hub ids are returned unchanged.
-    """
-    if not name_or_path.startswith("pkg:"):
-        return name_or_path
-    package, _, sub = name_or_path[4:].partition("/")
-    if importlib.util.find_spec(package) is None:
-        dist = package.replace("_", "-")
-        raise ConfigError(
-            f"model.name_or_path={name_or_path}: package '{package}' is not installed "
-            f"(pip install {dist})"
-        )
-    folder = importlib.resources.files(package).joinpath(sub)
-    if not folder.is_dir():
-        raise ConfigError(f"model.name_or_path={name_or_path}: no folder '{sub}' in {package}")
-    return str(folder)
 
 
 def _pretrained_path(cfg: ModelConfig) -> str:
