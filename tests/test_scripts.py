@@ -183,3 +183,10 @@ def test_bench_gpu_without_gpu_says_so(tmp_path: Path, capsys: pytest.CaptureFix
         "bench_gpu: error: hardware.device=cuda but no CUDA device is available\n"
     )
     assert not (tmp_path / "r.json").exists()
+
+
+def test_prediction_flops_of_length_sorted_padded_batches() -> None:
+    # batches of 2, longest first: [5, 4] padded to 5, [3]: 13 positions, 2 x 25 + 9 = 59
+    # attention positions; MiniLM: 6 x (4 x 384^2 + 2 x 384 x 1536) = 10,616,832 parameters
+    flops = 2 * 10_616_832 * 13 + 4 * 6 * 384 * 59
+    assert bench_train.prediction_flops([3, 5, 4], batch=2) == flops == 276_581_376
