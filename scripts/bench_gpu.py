@@ -37,17 +37,6 @@ DEFAULTS = [
 TARGET_SECONDS = 60
 
 
-def config(overrides: list[str]) -> object:
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
-
-    from mtfsl.config import register_configs
-
-    register_configs()
-    with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
-        return OmegaConf.to_object(compose("train", overrides=[*DEFAULTS, *overrides]))
-
-
 def summary(metrics: dict[str, float], run_seconds: float, overrides: list[str]) -> dict:
     """The numbers worth recording from a finished run's ``metrics.json``."""
     import transformers
@@ -100,11 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="mtfsl-train overrides, applied last")
     args = parser.parse_args(argv)
 
+    from mtfsl.config import compose_config
     from mtfsl.errors import MtfslError
     from mtfsl.train import run
 
     try:
-        cfg = config(args.overrides)
+        cfg = compose_config([*DEFAULTS, *args.overrides])
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             metrics = run(cfg, args.run_dir or Path(tmp) / "run")

@@ -128,23 +128,19 @@ def ours_config(
 ) -> TrainConfig:
     """The default recipe on CoNLL-2003 (or on ``train_file``) for ``steps`` steps on the CPU,
     without a dev set."""
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
+    from mtfsl.config import compose_config
 
-    from mtfsl.config import register_configs
-
-    register_configs()
-    overrides = [
-        f"data.root={root}",
-        f"task.conll.files.train={train_file or TRAIN}",
-        "task.conll.files.dev=null",  # no dev evaluations inside the timed training
-        f"trainer.max_steps={steps}",
-        "trainer.log_every_steps=1000",
-        "hardware=cpu",
-        *extra,
-    ]
-    with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
-        return OmegaConf.to_object(compose("train", overrides=overrides))
+    return compose_config(
+        [
+            f"data.root={root}",
+            f"task.conll.files.train={train_file or TRAIN}",
+            "task.conll.files.dev=null",  # no dev evaluations inside the timed training
+            f"trainer.max_steps={steps}",
+            "trainer.log_every_steps=1000",
+            "hardware=cpu",
+            *extra,
+        ]
+    )
 
 
 def run_ours(root: str, train_file: Path, steps: int, extra: list[str]) -> dict:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mtfsl.config import TrainConfig, register_configs
+from mtfsl.config import TrainConfig, compose_config, register_configs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Absolute, because end-to-end tests run the CLI from temporary working directories.
@@ -55,7 +55,7 @@ def compose_dict(overrides: list[str] | None = None) -> DictConfig:
 
 
 def compose_cfg(overrides: list[str] | None = None) -> TrainConfig:
-    cfg = OmegaConf.to_object(compose_dict(overrides))
+    cfg = compose_config(overrides or [])
     assert isinstance(cfg, TrainConfig)
     return cfg
 

