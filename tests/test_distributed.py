@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import PIPE
 
 import numpy as np
+import psutil
 import pytest
 from safetensors.numpy import load_file
 
@@ -61,13 +64,29 @@ def test_a_multi_process_run_must_name_its_run_folder(monkeypatch) -> None:
     check_shared_run_dir([])
 
 
-def torchrun(args: list[str], cwd: Path) -> None:
+_STACK_LINES = ("Fatal Python error", "Thread 0x", "Current thread", '  File "/')
+
+
+def torchrun(args: list[str], cwd: Path, timeout: float = 240) -> None:
     env = {**os.environ, "MTFSL_CACHE_DIR": str(cwd / "cache"), "OMP_NUM_THREADS": "1"}
     env.pop("MTFSL_DATA_ROOT", None)
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT prints every thread's Python stack
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd = [*launcher, "--nproc_per_node", "2", CLI, *args]
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # A hang: have each worker print where it waits, so the failure says which call.
+        for worker in psutil.Process(proc.pid).children(recursive=True):
+            worker.send_signal(signal.SIGABRT)
+        try:
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        stacks = [line for line in err.splitlines() if line.startswith(_STACK_LINES)]
+        pytest.fail(f"torchrun did not finish in {timeout} s\n{out[-3000:]}\n" + "\n".join(stacks))
+    assert proc.returncode == 0, err[-4000:]
 
 
 # No dropout anywhere, so one process and two see the same function; long windows, so each

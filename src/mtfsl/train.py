@@ -177,6 +177,10 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     # dev curves were logged during training; the final dev scores are the best checkpoint's
     final = {(k if k.startswith("test/") else f"best/{k}"): v for k, v in metrics.items()}
     accelerator.log(final, step=state.step)
+    # end_training destroys the process group; the others would otherwise tear their side
+    # down while the main process still writes the test reports. Destroying it at the same
+    # point everywhere is what torch's shutdown notes ask (pytorch#75097: hangs without it).
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     if main:
         write_json(run_dir / "metrics.json", metrics)
