@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -77,9 +78,12 @@ def torchrun(args: list[str], cwd: Path, timeout: float = 240) -> None:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        # A hang: have each worker print where it waits, so the failure says which call.
-        for worker in psutil.Process(proc.pid).children(recursive=True):
-            worker.send_signal(signal.SIGABRT)
+        # A hang: have the workers and the launcher print where they wait, so the failure
+        # names the call.
+        agent = psutil.Process(proc.pid)
+        for process in [*agent.children(recursive=True), agent]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGABRT)
         try:
             out, err = proc.communicate(timeout=60)
         finally:
