@@ -1,3 +1,4 @@
+import pytest
 import torch
 from accelerate.utils import set_seed
 
@@ -17,7 +18,7 @@ def tiny_model(num_labels: int = 5) -> tuple[MultiTaskModel, object]:
     return MultiTaskModel(encoder, {"ner": (TaskConfig(), num_labels)}, 0.0, weighting), tok
 
 
-def batch(tok: object) -> dict[str, torch.Tensor]:
+def batch(tok: object, pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
     feat = WindowFeaturizer(tok, max_length=32, stride=4)
     rows = feat(
         {
@@ -26,7 +27,8 @@ def batch(tok: object) -> dict[str, torch.Tensor]:
             "sentence": [0, 1],
         }
     )
-    return PaddingCollator(tok.pad_token_id)([{k: rows[k][i] for k in rows} for i in range(2)])
+    collate = PaddingCollator(tok.pad_token_id, pad_to_multiple_of)
+    return collate([{k: rows[k][i] for k in rows} for i in range(2)])
 
 
 def test_collator_pads_and_masks() -> None:
@@ -36,6 +38,23 @@ def test_collator_pads_and_masks() -> None:
     assert b["attention_mask"].sum(1).tolist() == [18, 13]
     assert (b["labels"][1, 13:] == IGNORE_INDEX).all() and (b["word_index"][1, 13:] == -1).all()
     assert (b["labels"] != IGNORE_INDEX).sum().item() == 7
+
+
+def test_padding_to_a_multiple_changes_no_prediction() -> None:
+    model, tok = tiny_model()
+    model.eval()
+    plain, padded = batch(tok), batch(tok, pad_to_multiple_of=8)
+    assert padded["input_ids"].shape == (2, 24)  # 18 rounded up to a multiple of 8
+    assert padded["attention_mask"].sum(1).tolist() == [18, 13]
+    assert (padded["labels"][:, 18:] == IGNORE_INDEX).all()
+    assert (padded["word_index"][:, 18:] == -1).all()
+    with torch.no_grad():
+        a, b = model("ner", plain), model("ner", padded)
+    for row, length in enumerate([18, 13]):  # the extra pad positions are masked out
+        assert torch.allclose(a[row, :length], b[row, :length], atol=1e-5)
+    assert model.loss("ner", b, padded).item() == pytest.approx(
+        model.loss("ner", a, plain).item(), abs=1e-5
+    )
 
 
 def test_head_shape_and_loss_falls_when_overfitting() -> None:

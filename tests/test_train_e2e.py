@@ -370,3 +370,65 @@ def test_every_dropout_is_on_from_the_first_training_step(toy_cfg, tmp_path: Pat
     toy_cfg.trainer.max_steps = 2
     run(toy_cfg, tmp_path / "run")
     assert modes == [{True}, {True}]
+
+
+def _best_weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(run_dir / "checkpoints/best/model.safetensors")
+
+
+def test_gpu_loader_settings_change_nothing_but_padding(toy_cfg, tmp_path: Path) -> None:
+    """hardware=gpu's loader workers and padding to multiples of 8, checked on the CPU."""
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.batch_size = 4, 4
+    # No dropout: its masks are drawn per padded position, so a wider batch would draw others.
+    toy_cfg.model.dropout, toy_cfg.model.encoder_dropout = 0.0, 0.0
+    plain = run(toy_cfg, tmp_path / "plain")
+    toy_cfg.hardware.num_workers, toy_cfg.hardware.pad_to_multiple_of = 2, 8
+    loaded = run(toy_cfg, tmp_path / "loaded")
+    assert loaded["train/tokens"] == plain["train/tokens"]
+    assert loaded["train/padding_fraction"] > plain["train/padding_fraction"]
+    a, b = _best_weights(tmp_path / "plain"), _best_weights(tmp_path / "loaded")
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    scores = [k for k in plain if k.startswith(("dev/", "test/"))]
+    assert {k: loaded[k] for k in scores} == pytest.approx({k: plain[k] for k in scores})
+
+
+def test_bf16_autocast_computes_in_bf16_and_keeps_fp32_weights(
+    toy_cfg, tmp_path: Path, monkeypatch
+) -> None:
+    from mtfsl.config import Precision
+
+    built = train_module.build_encoder_for
+    dtypes: list[torch.dtype] = []
+
+    def spied(*args):
+        encoder, tokenizer, contexts = built(*args)
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+        return encoder, tokenizer, contexts
+
+    monkeypatch.setattr(train_module, "build_encoder_for", spied)
+    toy_cfg.trainer.max_steps = 2
+    toy_cfg.hardware.precision = Precision.BF16
+    metrics = run(toy_cfg, tmp_path / "run")
+    assert len(dtypes) > 0 and set(dtypes) == {torch.bfloat16}  # training and evaluation
+    weights = _best_weights(tmp_path / "run")
+    assert {w.dtype for w in weights.values() if w.is_floating_point()} == {torch.float32}
+    assert 0 <= metrics["test/conll/f1"] <= 100
+
+
+def test_jobs_in_one_process_may_change_precision(toy_cfg, tmp_path: Path) -> None:
+    """A sweep's basic launcher runs its jobs in one process (-m hardware.precision=NO,BF16)."""
+    from mtfsl.config import Precision
+
+    toy_cfg.trainer.max_steps = 2
+    first = run(toy_cfg, tmp_path / "fp32")
+    toy_cfg.hardware.precision = Precision.BF16
+    bf16 = run(toy_cfg, tmp_path / "bf16")
+    toy_cfg.hardware.precision = Precision.NO
+    again = run(toy_cfg, tmp_path / "fp32-again")
+    assert non_timing(again) == non_timing(first)  # nothing of the bf16 job carried over
+    assert bf16["train/tokens"] == first["train/tokens"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -77,6 +78,12 @@ def build_accelerator(
         precision = Precision.BF16 if cuda and torch.cuda.is_bf16_supported() else Precision.NO
     # Heads of tasks that a step did not sample get no gradient, which DDP must be told about.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=multi_task)
+    # accelerate keeps its settings process-wide and refuses a second Accelerator with another
+    # precision or device. A Hydra sweep's basic launcher runs its jobs one after another in
+    # one process (`-m hardware.precision=NO,BF16`), so each run starts from a clean state, as
+    # transformers' TrainingArguments does. The process-level state (ranks) is kept.
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
     return Accelerator(
         cpu=not cuda,
         # Our batch samplers split each global batch over the processes, so the LR schedule
