@@ -178,8 +178,8 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     final = {(k if k.startswith("test/") else f"best/{k}"): v for k, v in metrics.items()}
     accelerator.log(final, step=state.step)
     # end_training destroys the process group; the others would otherwise tear their side
-    # down while the main process still writes the test reports. Destroying it at the same
-    # point everywhere is what torch's shutdown notes ask (pytorch#75097: hangs without it).
+    # down while the main process still writes the test reports (pytorch#75097 reports hangs
+    # of such unsynchronised teardowns).
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if main:
