@@ -432,3 +432,14 @@ def test_jobs_in_one_process_may_change_precision(toy_cfg, tmp_path: Path) -> No
     again = run(toy_cfg, tmp_path / "fp32-again")
     assert non_timing(again) == non_timing(first)  # nothing of the bf16 job carried over
     assert bf16["train/tokens"] == first["train/tokens"]
+
+
+def test_threads_null_restores_torchs_default_after_a_job_that_set_them() -> None:
+    from mtfsl.config import Device, HardwareConfig
+    from mtfsl.training import loop
+
+    default = loop._DEFAULT_THREADS  # torch's number when mtfsl was imported
+    loop.build_accelerator(HardwareConfig(device=Device.CPU, threads=default + 1), 1)
+    assert torch.get_num_threads() == default + 1
+    loop.build_accelerator(HardwareConfig(device=Device.CPU, threads=None), 1)  # next job
+    assert torch.get_num_threads() == default

@@ -56,6 +56,9 @@ class TrainingInterrupted(MtfslError):
     """SIGINT/SIGTERM arrived; a resumable state was written first."""
 
 
+_DEFAULT_THREADS = torch.get_num_threads()  # before any job changed it
+
+
 def build_accelerator(
     hw: HardwareConfig,
     grad_accum_steps: int,
@@ -68,8 +71,9 @@ def build_accelerator(
     Under ``torchrun`` / ``accelerate launch`` this also joins the process group (gloo on
     CPU, NCCL on GPUs).
     """
-    if hw.threads is not None:
-        torch.set_num_threads(hw.threads)
+    # null means torch's own default, also after an earlier job of the same sweep process
+    # set another number.
+    torch.set_num_threads(hw.threads or _DEFAULT_THREADS)
     cuda = torch.cuda.is_available() and hw.device is not Device.CPU
     if hw.device is Device.CUDA and not torch.cuda.is_available():
         raise MtfslError("hardware.device=cuda but no CUDA device is available")
