@@ -13,8 +13,10 @@ import pytest
 import torch
 
 import mtfsl.train as train_module
+from mtfsl.config import Device, HardwareConfig, Precision
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.train import run
+from mtfsl.training import loop
 from tests.conftest import FIXTURES, TOY_TASK
 from tests.conlleval import conlleval_file
 
@@ -330,19 +332,20 @@ def test_sgd_and_crf_options_run(toy_cfg, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "predictions" / "test_conll.conll").is_file()
 
 
-@pytest.mark.slow  # compiling the tiny encoder takes about a minute on 2 cores
-def test_compiled_encoder_trains_like_eager(toy_cfg, tmp_path: Path) -> None:
+def _best_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
+    return load_file(run_dir / "checkpoints/best/model.safetensors")
+
+
+@pytest.mark.slow  # compiling the tiny encoder takes about a minute on 2 cores
+def test_compiled_encoder_trains_like_eager(toy_cfg, tmp_path: Path) -> None:
     toy_cfg.trainer.max_steps, toy_cfg.trainer.batch_size = 4, 4
     toy_cfg.model.dropout, toy_cfg.model.encoder_dropout = 0.0, 0.0  # no RNG differences
     eager = run(toy_cfg, tmp_path / "eager")
     toy_cfg.hardware.compile = True
     compiled = run(toy_cfg, tmp_path / "compiled")
-    weights = {
-        name: load_file(tmp_path / name / "checkpoints/best/model.safetensors")
-        for name in ("eager", "compiled")
-    }
+    weights = {name: _best_weights(tmp_path / name) for name in ("eager", "compiled")}
     assert weights["eager"].keys() == weights["compiled"].keys()  # no "_orig_mod." prefixes
     for key, value in weights["eager"].items():
         assert torch.allclose(value, weights["compiled"][key], atol=1e-4), key
@@ -372,12 +375,6 @@ def test_every_dropout_is_on_from_the_first_training_step(toy_cfg, tmp_path: Pat
     assert modes == [{True}, {True}]
 
 
-def _best_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(run_dir / "checkpoints/best/model.safetensors")
-
-
 def test_gpu_loader_settings_change_nothing_but_padding(toy_cfg, tmp_path: Path) -> None:
     """hardware=gpu's loader workers and padding to multiples of 8, checked on the CPU."""
     toy_cfg.trainer.max_steps, toy_cfg.trainer.batch_size = 4, 4
@@ -398,8 +395,6 @@ def test_gpu_loader_settings_change_nothing_but_padding(toy_cfg, tmp_path: Path)
 def test_bf16_autocast_computes_in_bf16_and_keeps_fp32_weights(
     toy_cfg, tmp_path: Path, monkeypatch
 ) -> None:
-    from mtfsl.config import Precision
-
     built = train_module.build_encoder_for
     dtypes: list[torch.dtype] = []
 
@@ -422,8 +417,6 @@ def test_bf16_autocast_computes_in_bf16_and_keeps_fp32_weights(
 
 def test_jobs_in_one_process_may_change_precision(toy_cfg, tmp_path: Path) -> None:
     """A sweep's basic launcher runs its jobs in one process (-m hardware.precision=NO,BF16)."""
-    from mtfsl.config import Precision
-
     toy_cfg.trainer.max_steps = 2
     first = run(toy_cfg, tmp_path / "fp32")
     toy_cfg.hardware.precision = Precision.BF16
@@ -435,9 +428,6 @@ def test_jobs_in_one_process_may_change_precision(toy_cfg, tmp_path: Path) -> No
 
 
 def test_threads_null_restores_torchs_default_after_a_job_that_set_them() -> None:
-    from mtfsl.config import Device, HardwareConfig
-    from mtfsl.training import loop
-
     default = loop._DEFAULT_THREADS  # torch's number when mtfsl was imported
     loop.build_accelerator(HardwareConfig(device=Device.CPU, threads=default + 1), 1)
     assert torch.get_num_threads() == default + 1
