@@ -61,8 +61,12 @@ def test_a_multi_process_run_must_name_its_run_folder(monkeypatch) -> None:
     with pytest.raises(ConfigError, match=r"^hydra\.run\.dir: a run with 2 processes needs"):
         check_shared_run_dir(["hydra.job.name=x"])
     check_shared_run_dir(["hydra.run.dir=outputs/ddp"])
+    with pytest.raises(ConfigError, match=r"^hydra\.sweep\.dir: a sweep with 2 processes needs"):
+        check_shared_run_dir(["hydra.run.dir=outputs/ddp"], multirun=True)
+    check_shared_run_dir(["hydra.sweep.dir=outputs/ddp"], multirun=True)
     monkeypatch.setenv("WORLD_SIZE", "1")
     check_shared_run_dir([])
+    check_shared_run_dir([], multirun=True)
 
 
 _STACK_LINES = ("Fatal Python error", "Thread 0x", "Current thread", '  File "/')
@@ -153,3 +157,23 @@ def test_two_processes_multi_task_crf_and_learned_weights(tmp_path: Path) -> Non
     )
     assert w2[-1] == pytest.approx(w1[-1], rel=1e-5)
     assert len({w2[-1][t] for t in ("conll", "conll_pos", "banking77")}) == 3
+
+
+def test_a_sweep_in_two_processes_equals_the_sweep_in_one(tmp_path: Path) -> None:
+    # Hydra runs a sweep's jobs one after another in the same processes: the second job
+    # must find the process group the first one trained in.
+    args = ["-m", *TOY, *EXACT, "trainer.max_steps=6", "seed=1,2"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    train_cli([*args, "trainer.batch_size=4", f"hydra.sweep.dir={one}"], tmp_path)
+    torchrun([*args, "trainer.batch_size=2", f"hydra.sweep.dir={two}"], tmp_path)
+    weights = Path("checkpoints/best/model.safetensors")
+    best = {}
+    for job in ("0", "1"):
+        assert json.loads((two / job / "status.json").read_text())["status"] == "finished"
+        a, b = load_file(str(one / job / weights)), load_file(str(two / job / weights))
+        assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-5
+        m1, m2 = (json.loads((d / job / "metrics.json").read_text()) for d in (one, two))
+        assert (m1["train/processes"], m2["train/processes"]) == (1, 2)
+        assert m2["test/conll/f1"] == pytest.approx(m1["test/conll/f1"], abs=1e-6)
+        best[job] = b
+    assert max(float(np.abs(best["0"][k] - best["1"][k]).max()) for k in best["0"]) > 1e-3

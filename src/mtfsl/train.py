@@ -12,6 +12,7 @@ from typing import Any
 import hydra
 from accelerate.utils import set_seed
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -33,6 +34,7 @@ from mtfsl.training import tracking
 from mtfsl.training.distributed import (
     check_shared_run_dir,
     is_main_process,
+    process_group_teardown,
     quiet_other_processes,
 )
 from mtfsl.training.loop import Trainer, TrainingInterrupted, build_accelerator
@@ -177,11 +179,11 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     # dev curves were logged during training; the final dev scores are the best checkpoint's
     final = {(k if k.startswith("test/") else f"best/{k}"): v for k, v in metrics.items()}
     accelerator.log(final, step=state.step)
-    # end_training destroys the process group; the others would otherwise tear their side
-    # down while the main process still writes the test reports (pytorch#75097 reports hangs
-    # of such unsynchronised teardowns).
+    # Not accelerator.end_training(): it destroys the process group, which the next job of a
+    # sweep needs (process_group_teardown destroys it when the process exits).
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    for tracker in accelerator.trackers:
+        tracker.finish()
     if main:
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "dev_history.json", {"history": state.history})
@@ -198,11 +200,13 @@ def _status(run_dir: Path, status: str, **extra: Any) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://mtfsl.configs", config_name="train")
 def main(dcfg: DictConfig) -> float | None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     about = {"version": __version__, "host": platform.node()}
     quiet_other_processes()
+    process_group_teardown.job_started()
     try:
-        check_shared_run_dir(HydraConfig.get().overrides.hydra)
+        check_shared_run_dir(hydra_cfg.overrides.hydra, hydra_cfg.mode == RunMode.MULTIRUN)
         cfg = to_config(dcfg)
         resume = cfg.resume is not None
         if resume:
@@ -213,7 +217,7 @@ def main(dcfg: DictConfig) -> float | None:
             log.info(
                 "resuming %s (this invocation's own log folder: %s)",
                 run_dir,
-                HydraConfig.get().runtime.output_dir,
+                hydra_cfg.runtime.output_dir,
             )
         _status(run_dir, "running", **about)
         metrics = run(cfg, run_dir, resume)
@@ -229,6 +233,7 @@ def main(dcfg: DictConfig) -> float | None:
         _status(run_dir, "failed", reason=f"{type(err).__name__}: {err}", **about)
         raise
     _status(run_dir, "finished", **about)
+    process_group_teardown.job_finished()
     return metrics.get("dev/selection_score")  # the sweep objective (e.g. for Optuna)
 
 

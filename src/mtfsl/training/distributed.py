@@ -6,9 +6,12 @@ through the environment; the accelerator joins the group later, in ``run``.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections.abc import Sequence
+
+import torch
 
 from mtfsl.errors import ConfigError
 
@@ -21,13 +24,16 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def check_shared_run_dir(hydra_overrides: Sequence[str]) -> None:
+def check_shared_run_dir(hydra_overrides: Sequence[str], multirun: bool = False) -> None:
     """Every process must write into the same run folder. Hydra's default folder name is a
-    timestamp taken in each process separately, so a multi-process run has to name it."""
-    if world_size() > 1 and not any(o.startswith("hydra.run.dir=") for o in hydra_overrides):
+    timestamp taken in each process separately, so a multi-process run has to name it (a
+    sweep its sweep folder: the jobs' subfolders are numbered the same in every process)."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if world_size() > 1 and not any(o.startswith(f"{key}=") for o in hydra_overrides):
+        what = "sweep" if multirun else "run"
         raise ConfigError(
-            f"hydra.run.dir: a run with {world_size()} processes needs an explicit, shared run "
-            "folder (e.g. hydra.run.dir=outputs/ddp-run); the default one is a timestamp that "
+            f"{key}: a {what} with {world_size()} processes needs an explicit, shared {what} "
+            f"folder (e.g. {key}=outputs/ddp-{what}); the default one is a timestamp that "
             "each process takes on its own"
         )
 
@@ -41,3 +47,35 @@ def quiet_other_processes() -> None:
         if isinstance(handler, logging.FileHandler):
             root.removeHandler(handler)
     logging.getLogger("mtfsl").setLevel(logging.WARNING)
+
+
+class ProcessGroupTeardown:
+    """Destroy the process group once, when the process exits after a finished job.
+
+    A Hydra sweep runs its jobs one after another in one process, so a job must not destroy
+    the group the next one trains in. All processes meet before the teardown: pytorch#75097
+    reports hangs when one tears the group down while another still works. After a failed
+    job nothing waits (the failing process may be the one missing), and the launcher stops
+    the others.
+    """
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.registered = False
+
+    def job_started(self) -> None:
+        self.armed = False
+
+    def job_finished(self) -> None:
+        self.armed = True
+        if not self.registered:
+            atexit.register(self._at_exit)
+            self.registered = True
+
+    def _at_exit(self) -> None:
+        if self.armed and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
+
+process_group_teardown = ProcessGroupTeardown()
