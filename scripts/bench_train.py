@@ -108,10 +108,11 @@ def lengths_of_test_set(root: str) -> list[int]:
 
 def training_subset(root: str, sentences: int, folder: Path) -> tuple[Path, int]:
     """A file of the first ``sentences`` sentences of CoNLL-2003's train.txt, written into
-    ``folder`` (the original file for 0 or more than it holds), and its sentence count."""
+    ``folder`` (the original file for 0 or more than it holds), and its sentence count. The
+    path is absolute: the sides resolve a relative one against ``data.root`` again."""
     from mtfsl.data.readers import read_conll
 
-    source = Path(root) / TRAIN
+    source = (Path(root) / TRAIN).resolve()
     every = read_conll(source)
     if not sentences or sentences >= len(every):
         return source, len(every)

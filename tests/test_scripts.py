@@ -141,7 +141,9 @@ Fine JJ B-NP O
 """
 
 
-def test_training_subset_keeps_the_first_sentences_whole(tmp_path: Path) -> None:
+def test_training_subset_keeps_the_first_sentences_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "conll2003").mkdir()
     (tmp_path / "conll2003" / "train.txt").write_text(TRAIN_FILE)
     out = tmp_path / "out"
@@ -156,6 +158,8 @@ def test_training_subset_keeps_the_first_sentences_whole(tmp_path: Path) -> None
         tmp_path / "conll2003" / "train.txt",
         4,
     )
+    monkeypatch.chdir(tmp_path)  # a relative data root (make bench's default) gives the same
+    assert bench_train.training_subset(".", 0, out)[0] == tmp_path / "conll2003" / "train.txt"
     assert bench_train.training_subset(str(tmp_path), 9, out)[1] == 4
 
 
