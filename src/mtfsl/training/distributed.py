@@ -61,21 +61,18 @@ class ProcessGroupTeardown:
 
     def __init__(self) -> None:
         self.armed = False
-        self.registered = False
 
     def job_started(self) -> None:
         self.armed = False
 
     def job_finished(self) -> None:
         self.armed = True
-        if not self.registered:
-            atexit.register(self._at_exit)
-            self.registered = True
 
-    def _at_exit(self) -> None:
+    def at_exit(self) -> None:
         if self.armed and torch.distributed.is_initialized():
             torch.distributed.barrier()
             torch.distributed.destroy_process_group()
 
 
 process_group_teardown = ProcessGroupTeardown()
+atexit.register(process_group_teardown.at_exit)
