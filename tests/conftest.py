@@ -10,6 +10,12 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from mtfsl.config import TrainConfig, compose_config, register_configs
+from mtfsl.data.readers import READERS
+from mtfsl.data.readers.conll import ConllReaderConfig
+from mtfsl.data.splits import Split
+from mtfsl.kinds import KINDS
+from mtfsl.kinds.classification import ClassificationTaskConfig
+from mtfsl.kinds.tagging import TaggingTaskConfig
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Absolute, because end-to-end tests run the CLI from temporary working directories.
@@ -72,3 +78,26 @@ def toy_cfg(tmp_path: Path) -> TrainConfig:
             *TOY_TASK,
         ]
     )
+
+
+def tagging_task(**fields: object) -> TaggingTaskConfig:
+    """A tagging task read from CoNLL columns (token first, tag last unless given)."""
+    task = TaggingTaskConfig(**fields)  # type: ignore[arg-type]
+    if not isinstance(task.reader, ConllReaderConfig):
+        task.reader = ConllReaderConfig()
+    return task
+
+
+def classification_task(fmt: str = "csv", **fields: object) -> ClassificationTaskConfig:
+    """A classification task read with reader ``fmt`` (default CSV with a header)."""
+    task = ClassificationTaskConfig(**fields)  # type: ignore[arg-type]
+    task.reader = READERS[fmt].schema()
+    return task
+
+
+def read_texts(path: Path, text: str = "text", label: str = "label", fmt: str = "csv") -> Split:
+    """A delimited file read as a classification split (texts, labels, lines)."""
+    kind = KINDS["classification"]
+    task = classification_task(fmt, text_column=text, label_column=label)
+    records = READERS[fmt].read(Path(path), task.reader, kind.columns("task.t", task))
+    return kind.to_split(records, task)

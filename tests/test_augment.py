@@ -10,20 +10,25 @@ import pytest
 import torch
 from transformers import MarianConfig, MarianMTModel
 
-from mtfsl.config import AugmentationConfig, AugMethod, BackTranslationConfig, MetricKind
+from mtfsl.config import AugmentationConfig, AugMethod, BackTranslationConfig
 from mtfsl.data.augment import (
     NerAugmenter,
     augment_split,
+    check_methods,
+    ner_operation,
     random_deletion,
     random_insertion,
     random_swap,
     segments,
+    text_operation,
 )
 from mtfsl.data.backtranslate import BackTranslator
 from mtfsl.data.labels import check_tags
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
+from mtfsl.kinds import KINDS
 from mtfsl.model.encoder import tiny_tokenizer
+from tests.conftest import tagging_task
 
 SENTENCES = [
     (["John", "Smith", "visited", "Paris", "."], ["B-PER", "I-PER", "O", "B-LOC", "O"]),
@@ -98,16 +103,19 @@ def test_augment_split_appends_seeded_valid_copies() -> None:
         copies=3,
         p=0.5,
     )
-    out, counts = augment_split(split, cfg, MetricKind.ENTITY, "ner", seed=5)
+    out, counts = augment_split(split, cfg, 5, ner_operation(split, cfg.p))
     assert len(out) == 12 and sum(counts.values()) == 9
     assert out.inputs[:3] == split.inputs and out.targets[:3] == split.targets
     assert out.lines == [1, 7, 13] * 4  # copies point at their original's line
     assert all(valid_iob2(t) for t in out.targets)
-    again, _ = augment_split(split, cfg, MetricKind.ENTITY, "ner", seed=5)
+    again, _ = augment_split(split, cfg, 5, ner_operation(split, cfg.p))
     assert again.inputs == out.inputs and again.targets == out.targets
-    with pytest.raises(ConfigError, match=r"\['RANDOM_SWAP'\] do not apply to task 'ner'"):
-        augment_split(
-            split, AugmentationConfig(methods=[AugMethod.RANDOM_SWAP]), MetricKind.ENTITY, "ner", 0
+    tagging = KINDS["tagging"]
+    with pytest.raises(
+        ConfigError, match=r"\['RANDOM_SWAP'\] do not apply to task 'ner' \(kind tagging\)"
+    ):
+        check_methods(
+            [AugMethod.RANDOM_SWAP], tagging.augmentations(tagging_task()), "tagging", "ner"
         )
 
 
@@ -163,7 +171,7 @@ def test_back_translation_round_trip_with_tiny_marian(tmp_path: Path) -> None:
     assert out == translate(texts, seed=3) and out != translate(texts, seed=4)
     split = Split(Path("t.csv"), texts, ["late", "top_up", "rate"], [2, 3, 4])
     aug = AugmentationConfig(methods=[AugMethod.BACK_TRANSLATION], copies=2)
-    result, counts = augment_split(split, aug, MetricKind.CLASSIFICATION, "intents", 3, translate)
+    result, counts = augment_split(split, aug, 3, text_operation(aug.p), translate)
     made = counts.get("back_translation", 0)
     assert made + counts.get("back_translation_empty", 0) == 6 and len(result) == 3 + made
     assert result.targets[3:] == [split.targets[result.lines[i] - 2] for i in range(3, len(result))]

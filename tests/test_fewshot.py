@@ -13,17 +13,16 @@ from mtfsl.config import (
     FewShotConfig,
     FewShotDev,
     KShotSampler,
-    MetricKind,
     Shortfall,
-    TaskConfig,
 )
 from mtfsl.data.fewshot import apply_few_shot, load_split_file
 from mtfsl.data.kshot import exact_k, mention_counts, per_class, sentences_per_type
 from mtfsl.data.readers import read_conll, read_line_pairs
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.kinds.tagging import TagMetric
 from mtfsl.train import run
-from tests.conftest import FIXTURES, compose_cfg
+from tests.conftest import FIXTURES, compose_cfg, tagging_task
 from tests.test_kshot import corpus, totals
 
 HUANG = FIXTURES / "fewshot"
@@ -112,10 +111,13 @@ def test_auto_sampler_follows_the_metric_and_a_mismatch_is_an_error() -> None:
     data, task = intents()
     _, record = apply_few_shot(data, task, FewShotConfig(k=1), 0, FIXTURES)
     assert record["sampler"] == "per_class"
-    with pytest.raises(ConfigError, match=r"sampler=GREEDY: needs a ENTITY task, but task "):
+    with pytest.raises(
+        ConfigError,
+        match=r"sampler=GREEDY: does not fit task 'banking77' \(kind classification\); it takes",
+    ):
         apply_few_shot(data, task, FewShotConfig(k=1, sampler=KShotSampler.GREEDY), 0, FIXTURES)
-    pos = TaskConfig(metric=MetricKind.TAG_ACCURACY)
-    with pytest.raises(ConfigError, match=r"task 'banking77' \(metric TAG_ACCURACY\) has no"):
+    pos = tagging_task(metric=TagMetric.TAG_ACCURACY)
+    with pytest.raises(ConfigError, match=r"task 'banking77' \(kind tagging\) has no default"):
         apply_few_shot(data, pos, FewShotConfig(k=1), 0, FIXTURES)
 
 
@@ -129,7 +131,7 @@ def huang(split: int, **extra) -> FewShotConfig:
 
 def test_split_file_undoes_escapes_and_keeps_tags_aligned() -> None:
     labels = ["O", *(f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "BI")]
-    split = load_split_file(huang(0), TaskConfig(), labels, FIXTURES)
+    split = load_split_file(huang(0), tagging_task(), labels, FIXTURES)
     assert split.inputs[1] == ["Peter", "Blackburn", "(", "UK", ")"]
     assert split.targets[1] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert [len(w) for w in split.inputs] == [len(t) for t in split.targets] == [4, 5, 2, 4]
@@ -143,10 +145,10 @@ def test_split_file_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"toy_1_0\.ner:2: 2 tags for the 3 words of .*:2$"):
         read_line_pairs(tmp_path / "fewshot/toy_1_0.words", tmp_path / "fewshot/toy_1_0.ner")
     (tmp_path / "fewshot/toy_1_0.ner").write_text("O O\nO X-PER O\n")
-    with pytest.raises(DataError, match=r"toy_1_0\.ner:2: word 2: "):
-        load_split_file(huang(0), TaskConfig(), ["O"], tmp_path)
+    with pytest.raises(DataError, match=r"toy_1_0\.ner:2 \(token 2\): invalid tag 'X-PER'"):
+        load_split_file(huang(0), tagging_task(), ["O"], tmp_path)
     with pytest.raises(DataError, match=r"toy_1_7\.words: few-shot split file not found"):
-        load_split_file(huang(7), TaskConfig(), ["O"], tmp_path)
+        load_split_file(huang(7), tagging_task(), ["O"], tmp_path)
 
 
 def test_published_huang_splits_are_conll_train_sentences(shared_data: Path) -> None:
@@ -157,7 +159,7 @@ def test_published_huang_splits_are_conll_train_sentences(shared_data: Path) -> 
     labels = ["O", *(f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "BI")]
     for k, split in ((5, 0), (5, 9), (10, 3), (20, 7)):
         fs.k, fs.split = k, split
-        loaded = load_split_file(fs, TaskConfig(), labels, shared_data)
+        loaded = load_split_file(fs, tagging_task(), labels, shared_data)
         assert len(loaded) == 4 * k  # K sentences per type, 4 types
         for words, tags in zip(loaded.inputs, loaded.targets, strict=True):
             assert train[tuple(words)] == tags

@@ -16,7 +16,6 @@ from mtfsl.config import (
     LoraConfig,
     ModelConfig,
     ModelSource,
-    TaskConfig,
 )
 from mtfsl.errors import ConfigError
 from mtfsl.losses import StaticWeighting
@@ -25,6 +24,7 @@ from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.train import run
 from mtfsl.training.checkpoint import load_weights, save_checkpoint
+from tests.conftest import tagging_task
 
 # tiny BERT: hidden 32, 2 layers, intermediate 37, vocab 141, 512 positions (no pooler)
 H, LAYERS, FF, VOCAB, POS = 32, 2, 37, 141, 512
@@ -40,7 +40,7 @@ def tiny(
 ) -> tuple[MultiTaskModel, tuple[int, int]]:
     torch.manual_seed(0)
     encoder, _ = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
-    model = MultiTaskModel(encoder, {"ner": (TaskConfig(), 9)}, 0.1, StaticWeighting(["ner"], {}))
+    model = MultiTaskModel(encoder, {"ner": (tagging_task(), 9)}, 0.1, StaticWeighting(["ner"], {}))
     return model, apply_finetune(
         model, FinetuneConfig(mode, LoraConfig(**lora), freeze_word_embeddings=freeze_words)
     )

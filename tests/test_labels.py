@@ -2,10 +2,12 @@ from pathlib import Path
 
 import pytest
 
-from mtfsl.config import DataConfig, LabelScheme, TaskConfig
+from mtfsl.config import DataConfig, LabelScheme
 from mtfsl.data.labels import bio_labels, detect_scheme, entity_types, iob1_to_iob2, to_iob2
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.kinds.tagging import TaggingTaskConfig
+from tests.conftest import tagging_task
 
 
 def test_iob1_to_iob2() -> None:
@@ -38,12 +40,12 @@ def test_invalid_tag_names_file_and_line(bad: str) -> None:
 
 
 def test_declared_iob2_with_inside_start_is_an_error() -> None:
-    with pytest.raises(DataError, match=r"f\.txt:7: task\.label_scheme=IOB2"):
+    with pytest.raises(DataError, match=r"f\.txt:8: label_scheme=IOB2 but the chunk at 'I-PER'"):
         to_iob2([["O", "I-PER"]], LabelScheme.IOB2, "f.txt", [7])
 
 
-def task(train: str, dev: str, test: str, scheme: LabelScheme) -> TaskConfig:
-    cfg = TaskConfig(label_column=-1, label_scheme=scheme)
+def task(train: str, dev: str, test: str, scheme: LabelScheme) -> TaggingTaskConfig:
+    cfg = tagging_task(label_column="-1", label_scheme=scheme)
     cfg.files.train, cfg.files.dev, cfg.files.test = train, dev, test
     return cfg
 
@@ -103,6 +105,7 @@ def test_real_iob1_files_equal_iob2_copy(shared_data: Path) -> None:
     )
     counts = {"train": (14041, 203621), "dev": (3250, 51362), "test": (3453, 46435)}
     for split, (n_sent, n_tok) in counts.items():
-        assert (len(iob2.splits[split]), iob2.splits[split].num_tokens) == (n_sent, n_tok)
+        tokens = sum(map(len, iob2.splits[split].inputs))
+        assert (len(iob2.splits[split]), tokens) == (n_sent, n_tok)
         assert iob1.splits[split].inputs == iob2.splits[split].inputs
         assert iob1.splits[split].targets == iob2.splits[split].targets

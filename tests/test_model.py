@@ -2,20 +2,21 @@ import pytest
 import torch
 from accelerate.utils import set_seed
 
-from mtfsl.config import ModelConfig, ModelSource, TaskConfig, TrainerConfig
+from mtfsl.config import ModelConfig, ModelSource, TrainerConfig
 from mtfsl.data.batching import LengthGroupedBatchSampler, PaddingCollator
 from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer
 from mtfsl.losses import StaticWeighting
 from mtfsl.model.encoder import build_encoder
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.optim import build_optimizer, param_groups
+from tests.conftest import tagging_task
 
 
 def tiny_model(num_labels: int = 5) -> tuple[MultiTaskModel, object]:
     set_seed(0)
     encoder, tok = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
     weighting = StaticWeighting(["ner"], {})
-    return MultiTaskModel(encoder, {"ner": (TaskConfig(), num_labels)}, 0.0, weighting), tok
+    return MultiTaskModel(encoder, {"ner": (tagging_task(), num_labels)}, 0.0, weighting), tok
 
 
 def batch(tok: object, pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:

@@ -12,26 +12,22 @@ from accelerate.utils import set_seed
 
 from mtfsl.config import (
     DataConfig,
-    DataFormat,
-    HeadKind,
     LossWeightsConfig,
-    MetricKind,
     Pooling,
     SamplingKind,
-    TaskConfig,
     TaskSamplingConfig,
     WeightingKind,
     validate,
 )
 from mtfsl.data.features import IGNORE_INDEX
 from mtfsl.data.multitask import AnnealedSampler, build_task_sampler
-from mtfsl.data.readers import read_csv
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.kinds.classification import ClassificationTaskConfig
 from mtfsl.losses import build_weighting
 from mtfsl.model.crf import CRF
 from mtfsl.model.heads import CRFTokenHead, SequenceClassificationHead, TokenClassificationHead
-from tests.conftest import compose_cfg
+from tests.conftest import classification_task, compose_cfg, read_texts
 
 SIZES = {"a": 100, "b": 400, "c": 1600}
 
@@ -180,18 +176,19 @@ def test_sequence_head_overfits(pooling: Pooling) -> None:
 
 
 def test_csv_reader_quoted_newlines_and_lines(fixtures: Path) -> None:
-    records = read_csv(fixtures / "toy_intents" / "toy_train.csv", "text", "category")
-    assert len(records) == 12
-    assert records[1].text == "My card has not arrived\nand it has been two weeks"
-    assert [r.line for r in records[:4]] == [2, 3, 5, 6]
-    assert records[4].text == 'Can I add money with a "bank transfer"?'
+    split = read_texts(fixtures / "toy_intents" / "toy_train.csv", "text", "category")
+    assert len(split) == 12
+    assert split.inputs[1] == "My card has not arrived\nand it has been two weeks"
+    assert split.lines[:4] == [2, 3, 5, 6]
+    assert split.inputs[4] == 'Can I add money with a "bank transfer"?'
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("text,label\nhi,x\n", ":1: no field 'category' (task.label_field)"),
-        ("text,category\nhi\n", ":2: expected fields ['text', 'category']"),
+        ("text,label\nhi,x\n", ":1: no column 'category' (task.t.label_column)"),
+        ("text,category\nhi\n", ":2: expected 2 fields like the header, found 1"),
+        ("text,category\nhi,x,y\n", ":2: expected 2 fields like the header, found 3"),
         ("text,category\nhi,\n", ":2: empty label"),
         ("text,category\n", ": no rows found"),
     ],
@@ -200,19 +197,12 @@ def test_csv_errors(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "f.csv"
     path.write_text(content)
     with pytest.raises(DataError) as err:
-        read_csv(path, "text", "category")
+        read_texts(path, "text", "category")
     assert str(err.value).startswith(f"{path}{message}")
 
 
-def intents_task(**kw: object) -> TaskConfig:
-    task = TaskConfig(
-        format=DataFormat.CSV,
-        head=HeadKind.SEQUENCE_CLASSIFICATION,
-        metric=MetricKind.CLASSIFICATION,
-        text_field="text",
-        label_field="category",
-        **kw,
-    )
+def intents_task(**kw: object) -> ClassificationTaskConfig:
+    task = classification_task(text_column="text", label_column="category", **kw)
     task.files.train, task.files.test = "toy_train.csv", "toy_test.csv"
     return task
 
@@ -239,7 +229,7 @@ def test_mix_presets_compose() -> None:
     assert list(compose_cfg(["task=conll_mtl"]).task) == ["conll", "conll_pos", "conll_chunk"]
     cfg = compose_cfg(["task=conll_banking"])
     assert list(cfg.task) == ["conll", "banking77"]
-    assert cfg.task["banking77"].head is HeadKind.SEQUENCE_CLASSIFICATION
+    assert isinstance(cfg.task["banking77"], ClassificationTaskConfig)
     adhoc = compose_cfg(["task=[conll,conll_pos]", "task.conll_pos.label_column=1"])
     assert list(adhoc.task) == ["conll", "conll_pos"]
 

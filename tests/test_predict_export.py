@@ -13,6 +13,7 @@ from transformers import pipeline
 from mtfsl.config import FinetuneMode, Pooling
 from mtfsl.errors import ConfigError
 from mtfsl.export import export
+from mtfsl.kinds import KINDS
 from mtfsl.predict import Example, _whitespace, text_examples, write_jsonl
 from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
@@ -28,9 +29,10 @@ def predict_cli(run_dir: Path, source: str, fmt: str, out: Path, *extra: str) ->
 
 
 def test_jsonl_entities_carry_character_offsets() -> None:
-    inputs = list(text_examples(["Peter  Blackburn went to Bonn"], True, _whitespace))
+    tagging = KINDS["tagging"]
+    inputs = list(text_examples(["Peter  Blackburn went to Bonn"], tagging, _whitespace))
     out = io.StringIO()
-    write_jsonl(out, inputs, [["B-PER", "I-PER", "O", "O", "B-LOC"]])
+    write_jsonl(out, tagging, inputs, [["B-PER", "I-PER", "O", "O", "B-LOC"]])
     assert out.getvalue() == (
         '{"text": "Peter  Blackburn went to Bonn", "words": ["Peter", "Blackburn", "went", '
         '"to", "Bonn"], "tags": ["B-PER", "I-PER", "O", "O", "B-LOC"], "entities": [{"type": '
@@ -38,7 +40,7 @@ def test_jsonl_entities_carry_character_offsets() -> None:
         '25, "end": 29, "text": "Bonn"}]}\n'
     )
     seq = io.StringIO()
-    write_jsonl(seq, [Example("hi", "hi")], ["greet"])
+    write_jsonl(seq, KINDS["classification"], [Example("hi", "hi")], ["greet"])
     assert seq.getvalue() == '{"text": "hi", "label": "greet"}\n'
 
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from mtfsl.config import HeadKind, ModelConfig, PromptConfig
+from mtfsl.config import ModelConfig
 from mtfsl.errors import ConfigError
+from mtfsl.kinds.prompt import PromptConfig, PromptTaskConfig
 from mtfsl.model.encoder import build_masked_lm, tiny_tokenizer
 from mtfsl.model.heads import PromptHead
 from mtfsl.model.prompt import fill_template, verbalizer_ids
@@ -74,7 +75,7 @@ def test_prompt_task_trains_end_to_end(tmp_path: Path) -> None:
         [
             *TOY_INTENTS,
             f"data.cache_dir={tmp_path / 'cache'}",
-            "task.banking77.head=PROMPT",
+            "task=banking77_prompt",
             "task.banking77.prompt.template='{text} topic: {mask}'",
             *(f"+task.banking77.prompt.verbalizer.{k}={v}" for k, v in WORDS.items()),
             "trainer.max_steps=8",
@@ -82,7 +83,7 @@ def test_prompt_task_trains_end_to_end(tmp_path: Path) -> None:
             "trainer.lr=1e-2",
         ]
     )
-    assert cfg.task["banking77"].head is HeadKind.PROMPT
+    assert isinstance(cfg.task["banking77"], PromptTaskConfig)
     metrics = run(cfg, tmp_path / "run")
     assert 0 <= metrics["test/banking77/accuracy"] <= 100
     assert (tmp_path / "run" / "predictions" / "test_banking77.tsv").is_file()

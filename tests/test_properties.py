@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from mtfsl.config import LabelScheme
 from mtfsl.data.labels import iob1_to_iob2, to_iob2
-from mtfsl.data.readers import read_conll, read_csv
+from mtfsl.data.readers import read_conll
 from mtfsl.errors import DataError
+from tests.conftest import read_texts
 
 TOKEN = st.text(
     st.characters(blacklist_categories=("Z", "C"), blacklist_characters="\x85"),
@@ -88,7 +89,7 @@ def test_arbitrary_bytes_read_or_fail_clearly(data: bytes) -> None:
             assert all(len(s.fields) >= 1 for s in sentences)
         path.write_bytes(b"text,label\n" + data)
         try:
-            read_csv(path, "text", "label")
+            read_texts(path, "text", "label")
         except DataError as err:
             assert str(err).startswith(str(path))
 

@@ -3,8 +3,10 @@ from pathlib import Path
 import pytest
 
 from mtfsl.data.context import windows
-from mtfsl.data.readers import iter_conll, iter_csv, read_conll
+from mtfsl.data.readers import READERS, iter_conll, read_conll
 from mtfsl.errors import DataError
+from mtfsl.kinds import KINDS
+from tests.conftest import classification_task
 
 
 def test_toy_train_sentences_docs_and_lines(fixtures: Path) -> None:
@@ -68,12 +70,14 @@ def test_readers_are_lazy_a_sentence_at_a_time(tmp_path: Path) -> None:
         next(sentences)
     csv_path = tmp_path / "f.csv"
     csv_path.write_text('text,label\n"a\nb",x\nc,y\nd\n')
-    records = iter_csv(csv_path, "text", "label")
-    assert [(r.text, r.label, r.line) for r in (next(records), next(records))] == [
-        ("a\nb", "x", 2),
-        ("c", "y", 4),
+    task = classification_task()
+    columns = KINDS["classification"].columns("task.t", task)
+    records = READERS["csv"].iter_records(csv_path, task.reader, columns)
+    assert [(r.values, r.line) for r in (next(records), next(records))] == [
+        ({"text": "a\nb", "label": "x"}, 2),
+        ({"text": "c", "label": "y"}, 4),
     ]
-    with pytest.raises(DataError, match=":5: expected fields"):
+    with pytest.raises(DataError, match=":5: expected 2 fields like the header, found 1"):
         next(records)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import mtfsl.train as train_module
+import mtfsl.model.build as model_build
 from mtfsl.config import Device, HardwareConfig, Precision
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.train import run
@@ -354,13 +354,13 @@ def test_compiled_encoder_trains_like_eager(toy_cfg, tmp_path: Path) -> None:
 
 def test_every_dropout_is_on_from_the_first_training_step(toy_cfg, tmp_path: Path, monkeypatch):
     """from_pretrained returns encoders in eval mode; training must not inherit that."""
-    built = train_module.build_encoder_for
+    built = model_build.build_encoder_for
 
     def as_from_pretrained(*args):
         encoder, tokenizer, contexts = built(*args)
         return encoder.eval(), tokenizer, contexts
 
-    monkeypatch.setattr(train_module, "build_encoder_for", as_from_pretrained)
+    monkeypatch.setattr(model_build, "build_encoder_for", as_from_pretrained)
     modes: list[set[bool]] = []
     forward = MultiTaskModel.forward
 
@@ -395,7 +395,7 @@ def test_gpu_loader_settings_change_nothing_but_padding(toy_cfg, tmp_path: Path)
 def test_bf16_autocast_computes_in_bf16_and_keeps_fp32_weights(
     toy_cfg, tmp_path: Path, monkeypatch
 ) -> None:
-    built = train_module.build_encoder_for
+    built = model_build.build_encoder_for
     dtypes: list[torch.dtype] = []
 
     def spied(*args):
@@ -405,7 +405,7 @@ def test_bf16_autocast_computes_in_bf16_and_keeps_fp32_weights(
                 module.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
         return encoder, tokenizer, contexts
 
-    monkeypatch.setattr(train_module, "build_encoder_for", spied)
+    monkeypatch.setattr(model_build, "build_encoder_for", spied)
     toy_cfg.trainer.max_steps = 2
     toy_cfg.hardware.precision = Precision.BF16
     metrics = run(toy_cfg, tmp_path / "run")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from mtfsl.errors import ConfigError
 
@@ -25,23 +26,6 @@ class ModelSource(Enum):
     TINY = "tiny"  # randomly initialised small BERT + in-memory tokenizer (tests, smoke runs)
 
 
-class DataFormat(Enum):
-    """File formats a task can be read from; each maps to one reader."""
-
-    CONLL = "conll"  # one token per line, columns, blank line between sentences
-    CSV = "csv"  # one example per row, a text field and a label field
-
-
-class HeadKind(Enum):
-    """What a task predicts; selects head, features, collator and evaluator."""
-
-    TOKEN_CLASSIFICATION = "token_classification"
-    SEQUENCE_CLASSIFICATION = "sequence_classification"
-    # PET / LM-BFF: the text goes into a template with a mask slot; the encoder's masked-LM
-    # head scores one verbalizer word per label at the mask.
-    PROMPT = "prompt"
-
-
 class LabelScheme(Enum):
     """Tagging scheme of a label column. AUTO detects IOB1 vs IOB2 from the file."""
 
@@ -49,14 +33,6 @@ class LabelScheme(Enum):
     IOB1 = "iob1"
     IOB2 = "iob2"
     NONE = "none"  # plain per-token tags (POS) or class labels: no chunk structure
-
-
-class MetricKind(Enum):
-    """How a task is scored; each kind names its primary metric (used for model selection)."""
-
-    ENTITY = "entity"  # seqeval chunks: precision/recall/f1 (primary f1) + token accuracy
-    TAG_ACCURACY = "tag_accuracy"  # every token's tag: accuracy (primary) + macro_f1
-    CLASSIFICATION = "classification"  # one label per example: accuracy (primary) + macro_f1
 
 
 class Pooling(Enum):
@@ -100,7 +76,7 @@ class MetricMode(Enum):
 class KShotSampler(Enum):
     """How a K-shot training subset is drawn."""
 
-    AUTO = "auto"  # GREEDY for entity tasks, PER_CLASS for classification tasks
+    AUTO = "auto"  # the task kind's default (GREEDY for entity tagging, PER_CLASS for classes)
     GREEDY = "greedy"  # Yang & Katiyar 2020: at least K mentions of every entity type
     EXACT = "exact"  # EntLM 2022: take a sentence only if no type goes over K mentions
     SENTENCES_PER_TYPE = "sentences_per_type"  # Huang et al. 2020: K sentences per type
@@ -209,50 +185,44 @@ class ModelConfig:
 
 @dataclass
 class SplitFiles:
-    """Paths of a task's splits, relative to ``data.root`` unless absolute."""
+    """Paths of a task's splits, relative to ``data.root`` unless absolute. For the
+    ``datasets`` reader they are its ``data_files`` (json / csv / parquet builders)."""
 
-    train: str = MISSING
+    train: str | None = None
     dev: str | None = None
     test: str | None = None
 
 
 @dataclass
-class PromptConfig:
-    """Head PROMPT: ``template`` with ``{text}`` and ``{mask}`` slots; ``verbalizer`` maps
-    every label to a word that is a single token of the encoder's vocabulary (for BPE
-    vocabularies include the leading space, e.g. " great")."""
+class ReaderConfig:
+    """How a task's files are read: ``format`` names a reader plug-in (``mtfsl.data.readers``);
+    each reader extends this schema with its own keys (``schema/reader/FORMAT``)."""
 
-    template: str = "{text} It was {mask}."
-    verbalizer: dict[str, str] = field(default_factory=dict)
+    format: str = MISSING
 
 
 @dataclass
 class TaskConfig:
-    """One task. Its name is its key under ``task`` (e.g. ``task.conll``)."""
+    """What every task has, whatever its kind. Its name is its key under ``task`` (e.g.
+    ``task.conll``). Each task kind (``mtfsl.kinds``) extends this schema with its own keys
+    (``schema/kind/KIND``), so a key that does not apply to a task's kind is an error."""
 
-    format: DataFormat = DataFormat.CONLL
-    head: HeadKind = HeadKind.TOKEN_CLASSIFICATION
-    metric: MetricKind = MetricKind.ENTITY
+    kind: str = MISSING
+    reader: ReaderConfig = field(default_factory=ReaderConfig)
     files: SplitFiles = field(default_factory=SplitFiles)
-    # CONLL: column indices of the token and the label.
-    token_column: int = 0
-    label_column: int = -1
-    # CSV: header names of the text and the label fields.
-    text_field: str = "text"
-    label_field: str = "label"
-    label_scheme: LabelScheme = LabelScheme.AUTO
-    # Lines whose first field is this marker start a new document and are not sentences.
-    doc_marker: str = "-DOCSTART-"
-    # Fixed label list; null derives it from the training file (IOB schemes: O + B-/I- of
-    # each type; otherwise the sorted distinct labels), or from labels_file.
+    # Fixed label list; null derives it from the training split (see the kind), or from
+    # labels_file.
     labels: list[str] | None = None
     labels_file: str | None = None  # a JSON list, relative to data.root
+    # Integer labels in the data are indices into this list (a dataset's ClassLabel names
+    # are used when it has them).
+    label_names: list[str] | None = None
+    # Labels renamed on reading, before the label-set check (e.g. {creative_work:
+    # creative-work} when one split file spells a type differently); for tags, the type.
+    label_map: dict[str, str] = field(default_factory=dict)
     # Without a dev file: carve this fraction of train (seeded by dev_seed) as the dev split.
     dev_fraction: float | None = None
     dev_seed: int = 13
-    crf: bool = False  # token tasks: CRF layer with Viterbi decoding instead of argmax
-    pooling: Pooling = Pooling.CLS  # sequence tasks
-    prompt: PromptConfig = field(default_factory=PromptConfig)  # head PROMPT
 
 
 @dataclass
@@ -421,7 +391,9 @@ class TrainConfig:
     seed: int = 42
     model: ModelConfig = field(default_factory=ModelConfig)
     # Tasks by name; task=conll selects one, task=conll_mtl or task=[conll,conll_pos] several.
-    task: dict[str, TaskConfig] = field(default_factory=dict)
+    # Values are TaskConfig subclasses, one per kind (typed_tasks); a task defined only on the
+    # command line (+task.NAME={kind: ..., reader: {format: ...}, ...}) is typed there too.
+    task: dict[str, Any] = field(default_factory=dict)
     task_sampling: TaskSamplingConfig = field(default_factory=TaskSamplingConfig)
     loss_weights: LossWeightsConfig = field(default_factory=LossWeightsConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -437,21 +409,74 @@ class TrainConfig:
     resume: str | None = None
 
 
+def _one_line(err: OmegaConfBaseException, prefix: str = "") -> ConfigError:
+    key = getattr(err, "full_key", None) or "config"
+    return ConfigError(f"{prefix}{key}: {str(err).splitlines()[0]}")
+
+
+def typed_task(name: str, node: Any) -> DictConfig:
+    """A task's config typed by its kind's schema and its reader's schema, so a key that does
+    not apply to either is an error naming ``task.NAME.KEY``.
+
+    Task YAMLs are typed already (their defaults list names ``schema/kind/KIND`` and
+    ``schema/reader/FORMAT``); a task defined on the command line is typed here.
+    """
+    from mtfsl.data.readers import get_reader
+    from mtfsl.kinds import get_kind
+
+    raw = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    if not isinstance(raw, dict):
+        raise ConfigError(f"task.{name}={raw!r}: expected a mapping with kind, reader and files")
+    kind = get_kind(raw.get("kind"), f"task.{name}.kind")
+    reader_raw = raw.pop("reader", None) or {}
+    if not isinstance(reader_raw, dict):
+        raise ConfigError(f"task.{name}.reader={reader_raw!r}: expected a mapping with format")
+    reader = get_reader(reader_raw.get("format"), f"task.{name}.reader.format")
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(kind.schema), raw)
+        typed.reader = OmegaConf.merge(OmegaConf.structured(reader.schema), reader_raw)
+    except OmegaConfBaseException as err:
+        raise _one_line(err, f"task.{name}.") from None
+    return typed
+
+
+def to_train_config(dcfg: DictConfig, check: bool = True) -> TrainConfig:
+    """The one conversion from a composed DictConfig to the typed schema (tasks typed by their
+    kind and reader), then (``check``) ``validate``."""
+    try:
+        with open_dict(dcfg):
+            for name in list(dcfg.get("task") or {}):
+                dcfg.task[name] = typed_task(name, dcfg.task[name])
+        cfg = OmegaConf.to_object(dcfg)
+    except OmegaConfBaseException as err:
+        raise _one_line(err) from None
+    assert isinstance(cfg, TrainConfig)
+    if check:
+        validate(cfg)
+    return cfg
+
+
 def load_run_config(run_dir: Path) -> TrainConfig:
     """The config a run folder was started with (its ``config.yaml``)."""
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no config.yaml there (not an mtfsl run folder?)")
-    cfg = OmegaConf.to_object(
-        OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
-    )
-    assert isinstance(cfg, TrainConfig)
-    return cfg
+    loaded = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+    return to_train_config(loaded, check=False)
 
 
 def register_configs() -> None:
-    """Put the schema into Hydra's ConfigStore; ``train.yaml`` extends it."""
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    """Put the schemas into Hydra's ConfigStore: ``train.yaml`` extends ``train_schema``; a
+    task YAML extends ``schema/kind/KIND`` and ``schema/reader/FORMAT``."""
+    from mtfsl.data.readers import READERS
+    from mtfsl.kinds import KINDS
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for name, kind in KINDS.items():
+        store.store(group="schema/kind", name=name, node=kind.schema)
+    for name, reader in READERS.items():
+        store.store(group="schema/reader", name=name, node=reader.schema)
 
 
 def compose_config(overrides: list[str]) -> TrainConfig:
@@ -461,7 +486,7 @@ def compose_config(overrides: list[str]) -> TrainConfig:
 
     register_configs()
     with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
-        return OmegaConf.to_object(compose("train", overrides=overrides))
+        return to_train_config(compose("train", overrides=overrides), check=False)
 
 
 def _check(ok: bool, key: str, value: object, expected: str) -> None:
@@ -559,37 +584,19 @@ def _validate_few_shot(cfg: TrainConfig) -> None:
 
 
 def _validate_tasks(cfg: TrainConfig) -> None:
-    """Cross-field checks of the task mix, its sampling, loss weights and model selection."""
+    """Each task's own checks (its kind's and reader's), then the cross-field checks of the
+    mix, its sampling, loss weights and model selection."""
+    from mtfsl.data.readers import get_reader
+    from mtfsl.kinds import get_kind
+
     names = sorted(cfg.task)
     _check(bool(names), "task", "{}", "at least one task (e.g. task=conll)")
     for name, task in cfg.task.items():
         key = f"task.{name}"
-        _check(task.token_column >= 0, f"{key}.token_column", task.token_column, ">= 0")
-        _check(
-            task.metric in METRICS_BY_HEAD[task.head],
-            f"{key}.metric",
-            task.metric.name,
-            f"one of {[m.name for m in METRICS_BY_HEAD[task.head]]} for head {task.head.name}",
-        )
-        _check(
-            task.format in FORMATS_BY_HEAD[task.head],
-            f"{key}.format",
-            task.format.name,
-            f"one of {[f.name for f in FORMATS_BY_HEAD[task.head]]} for head {task.head.name}",
-        )
-        _check(
-            task.head is not HeadKind.PROMPT
-            or ("{text}" in task.prompt.template and "{mask}" in task.prompt.template),
-            f"{key}.prompt.template",
-            repr(task.prompt.template),
-            "a template with {text} and {mask} slots",
-        )
-        _check(
-            task.metric is not MetricKind.ENTITY or task.label_scheme is not LabelScheme.NONE,
-            f"{key}.label_scheme",
-            "NONE",
-            "an IOB scheme (or AUTO) for metric ENTITY",
-        )
+        kind = get_kind(task.kind, f"{key}.kind")
+        reader = get_reader(task.reader.format, f"{key}.reader.format")
+        kind.validate(key, task)
+        reader.validate(key, task.reader, kind, task)
         _check(
             task.dev_fraction is None or 0 < task.dev_fraction < 1,
             f"{key}.dev_fraction",
@@ -635,32 +642,10 @@ def _validate_tasks(cfg: TrainConfig) -> None:
     )
     chosen = [cfg.task[sel.select_task]] if sel.select_task else list(cfg.task.values())
     for task in chosen:
-        allowed = METRIC_NAMES[task.metric]
+        allowed = get_kind(task.kind).metric_names(task)
         _check(
             sel.select is None or sel.select in allowed,
             "metrics.select",
             sel.select,
             f"null or one of {sorted(allowed)} (metrics of the selected tasks)",
         )
-
-
-METRIC_NAMES: dict[MetricKind, frozenset[str]] = {
-    MetricKind.ENTITY: frozenset({"f1", "precision", "recall", "accuracy"}),
-    MetricKind.TAG_ACCURACY: frozenset({"accuracy", "macro_f1"}),
-    MetricKind.CLASSIFICATION: frozenset({"accuracy", "macro_f1"}),
-}
-PRIMARY_METRIC: dict[MetricKind, str] = {
-    MetricKind.ENTITY: "f1",
-    MetricKind.TAG_ACCURACY: "accuracy",
-    MetricKind.CLASSIFICATION: "accuracy",
-}
-METRICS_BY_HEAD: dict[HeadKind, frozenset[MetricKind]] = {
-    HeadKind.TOKEN_CLASSIFICATION: frozenset({MetricKind.ENTITY, MetricKind.TAG_ACCURACY}),
-    HeadKind.SEQUENCE_CLASSIFICATION: frozenset({MetricKind.CLASSIFICATION}),
-    HeadKind.PROMPT: frozenset({MetricKind.CLASSIFICATION}),
-}
-FORMATS_BY_HEAD: dict[HeadKind, frozenset[DataFormat]] = {
-    HeadKind.TOKEN_CLASSIFICATION: frozenset({DataFormat.CONLL}),
-    HeadKind.SEQUENCE_CLASSIFICATION: frozenset({DataFormat.CSV}),
-    HeadKind.PROMPT: frozenset({DataFormat.CSV}),
-}

@@ -1,9 +1,9 @@
-"""``mtfsl-export RUN_DIR OUT_DIR``: a single-task run as a standard Hugging Face folder.
+"""``mtfsl-export RUN_DIR OUT_DIR``: one task of a run as a standard Hugging Face folder.
 
-NER runs (linear token head) become ``AutoModelForTokenClassification``; classification runs
-with ``pooling: POOLER`` (BERT's dense + tanh over [CLS]) become
-``AutoModelForSequenceClassification``. Both carry ``id2label``, so
-``transformers.pipeline(..., model=OUT_DIR)`` loads them with no mtfsl code.
+The task's kind picks the class: tagging runs (linear token head) become
+``AutoModelForTokenClassification``; classification runs with ``pooling: POOLER`` (BERT's
+dense + tanh over [CLS]) become ``AutoModelForSequenceClassification``. Both carry
+``id2label``, so ``transformers.pipeline(..., model=OUT_DIR)`` loads them with no mtfsl code.
 """
 
 from __future__ import annotations
@@ -17,15 +17,11 @@ from pathlib import Path
 
 from peft import PeftModel
 from torch import nn
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    PreTrainedModel,
-)
+from transformers import PreTrainedModel
 
-from mtfsl.config import HeadKind, Pooling
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.inference import LoadedRun, load_run
+from mtfsl.kinds import get_kind
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +33,8 @@ def _plain_encoder(run: LoadedRun) -> PreTrainedModel:
     return encoder
 
 
-def _copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
+def copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
+    """Load ``source``'s weights into ``target`` (an HF model's part); the layouts must fit."""
     missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
     if unexpected or [k for k in missing if "pooler" not in k]:
         raise ConfigError(
@@ -46,29 +43,17 @@ def _copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
 
 
 def to_hf(run: LoadedRun, task: str) -> PreTrainedModel:
-    """The task's encoder and head as one HF model with the same weights."""
+    """The task's encoder and head as one HF model with the same weights (the task's kind
+    chooses the class and copies its head)."""
     cfg, labels = run.cfg.task[task], run.labels[task]
-    head = run.model.heads[task]
     encoder = _plain_encoder(run)
     config = copy.deepcopy(encoder.config)
     config.num_labels = len(labels)
     config.id2label = dict(enumerate(labels))
     config.label2id = {label: i for i, label in enumerate(labels)}
-    if cfg.head is HeadKind.TOKEN_CLASSIFICATION and not cfg.crf:
-        model = AutoModelForTokenClassification.from_config(config)
-    elif cfg.head is HeadKind.SEQUENCE_CLASSIFICATION and cfg.pooling is Pooling.POOLER:
-        model = AutoModelForSequenceClassification.from_config(config)
-        _copy_into(model.base_model.pooler, head.pooler, "pooler")
-    else:
-        raise ConfigError(
-            f"export: task '{task}' (head {cfg.head.name}, crf={cfg.crf}, pooling "
-            f"{cfg.pooling.name}) has no standard HF model class; exportable are linear token "
-            "heads and sequence heads with pooling POOLER"
-        )
-    _copy_into(model.base_model, encoder, "encoder")
-    if not isinstance(getattr(model, "classifier", None), nn.Linear):
-        raise ConfigError(f"export: {type(model).__name__} has no linear 'classifier' layer")
-    model.classifier.load_state_dict(head.classifier.state_dict())
+    kind = get_kind(cfg.kind)
+    model = kind.export_model(cfg, task, run.model.heads[task], encoder, config)
+    copy_into(model.base_model, encoder, "encoder")
     return model.eval()
 
 

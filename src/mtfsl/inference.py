@@ -14,12 +14,11 @@ from transformers import PreTrainedTokenizerBase
 from mtfsl.config import TrainConfig, load_run_config
 from mtfsl.data.batching import PaddingCollator
 from mtfsl.data.prepare import EvalSet, split_features
-from mtfsl.data.splits import Split, attach_context
+from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
-from mtfsl.evaluation.evaluator import predict_ids, to_labels
-from mtfsl.losses import build_weighting
-from mtfsl.model.encoder import build_encoder_for
-from mtfsl.model.finetune import apply_finetune
+from mtfsl.evaluation.evaluator import predict_ids
+from mtfsl.kinds import get_kind
+from mtfsl.model.build import build_model
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.checkpoint import load_weights
 from mtfsl.training.loop import build_accelerator
@@ -52,15 +51,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")
     labels = json.loads((best / "labels.json").read_text())
     set_seed(cfg.seed)  # a partial checkpoint loads over the same (seeded) base weights
-    encoder, tokenizer, contexts = build_encoder_for(cfg, labels)
-    model = MultiTaskModel(
-        encoder,
-        {name: (task, len(labels[name])) for name, task in cfg.task.items()},
-        cfg.model.dropout,
-        build_weighting(cfg.loss_weights, list(cfg.task)),
-        contexts,
-    )
-    apply_finetune(model, cfg.finetune)
+    model, tokenizer, _ = build_model(cfg, labels)
     load_weights(best, model)
     accelerator = build_accelerator(cfg.hardware, 1)
     model.to(accelerator.device).eval()
@@ -86,19 +77,21 @@ def predict(
     """
     labels = run.labels[task]
     task_cfg = run.cfg.task[task]
-    dummy = [[labels[0]] * len(x) if isinstance(x, list) else labels[0] for x in inputs]
+    kind = get_kind(task_cfg.kind)
+    dummy = [[labels[0]] * len(x) if kind.token_level else labels[0] for x in inputs]
     split = Split(source, inputs, dummy, lines or list(range(1, len(inputs) + 1)), docs or [])
-    attach_context(split, run.cfg.data.context, task)
+    kind.attach_context(split, run.cfg.data.context, task)
     if own is not None:
         split = split.subset(list(own))
     feats = split_features(split, task_cfg, task, labels, run.tokenizer, run.cfg, cache=False)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     ids = predict_ids(
         run.model,
+        kind,
         task,
         EvalSet(feats, split),
         run.accelerator,
         collator,
         run.cfg.trainer.eval_batch_size,
     )
-    return to_labels(ids, labels)
+    return kind.to_labels(ids, labels)

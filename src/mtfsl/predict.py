@@ -1,9 +1,10 @@
 """``mtfsl-predict RUN_DIR``: tag or classify new text with a finished run, offline.
 
 Inputs: raw text (one sentence or text per line; words split on whitespace or by the
-model's own pre-tokenizer), a CoNLL file, or a CSV file. Outputs: CoNLL, JSONL (entities with
-character offsets) or TSV. Input is read, predicted and written a chunk at a time, so memory
-stays bounded however large the input is.
+model's own pre-tokenizer), or a file in a reader's format (conll, csv, tsv, jsonl) with the
+task's column settings. Outputs: CoNLL, JSONL (entities with character offsets) or TSV.
+Input is read, predicted and written a chunk at a time, so memory stays bounded however large
+the input is.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import datasets
-from seqeval.metrics.sequence_labeling import get_entities
+from omegaconf import OmegaConf
 
-from mtfsl.config import HeadKind
 from mtfsl.data.context import windows
-from mtfsl.data.readers import check_column, csv_header, iter_conll, iter_csv, text_lines
+from mtfsl.data.readers import READERS, get_reader, text_lines
 from mtfsl.errors import MtfslError
-from mtfsl.evaluation.report import escape_tsv
 from mtfsl.inference import LoadedRun, load_run, predict
+from mtfsl.kinds import get_kind
+from mtfsl.kinds.base import TaskKind
 from mtfsl.utils.memory import release_memory
 
 
@@ -49,85 +50,37 @@ def _whitespace(text: str) -> list[tuple[str, tuple[int, int]]]:
     return [(m.group(), m.span()) for m in re.finditer(r"\S+", text)]
 
 
-def text_examples(lines: Iterable[str], token_level: bool, split: Callable) -> Iterator[Example]:
-    """An example per non-blank line."""
+def text_examples(lines: Iterable[str], kind: TaskKind, split: Callable) -> Iterator[Example]:
+    """An example per non-blank line (the kind makes words or a text of it)."""
     for number, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
-        if not token_level:
-            yield Example(line, line, line=number)
-            continue
-        pieces = split(line)
-        yield Example([w for w, _ in pieces], line, [s for _, s in pieces], line=number)
+        item, spans = kind.raw_input(line, split)
+        yield Example(item, line, spans, line=number)
 
 
-def _joined(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
-    spans, start = [], 0
-    for w in words:
-        spans.append((start, start + len(w)))
-        start += len(w) + 1
-    return " ".join(words), spans
-
-
-def conll_examples(path: Path, run: LoadedRun, task: str) -> Iterator[Example]:
-    """A sentence at a time; gold tags when the file has the task's label column."""
+def file_examples(path: Path, fmt: str, run: LoadedRun, task: str) -> Iterator[Example]:
+    """The examples of a file in a reader's format (``fmt``), read lazily with the task's
+    column settings; gold labels when the file has the task's label column."""
     cfg = run.cfg.task[task]
-    for i, sentence in enumerate(iter_conll(path, cfg.doc_marker)):
-        if i == 0:
-            check_column(path, [sentence], cfg.token_column, "token")
-        width = len(sentence.fields[0])
-        words = sentence.column(cfg.token_column)
-        text, spans = _joined(words)
-        labelled = width > 1 and -width <= cfg.label_column < width
-        gold = sentence.column(cfg.label_column) if labelled else None
-        yield Example(words, text, spans, gold, sentence.doc, sentence.line)
+    kind = get_kind(cfg.kind)
+    reader = get_reader(fmt, "--format")
+    reader_cfg = (
+        cfg.reader
+        if cfg.reader.format == fmt
+        else OmegaConf.to_object(OmegaConf.structured(reader.schema))
+    )
+    columns = kind.columns(f"task.{task}", cfg)
+    label_role = kind.roles[-1]
+    for record in reader.iter_records(path, reader_cfg, columns, frozenset({label_role})):
+        item, text, spans = kind.input_of(record.values)
+        yield Example(item, text, spans, record.values.get(label_role), record.doc, record.line)
 
 
-def csv_examples(path: Path, run: LoadedRun, task: str) -> Iterator[Example]:
-    """A record at a time; gold labels when the header has the task's label field."""
-    cfg = run.cfg.task[task]
-    labelled = cfg.label_field in csv_header(path)
-    for record in iter_csv(path, cfg.text_field, cfg.label_field if labelled else None):
-        gold = record.label if labelled else None
-        yield Example(record.text, record.text, gold=gold, line=record.line)
-
-
-def write_conll(out: TextIO, examples: Sequence[Example], pred: list) -> None:
-    for ex, tags in zip(examples, pred, strict=True):
-        for j, (w, t) in enumerate(zip(ex.item, tags, strict=True)):
-            out.write(f"{w} {ex.gold[j]} {t}\n" if ex.gold else f"{w} {t}\n")
-        out.write("\n")
-
-
-def write_jsonl(out: TextIO, examples: Sequence[Example], pred: list) -> None:
+def write_jsonl(out: TextIO, kind: TaskKind, examples: Sequence[Example], pred: list) -> None:
     for ex, labels in zip(examples, pred, strict=True):
-        if not isinstance(labels, list):
-            out.write(json.dumps({"text": ex.text, "label": labels}, ensure_ascii=False) + "\n")
-            continue
-        entities = [
-            {
-                "type": kind,
-                "start": ex.spans[a][0],
-                "end": ex.spans[b][1],
-                "text": ex.text[ex.spans[a][0] : ex.spans[b][1]],
-            }
-            for kind, a, b in get_entities(labels)
-        ]
-        record = {"text": ex.text, "words": ex.item, "tags": labels, "entities": entities}
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def write_tsv(out: TextIO, examples: Sequence[Example], pred: list) -> None:
-    for ex, labels in zip(examples, pred, strict=True):
-        if isinstance(labels, list):
-            out.writelines(f"{w}\t{t}\n" for w, t in zip(ex.item, labels, strict=True))
-            out.write("\n")
-        else:
-            out.write(f"{escape_tsv(ex.item)}\t{labels}\n")
-
-
-WRITERS = {"conll": write_conll, "jsonl": write_jsonl, "tsv": write_tsv}
+        out.write(json.dumps(kind.prediction_record(ex, labels), ensure_ascii=False) + "\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,8 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path, help="a finished mtfsl-train run folder")
     p.add_argument("input", nargs="?", help="input file (default: standard input)")
     p.add_argument("--text", action="append", help="text to predict (repeatable)")
-    p.add_argument("--format", choices=["text", "conll", "csv"], default="text")
-    p.add_argument("--out-format", choices=sorted(WRITERS), help="default: conll / tsv")
+    p.add_argument(
+        "--format",
+        choices=["text", *sorted(r for r in READERS if r != "datasets")],
+        default="text",
+        help="text: one input per line; otherwise a reader, with the task's column settings",
+    )
+    p.add_argument(
+        "--out-format", choices=["conll", "jsonl", "tsv"], help="default: the task kind's"
+    )
     p.add_argument("--output", type=Path, help="output file (default: standard output)")
     p.add_argument(
         "--split",
@@ -156,18 +116,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def read_examples(args: argparse.Namespace, run: LoadedRun, task: str) -> Iterator[Example]:
     """The inputs, lazily, in file order."""
-    token_level = run.cfg.task[task].head is HeadKind.TOKEN_CLASSIFICATION
+    kind = get_kind(run.cfg.task[task].kind)
     pre = run.tokenizer.backend_tokenizer.pre_tokenizer
     split = _whitespace if args.split == "whitespace" or pre is None else pre.pre_tokenize_str
     if args.text:
-        return text_examples(args.text, token_level, split)
+        return text_examples(args.text, kind, split)
     if args.format == "text":
         lines = text_lines(args.input) if args.input else sys.stdin
-        return text_examples(lines, token_level, split)
+        return text_examples(lines, kind, split)
     if not args.input:
         raise MtfslError(f"--format {args.format} needs an input file")
-    reader = conll_examples if args.format == "conll" else csv_examples
-    return reader(Path(args.input), run, task)
+    return file_examples(Path(args.input), args.format, run, task)
 
 
 @contextmanager
@@ -190,12 +149,14 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
     """Read, predict and write a chunk of ``args.chunk_size`` inputs at a time. With
     ``data.context`` each chunk carries its neighbouring sentences as context (CoNLL input
     only: documents), so chunking never changes a prediction."""
-    token_level = run.cfg.task[task].head is HeadKind.TOKEN_CLASSIFICATION
-    fmt = args.out_format or ("conll" if token_level else "tsv")
-    if fmt == "conll" and not token_level:
-        raise MtfslError("--out-format conll is for token tasks; use tsv or jsonl")
+    kind = get_kind(run.cfg.task[task].kind)
+    fmt = args.out_format or kind.out_format
+    if fmt == "conll" and kind.out_format != "conll":
+        raise MtfslError(
+            f"--out-format conll is for tagging tasks (kind {kind.name}); use tsv or jsonl"
+        )
     documents = args.format == "conll" and not args.text  # only CoNLL files have them
-    margin = run.cfg.data.context if documents and token_level else 0
+    margin = run.cfg.data.context if documents and kind.token_level else 0
     source = Path(args.input or "<text>")
     with _output(args.output) as out:
         for rows, own in windows(read_examples(args, run, task), args.chunk_size, margin):
@@ -209,7 +170,10 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
                 lines=[r.line for r in rows],
                 own=own,
             )
-            WRITERS[fmt](out, rows[own.start : own.stop], pred)
+            if fmt == "jsonl":
+                write_jsonl(out, kind, rows[own.start : own.stop], pred)
+            else:
+                kind.write_rows(out, rows[own.start : own.stop], pred, fmt)
             release_memory()  # keeps the process's footprint flat over a long stream
 
 

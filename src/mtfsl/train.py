@@ -14,22 +14,25 @@ from accelerate.utils import set_seed
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from mtfsl import __version__
-from mtfsl.config import AugMethod, TrainConfig, load_run_config, register_configs, validate
-from mtfsl.data.augment import augment_split
+from mtfsl.config import (
+    AugMethod,
+    TrainConfig,
+    load_run_config,
+    register_configs,
+    to_train_config,
+)
+from mtfsl.data.augment import check_methods
 from mtfsl.data.backtranslate import BackTranslator
 from mtfsl.data.fewshot import apply_few_shot
 from mtfsl.data.prepare import prepare_task
 from mtfsl.data.splits import TaskData, data_root, load_task
-from mtfsl.errors import ConfigError, MtfslError
+from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
-from mtfsl.losses import build_weighting
+from mtfsl.kinds import get_kind
+from mtfsl.model.build import build_model
 from mtfsl.model.dropout import use_fast_dropout
-from mtfsl.model.encoder import build_encoder_for
-from mtfsl.model.finetune import apply_finetune
-from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training import tracking
 from mtfsl.training.distributed import (
     check_shared_run_dir,
@@ -46,14 +49,7 @@ register_configs()
 
 def to_config(dcfg: DictConfig) -> TrainConfig:
     """The one conversion from Hydra's DictConfig to the typed schema, plus validation."""
-    try:
-        cfg = OmegaConf.to_object(dcfg)
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        raise ConfigError(f"{key or 'config'}: {str(err).splitlines()[0]}") from None
-    assert isinstance(cfg, TrainConfig)
-    validate(cfg)
-    return cfg
+    return to_train_config(dcfg)
 
 
 def _log_to(run_dir: Path) -> None:
@@ -65,10 +61,12 @@ def _log_to(run_dir: Path) -> None:
 
 def _augment(data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) -> None:
     """Replace the task's training split by itself plus its augmented copies."""
-    aug, name = cfg.augmentation, data.name
+    aug, name, task = cfg.augmentation, data.name, cfg.task[data.name]
     seed = cfg.seed if aug.seed is None else aug.seed
     train = data.splits["train"]
-    augmented, counts = augment_split(train, aug, cfg.task[name].metric, name, seed, translate)
+    kind = get_kind(task.kind)
+    check_methods(aug.methods, kind.augmentations(task), kind.name, name)
+    augmented, counts = kind.augment(train, aug, seed, translate)
     data.splits["train"] = augmented
     log.info(
         "augmentation %s: %d -> %d training examples %s", name, len(train), len(augmented), counts
@@ -121,7 +119,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     tracking.start(accelerator, cfg.tracking, run_dir, params)
     data = load_data(cfg, run_dir if main else None)
     set_seed(cfg.seed)
-    encoder, tokenizer, contexts = build_encoder_for(cfg, {n: d.labels for n, d in data.items()})
+    model, tokenizer, (trainable, total) = build_model(cfg, {n: d.labels for n, d in data.items()})
     # The main process fills the tokenisation cache; the others then read it.
     with accelerator.main_process_first():
         tasks = {name: prepare_task(d, cfg, tokenizer) for name, d in data.items()}
@@ -133,14 +131,6 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
             len(task.train_split),
             len(task.train),
         )
-    model = MultiTaskModel(
-        encoder,
-        {name: (task.cfg, len(task.labels)) for name, task in tasks.items()},
-        cfg.model.dropout,
-        build_weighting(cfg.loss_weights, list(tasks)),
-        contexts,
-    )
-    trainable, total = apply_finetune(model, cfg.finetune)
     if cfg.hardware.fast_dropout:
         use_fast_dropout(model)
     if cfg.hardware.compile:  # in place, so parameter names (and checkpoints) stay the same

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mtfsl.config import AugmentationConfig, AugMethod, MetricKind
+from mtfsl.config import AugmentationConfig, AugMethod
 from mtfsl.data.labels import split_tag
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
@@ -113,29 +113,41 @@ EDA: dict[AugMethod, Callable[[list[str], float, Any], list[str]]] = {
     AugMethod.RANDOM_DELETION: random_deletion,
     AugMethod.RANDOM_INSERTION: random_insertion,
 }
-NER = {AugMethod.TOKEN_REPLACEMENT, AugMethod.MENTION_REPLACEMENT, AugMethod.SEGMENT_SHUFFLE}
-METHODS_BY_METRIC = {
-    MetricKind.ENTITY: NER,
-    MetricKind.CLASSIFICATION: {*EDA, AugMethod.BACK_TRANSLATION},
-}
+NER = frozenset(
+    {AugMethod.TOKEN_REPLACEMENT, AugMethod.MENTION_REPLACEMENT, AugMethod.SEGMENT_SHUFFLE}
+)
+TEXT = frozenset({*EDA, AugMethod.BACK_TRANSLATION})
+# (method, input, target, rng) -> (new input, new target): one augmentation of one example
+Operation = Callable[[AugMethod, Any, Any, Any], tuple[Any, Any]]
 
 
-def check_methods(methods: Sequence[AugMethod], metric: MetricKind, task: str) -> None:
-    allowed = METHODS_BY_METRIC.get(metric, set())
+def ner_operation(split: Split, p: float) -> Operation:
+    """Dai & Adel's operations over the split's own words and mentions."""
+    ner = NerAugmenter(list(zip(split.inputs, split.targets, strict=True)), p)
+    return lambda method, words, tags, rng: getattr(ner, method.value)(words, tags, rng)
+
+
+def text_operation(p: float) -> Operation:
+    """EDA (without synonyms) on a whitespace-split text."""
+    return lambda method, text, label, rng: (" ".join(EDA[method](text.split(), p, rng)), label)
+
+
+def check_methods(
+    methods: Sequence[AugMethod], allowed: frozenset[AugMethod], kind: str, task: str
+) -> None:
     wrong = [m.name for m in methods if m not in allowed]
     if wrong:
         raise ConfigError(
-            f"augmentation.methods: {wrong} do not apply to task '{task}' (metric "
-            f"{metric.name}); it takes {sorted(m.name for m in allowed) or 'none'}"
+            f"augmentation.methods: {wrong} do not apply to task '{task}' (kind {kind}); it "
+            f"takes {sorted(m.name for m in allowed) or 'none'}"
         )
 
 
 def augment_split(
     split: Split,
     cfg: AugmentationConfig,
-    metric: MetricKind,
-    task: str,
     seed: int,
+    operation: Operation,
     translate: Callable[[list[str], int], list[str]] | None = None,
 ) -> tuple[Split, dict[str, int]]:
     """The split followed by ``cfg.copies`` augmented copies of each example (each copy uses a
@@ -144,7 +156,6 @@ def augment_split(
     ``translate(texts, seed)`` does the round trip for back-translation; copies it returns
     empty are left out and counted as ``back_translation_empty``.
     """
-    check_methods(cfg.methods, metric, task)
     rng = np.random.default_rng(seed)
     methods = list(cfg.methods)
     plan = [
@@ -152,41 +163,25 @@ def augment_split(
         for _ in range(cfg.copies)
         for i in range(len(split))
     ]
-    pairs = list(zip(split.inputs, split.targets, strict=True))
-    ner = NerAugmenter(pairs, cfg.p) if metric is MetricKind.ENTITY else None
     wanted = [split.inputs[i] for i, m in plan if m is AugMethod.BACK_TRANSLATION]
     translated = iter(translate(wanted, seed) if wanted and translate else [])
-    out = Split(
-        split.path,
-        list(split.inputs),
-        list(split.targets),
-        list(split.lines),
-        list(split.docs),
-        list(split.context),
-    )
+    inputs, targets, sources = [], [], []
     counts: dict[str, int] = {}
     for i, method in plan:
         x, y = split.inputs[i], split.targets[i]
-        if ner is not None:
-            x, y = getattr(ner, method.value)(x, y, rng)
-        elif method is AugMethod.BACK_TRANSLATION:
+        if method is AugMethod.BACK_TRANSLATION:
             x = next(translated).strip()
         else:
-            x = " ".join(EDA[method](x.split(), cfg.p, rng))
+            x, y = operation(method, x, y, rng)
         key = method.value if x else f"{method.value}_empty"
         counts[key] = counts.get(key, 0) + 1
-        if not x:
-            continue
-        out.inputs.append(x)
-        out.targets.append(y)
-        out.lines.append(split.lines[i])
-        if split.docs:
-            out.docs.append(split.docs[i])
-        if split.context:  # an augmented sentence keeps its source's document context
-            out.context.append(split.context[i])
+        if x:  # an augmented sentence keeps its source's place, document and context
+            inputs.append(x)
+            targets.append(y)
+            sources.append(i)
     if counts.get("back_translation_empty"):
         log.warning(
             "back-translation gave %d empty texts; those copies are left out",
             counts["back_translation_empty"],
         )
-    return out, counts
+    return split.extended(inputs, targets, sources), counts

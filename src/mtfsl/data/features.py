@@ -191,32 +191,41 @@ def _cached_map(
     )
 
 
-def featurize(
-    inputs: list[Any],
-    label_ids: list[Any],
+def featurize_words(
+    words: list[list[str]],
+    label_ids: list[list[int]],
     tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     stride: int,
     cache_dir: str | Path | None,
     context: list[tuple[list[str], list[str]]] | None = None,
 ) -> datasets.Dataset:
-    """Tokenise examples into model features with a batched, cached ``datasets.map``.
-
-    Word lists (token tasks) become windows, with ``context`` (left and right words of
-    document context per sentence) filling their free room; texts (sequence tasks) become one
-    truncated row. The cache key hashes the examples, labels, context, tokenizer and settings,
-    so a second run on the same data and tokenizer reuses the Arrow file.
-    """
-    token_level = bool(inputs) and isinstance(inputs[0], list)
-    fn: Any = (
-        WindowFeaturizer(tokenizer, max_length, stride)
-        if token_level
-        else TextFeaturizer(tokenizer, max_length)
-    )
-    columns = {"words": inputs, "label_ids": label_ids, "sentence": list(range(len(inputs)))}
+    """Word sequences into windows (a row per window), with ``context`` (left and right words
+    of document context per sentence) filling their free room; cached with a batched
+    ``datasets.map``. The cache key hashes the examples, labels, context, tokenizer and
+    settings, so a second run on the same data and tokenizer reuses the Arrow file."""
+    fn = WindowFeaturizer(tokenizer, max_length, stride)
+    columns = {"words": words, "label_ids": label_ids, "sentence": list(range(len(words)))}
     if context:
         columns["left"], columns["right"] = (list(side) for side in zip(*context, strict=True))
     raw = datasets.Dataset.from_dict(columns)
     vocab = tokenizer.backend_tokenizer.to_str()
-    settings = [type(fn).__name__, max_length, stride if token_level else None]
-    return _cached_map(fn, raw, [inputs, label_ids, context or [], vocab, *settings], cache_dir)
+    key = [words, label_ids, context or [], vocab, type(fn).__name__, max_length, stride]
+    return _cached_map(fn, raw, key, cache_dir)
+
+
+def featurize_texts(
+    texts: list[str],
+    label_ids: list[int],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    cache_dir: str | Path | None,
+) -> datasets.Dataset:
+    """Texts into one truncated row each (``truncated`` marks the cut ones); cached like
+    ``featurize_words``."""
+    fn = TextFeaturizer(tokenizer, max_length)
+    columns = {"words": texts, "label_ids": label_ids, "sentence": list(range(len(texts)))}
+    raw = datasets.Dataset.from_dict(columns)
+    vocab = tokenizer.backend_tokenizer.to_str()
+    key = [texts, label_ids, [], vocab, type(fn).__name__, max_length, None]
+    return _cached_map(fn, raw, key, cache_dir)

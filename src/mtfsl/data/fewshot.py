@@ -4,18 +4,18 @@ the dev set the protocol asks for, and a record of exactly which examples were u
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mtfsl.config import FewShotConfig, FewShotDev, KShotSampler, Shortfall, TaskConfig
-from mtfsl.data.kshot import SAMPLERS, Short, mention_counts, raise_short, resolve_sampler
-from mtfsl.data.labels import TagError, check_tags, to_iob2
+from mtfsl.config import FewShotConfig, FewShotDev, KShotSampler, Shortfall
+from mtfsl.data.kshot import SAMPLERS, Short, raise_short, resolve_sampler
 from mtfsl.data.readers import read_line_pairs
+from mtfsl.data.readers.base import Record, Records
 from mtfsl.data.splits import Split, TaskData, check_known
 from mtfsl.errors import DataError
+from mtfsl.kinds import get_kind
 
 log = logging.getLogger(__name__)
 
@@ -44,37 +44,30 @@ def split_file_paths(fs: FewShotConfig, root: Path) -> tuple[Path, Path]:
     return words, tags
 
 
-def load_split_file(fs: FewShotConfig, task: TaskConfig, labels: list[str], root: Path) -> Split:
-    """A published K-shot training split (e.g. Huang et al. 2020), escapes undone."""
+def load_split_file(fs: FewShotConfig, task: Any, labels: list[str], root: Path) -> Split:
+    """A published K-shot training split (e.g. Huang et al. 2020), escapes undone; a tag is
+    named in error messages by its line and word in the tags file."""
     words_path, tags_path = split_file_paths(fs, root)
     rows = read_line_pairs(words_path, tags_path, fs.unescape)
-    for row in rows:
-        try:
-            check_tags(row.tags)
-        except TagError as err:
-            raise DataError(f"{tags_path}:{row.line}: word {err.position + 1}: {err}") from None
-    lines = [r.line for r in rows]
-    tags = to_iob2([r.tags for r in rows], task.label_scheme, str(tags_path), lines)
-    split = Split(words_path, [r.words for r in rows], tags, lines)
-    check_known(split, labels)
+    kind = get_kind(task.kind)
+    records = Records(
+        tags_path, [Record({"tokens": r.words, "tags": r.tags}, r.line) for r in rows]
+    )
+    split = kind.to_split(records, task)
+    split.path = words_path  # the training file the run records
+    located = Split(tags_path, split.inputs, split.targets, split.lines)
+    check_known(kind, located, labels)
     return split
 
 
-def _counts(split: Split) -> dict[str, int]:
-    """Mentions per type (token tasks) or examples per class."""
-    counts: Counter[str] = Counter()
-    for target in split.targets:
-        counts.update(mention_counts(target) if isinstance(target, list) else [target])
-    return dict(sorted(counts.items()))
-
-
 def apply_few_shot(
-    data: TaskData, task: TaskConfig, fs: FewShotConfig, run_seed: int, root: Path
+    data: TaskData, task: Any, fs: FewShotConfig, run_seed: int, root: Path
 ) -> tuple[TaskData, dict[str, Any] | None]:
     """The few-shot version of ``data`` and a JSON-able record of it (None without K)."""
     if fs.k is None:
         return data, None
-    sampler = resolve_sampler(fs.sampler, task.metric, data.name)
+    kind = get_kind(task.kind)
+    sampler = resolve_sampler(fs.sampler, kind, task, data.name)
     seed = run_seed if fs.seed is None else fs.seed
     rng = np.random.default_rng(seed)
     notes: list[str] = []
@@ -86,7 +79,7 @@ def apply_few_shot(
         record.update(split=fs.split, train_file=str(splits["train"].path))
         record["lines"] = splits["train"].lines
     else:
-        draw = SAMPLERS[sampler][0]
+        draw = SAMPLERS[sampler]
         ids = draw(full.targets, fs.k, rng, _short_handler(fs.shortfall, notes, "train"))
         splits["train"] = full.subset(ids)
         record.update(train_file=str(full.path), ids=ids, lines=splits["train"].lines)
@@ -101,7 +94,7 @@ def apply_few_shot(
         splits.pop("dev", None)
     record.update(
         num_train=len(splits["train"]),
-        train_counts=_counts(splits["train"]),
+        train_counts=kind.label_counts(splits["train"]),
         dev=fs.dev.value,
         num_dev=len(splits["dev"]) if "dev" in splits else 0,
         shortfalls=notes,

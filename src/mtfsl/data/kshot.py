@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mtfsl.config import KShotSampler, MetricKind
+from mtfsl.config import KShotSampler
 from mtfsl.data.labels import split_tag
 from mtfsl.errors import ConfigError
 
@@ -126,30 +126,29 @@ def per_class(labels: Sequence[str], k: int, rng: Rng, short: Short = raise_shor
 
 
 Sampler = Callable[[Sequence[Any], int, Rng, Short], list[int]]
-SAMPLERS: dict[KShotSampler, tuple[Sampler, MetricKind]] = {
-    KShotSampler.GREEDY: (greedy_at_least_k, MetricKind.ENTITY),
-    KShotSampler.EXACT: (exact_k, MetricKind.ENTITY),
-    KShotSampler.SENTENCES_PER_TYPE: (sentences_per_type, MetricKind.ENTITY),
-    KShotSampler.PER_CLASS: (per_class, MetricKind.CLASSIFICATION),
-}
-AUTO_SAMPLER = {
-    MetricKind.ENTITY: KShotSampler.GREEDY,
-    MetricKind.CLASSIFICATION: KShotSampler.PER_CLASS,
+SAMPLERS: dict[KShotSampler, Sampler] = {
+    KShotSampler.GREEDY: greedy_at_least_k,
+    KShotSampler.EXACT: exact_k,
+    KShotSampler.SENTENCES_PER_TYPE: sentences_per_type,
+    KShotSampler.PER_CLASS: per_class,
 }
 
 
-def resolve_sampler(sampler: KShotSampler, metric: MetricKind, task: str) -> KShotSampler:
-    """The concrete sampler for a task; a clear error when it does not fit the task."""
+def resolve_sampler(sampler: KShotSampler, kind: Any, task: Any, name: str) -> KShotSampler:
+    """The concrete sampler for a task (AUTO: its kind's default); a clear error when it does
+    not fit the task's kind."""
+    fitting = kind.samplers(task)
     if sampler is KShotSampler.AUTO:
-        if metric not in AUTO_SAMPLER:
+        default = kind.default_sampler(task)
+        if default is None:
             raise ConfigError(
-                f"few_shot.k: task '{task}' (metric {metric.name}) has no K-shot sampler; "
-                f"samplers exist for {[m.name for m in AUTO_SAMPLER]} tasks"
+                f"few_shot.k: task '{name}' (kind {kind.name}) has no default K-shot sampler; "
+                f"set few_shot.sampler to one of {sorted(s.name for s in fitting) or 'none'}"
             )
-        return AUTO_SAMPLER[metric]
-    if sampler in SAMPLERS and SAMPLERS[sampler][1] is not metric:
+        return default
+    if sampler not in fitting:
         raise ConfigError(
-            f"few_shot.sampler={sampler.name}: needs a {SAMPLERS[sampler][1].name} task, but "
-            f"task '{task}' has metric {metric.name}"
+            f"few_shot.sampler={sampler.name}: does not fit task '{name}' (kind {kind.name}); "
+            f"it takes {sorted(s.name for s in fitting) or 'none'}"
         )
     return sampler

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mtfsl.config import LabelScheme
 from mtfsl.errors import DataError
@@ -42,15 +42,20 @@ def check_tags(tags: Sequence[str]) -> None:
             raise TagError(tag, position) from None
 
 
-def _starts_with_inside(tags: Sequence[str]) -> bool:
-    """True if some chunk begins with ``I-`` (legal in IOB1, never in IOB2)."""
+def _inside_start(tags: Sequence[str]) -> int | None:
+    """The position of the first chunk that begins with ``I-`` (legal in IOB1, never in
+    IOB2), or None."""
     previous = OUTSIDE
-    for tag in tags:
+    for position, tag in enumerate(tags):
         prefix, kind = split_tag(tag)
         if prefix == "I" and split_tag(previous)[1] != kind:
-            return True
+            return position
         previous = tag
-    return False
+    return None
+
+
+def _starts_with_inside(tags: Sequence[str]) -> bool:
+    return _inside_start(tags) is not None
 
 
 def detect_scheme(sequences: Sequence[Sequence[str]]) -> LabelScheme:
@@ -83,8 +88,15 @@ def bio_labels(types: Sequence[str]) -> list[str]:
     return [OUTSIDE] + [f"{prefix}-{kind}" for kind in types for prefix in ("B", "I")]
 
 
+Where = Callable[[int, int], str]  # (sentence index, tag position) -> "file:line"
+
+
 def to_iob2(
-    sequences: list[list[str]], scheme: LabelScheme, source: str, lines: Sequence[int]
+    sequences: list[list[str]],
+    scheme: LabelScheme,
+    source: str,
+    lines: Sequence[int],
+    where: Where | None = None,
 ) -> list[list[str]]:
     """Validate tags and return them in IOB2.
 
@@ -92,24 +104,27 @@ def to_iob2(
         sequences: tag sequences, one per sentence.
         scheme: the file's declared scheme (AUTO detects it).
         source: file name for error messages.
-        lines: first line number of each sentence, for error messages.
+        lines: first line number of each sentence, for error messages (a tag per line).
+        where: names the place of tag ``position`` of sentence ``i`` instead (e.g. for JSON
+            lines, where a sentence's tags share one line).
 
     Raises:
         DataError: naming ``file:line`` of the first malformed tag.
     """
-    for tags, line in zip(sequences, lines, strict=True):
+    at = where or (lambda i, position: f"{source}:{lines[i] + position}")
+    for i, tags in enumerate(sequences):
         try:
             check_tags(tags)
         except TagError as err:
-            raise DataError(f"{source}:{line + err.position}: {err}") from None
+            raise DataError(f"{at(i, err.position)}: {err}") from None
     if scheme is LabelScheme.AUTO:
         scheme = detect_scheme(sequences)
     if scheme is LabelScheme.IOB1:
         return [iob1_to_iob2(tags) for tags in sequences]
-    for tags, line in zip(sequences, lines, strict=True):
-        if _starts_with_inside(tags):
+    for i, tags in enumerate(sequences):
+        if (position := _inside_start(tags)) is not None:
             raise DataError(
-                f"{source}:{line}: task.label_scheme=IOB2 but a chunk starts with I- "
-                "(set task.label_scheme=IOB1 or AUTO)"
+                f"{at(i, position)}: label_scheme=IOB2 but the chunk at {tags[position]!r} "
+                "starts with I- (set the task's label_scheme to IOB1 or AUTO)"
             )
     return sequences

@@ -1,25 +1,22 @@
-"""Turn a task's loaded splits into model features: label ids and windows."""
+"""Turn a task's loaded splits into model features through its kind."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from typing import Any
 
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import HeadKind, TaskConfig, TrainConfig
-from mtfsl.data.features import featurize
+from mtfsl.config import TaskConfig, TrainConfig
 from mtfsl.data.splits import Split, TaskData
-from mtfsl.errors import DataError
-from mtfsl.model.prompt import fill_template
-
-log = logging.getLogger(__name__)
+from mtfsl.kinds import get_kind
+from mtfsl.kinds.base import TaskKind
 
 
 @dataclass
 class EvalSet:
-    """What evaluation needs: the features, and the words and gold tags to score against."""
+    """What evaluation needs: the features, and the examples and gold labels to score."""
 
     features: datasets.Dataset
     split: Split
@@ -28,23 +25,15 @@ class EvalSet:
 @dataclass
 class PreparedTask:
     name: str
-    cfg: TaskConfig
+    cfg: Any  # the task's TaskConfig subclass (its kind's schema)
     labels: list[str]
     train: datasets.Dataset
     train_split: Split
     evals: dict[str, EvalSet]
 
-
-def check_one_mask(feats: datasets.Dataset, split: Split, mask_id: int, task: str) -> None:
-    """Every prompt row must keep its mask slot (truncation could cut it away)."""
-    for row, ids in enumerate(feats["input_ids"]):
-        if ids.count(mask_id) != 1:
-            raise DataError(
-                f"{split.path}:{split.lines[row]}: the prompt of task '{task}' has "
-                f"{ids.count(mask_id)} mask tokens after tokenisation (expected 1): the text "
-                "was truncated past the mask or contains one; raise model.max_length or put "
-                "{mask} before {text} in the template"
-            )
+    @property
+    def kind(self) -> TaskKind:
+        return get_kind(self.cfg.kind)
 
 
 def split_features(
@@ -58,35 +47,9 @@ def split_features(
 ) -> datasets.Dataset:
     """Model features of one split (cached by content and tokenizer in ``data.cache_dir``;
     ``cache=False`` keeps them in memory only, e.g. for chunks of a prediction stream)."""
-    label_id = {label: i for i, label in enumerate(labels)}
-    ids = [
-        [label_id[t] for t in target] if isinstance(target, list) else label_id[target]
-        for target in split.targets
-    ]
-    inputs = split.inputs
-    if task.head is HeadKind.PROMPT:
-        inputs = fill_template(task.prompt, inputs, tokenizer.mask_token)
-    feats = featurize(
-        inputs,
-        ids,
-        tokenizer,
-        cfg.model.max_length,
-        cfg.model.stride,
-        cfg.data.cache_dir if cache else None,
-        split.context,
-    )
-    if task.head is HeadKind.PROMPT:
-        check_one_mask(feats, split, tokenizer.mask_token_id, name)
-    if "truncated" in feats.column_names and (n := sum(feats["truncated"])):
-        log.warning(
-            "%s: %d of %d texts are longer than model.max_length=%d and were "
-            "truncated (labels kept)",
-            split.path,
-            n,
-            len(split),
-            cfg.model.max_length,
-        )
-    return feats
+    cache_dir = cfg.data.cache_dir if cache else None
+    kind = get_kind(task.kind)
+    return kind.features(split, task, name, labels, tokenizer, cfg.model, cache_dir)
 
 
 def prepare_task(

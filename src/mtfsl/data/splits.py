@@ -1,4 +1,5 @@
-"""Load a task's splits from disk into ``Split``s with validated labels and a label set."""
+"""Load a task's splits through its reader and its kind into ``Split``s with validated labels
+and a label set."""
 
 from __future__ import annotations
 
@@ -6,17 +7,13 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mtfsl.config import DataConfig, DataFormat, LabelScheme, TaskConfig
-from mtfsl.data.context import neighbour_context
-from mtfsl.data.labels import bio_labels, entity_types, to_iob2
-from mtfsl.data.readers import check_column, read_conll, read_csv
+from mtfsl.config import DataConfig, TaskConfig
 from mtfsl.errors import ConfigError, DataError
 
 SPLITS = ("train", "dev", "test")
@@ -28,11 +25,12 @@ log = logging.getLogger(__name__)
 class Split:
     """The examples of one split and where each came from.
 
-    Token tasks: ``inputs`` are word lists and ``targets`` tag lists (IOB2 for chunk tasks).
-    Sequence tasks: ``inputs`` are texts and ``targets`` one label each.
+    ``inputs`` and ``targets`` are what the task's kind makes of a reader's records (tagging:
+    word lists and tag lists; classification: texts and one label each). ``lines`` locate each
+    example: a 1-based line of ``path``, or a row index of a dataset split (``rows``).
     """
 
-    path: Path
+    path: Path | str
     inputs: list[Any]
     targets: list[Any]
     lines: list[int]
@@ -40,17 +38,24 @@ class Split:
     # Token tasks with data.context > 0: per example, the words of neighbouring sentences of
     # its document (left, right), fed as unlabelled input (see data/context.py).
     context: list[tuple[list[str], list[str]]] = field(default_factory=list)
+    # True when each token of an example is on a line of its own (CoNLL columns), so token i
+    # of an example starting at line L is at line L + i.
+    token_lines: bool = False
+    rows: bool = False  # lines are row indices of a dataset split: "name[split][row]"
 
     def __len__(self) -> int:
         return len(self.inputs)
 
-    @property
-    def is_token_level(self) -> bool:
-        return bool(self.targets) and isinstance(self.targets[0], list)
-
-    @property
-    def num_tokens(self) -> int:
-        return sum(len(w) for w in self.inputs) if self.is_token_level else len(self.inputs)
+    def at(self, index: int, token: int | None = None) -> str:
+        """Where example ``index`` (and its token ``token``) is, as an error message says it."""
+        line = self.lines[index]
+        if self.rows:
+            place = f"{self.path}[{line}]"
+        elif token is not None and self.token_lines:
+            return f"{self.path}:{line + token}"
+        else:
+            place = f"{self.path}:{line}"
+        return place if token is None else f"{place} (token {token + 1})"
 
     def subset(self, ids: list[int]) -> Split:
         def pick(values: list[Any]) -> list[Any]:
@@ -63,15 +68,24 @@ class Split:
             pick(self.lines),
             pick(self.docs),
             pick(self.context),
+            self.token_lines,
+            self.rows,
         )
 
-    def labelled(self) -> Iterator[tuple[str, int]]:
-        """Every label with its line number in the file."""
-        for target, line in zip(self.targets, self.lines, strict=True):
-            if isinstance(target, list):
-                yield from ((tag, line + offset) for offset, tag in enumerate(target))
-            else:
-                yield target, line
+    def extended(self, inputs: list[Any], targets: list[Any], sources: list[int]) -> Split:
+        """This split followed by new examples, each located (and given the document and
+        context) of the example ``sources[i]`` it was made from."""
+        extra = self.subset(sources)
+        return Split(
+            self.path,
+            self.inputs + inputs,
+            self.targets + targets,
+            self.lines + extra.lines,
+            self.docs + extra.docs,
+            self.context + extra.context,
+            self.token_lines,
+            self.rows,
+        )
 
 
 @dataclass
@@ -93,32 +107,7 @@ def data_root(cfg: DataConfig) -> Path:
     return root
 
 
-def _load_conll(path: Path, task: TaskConfig) -> Split:
-    sentences = read_conll(path, task.doc_marker)
-    check_column(path, sentences, task.token_column, "token")
-    check_column(path, sentences, task.label_column, "label")
-    lines = [s.line for s in sentences]
-    tags = [s.column(task.label_column) for s in sentences]
-    if task.label_scheme is not LabelScheme.NONE:
-        tags = to_iob2(tags, task.label_scheme, str(path), lines)
-    words = [s.column(task.token_column) for s in sentences]
-    return Split(path, words, tags, lines, [s.doc for s in sentences])
-
-
-def _load_csv(path: Path, task: TaskConfig) -> Split:
-    records = read_csv(path, task.text_field, task.label_field)
-    return Split(
-        path, [r.text for r in records], [r.label for r in records], [r.line for r in records]
-    )
-
-
-_LOADERS: dict[DataFormat, Callable[[Path, TaskConfig], Split]] = {
-    DataFormat.CONLL: _load_conll,
-    DataFormat.CSV: _load_csv,
-}
-
-
-def _label_set(task: TaskConfig, train: Split, root: Path) -> list[str]:
+def _label_set(kind: Any, task: TaskConfig, train: Split, root: Path) -> list[str]:
     if task.labels:
         return list(task.labels)
     if task.labels_file:
@@ -130,40 +119,23 @@ def _label_set(task: TaskConfig, train: Split, root: Path) -> list[str]:
         if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
             raise DataError(f"{path}: expected a JSON list of label strings")
         return labels
-    if train.is_token_level and task.label_scheme is not LabelScheme.NONE:
-        return bio_labels(entity_types(train.targets))
-    return sorted({label for label, _ in train.labelled()})
+    return kind.derive_labels(task, train)
 
 
-def check_known(split: Split, labels: list[str]) -> None:
+def check_known(kind: Any, split: Split, labels: list[str]) -> None:
     known = set(labels)
-    for label, line in split.labelled():
+    for label, where in kind.labelled(split):
         if label not in known:
             shown = labels if len(labels) <= 20 else [*labels[:20], "..."]
             raise DataError(
-                f"{split.path}:{line}: label {label!r} is not in the label set {shown} "
-                "(derived from the training file, task.labels or task.labels_file)"
+                f"{where}: label {label!r} is not in the label set {shown} "
+                "(derived from the training split, the task's labels or labels_file)"
             )
 
 
 @functools.cache  # once per file: a prediction stream calls this for every chunk
-def _warn_no_context(path: str, n: int, task: str, reason: str) -> None:
+def warn_no_context(path: str, n: int, task: str, reason: str) -> None:
     log.warning("%s: data.context=%d not applied to task '%s' (%s)", path, n, task, reason)
-
-
-def attach_context(split: Split, n: int, task: str) -> None:
-    """Set ``split.context`` from its documents (``data.context=n``).
-
-    Sequence tasks and files without document boundaries get none; that is logged, since a
-    model trained with context then sees those sentences alone.
-    """
-    if n <= 0:
-        return
-    if not split.is_token_level or not split.docs:
-        reason = "not a token task" if not split.is_token_level else "no document boundaries"
-        _warn_no_context(str(split.path), n, task, reason)
-        return
-    split.context = neighbour_context(split.inputs, split.docs, n)
 
 
 def _carve_dev(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
@@ -175,31 +147,29 @@ def _carve_dev(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
 
 
 def load_task(name: str, task: TaskConfig, data: DataConfig) -> TaskData:
-    """Read every configured split of ``task``; labels come from config, a file, or train.
+    """Read every split of ``task`` with its reader; labels come from config, a file, or train.
 
     Raises:
         ConfigError: data root unset or missing.
-        DataError: a split file is missing or malformed, or holds labels outside the label set.
+        DataError: a split is missing or malformed, or holds labels outside the label set.
     """
-    root = data_root(data)
+    from mtfsl.data.readers import get_reader
+    from mtfsl.kinds import get_kind
+
+    kind = get_kind(task.kind)
+    reader = get_reader(task.reader.format)
+    root = data_root(data) if reader.needs_files(task.reader) else None
     splits: dict[str, Split] = {}
-    for split in SPLITS:
-        relative = getattr(task.files, split)
-        if relative is None:
-            continue
-        path = root / os.path.expanduser(relative)
-        if not path.is_file():
-            raise DataError(
-                f"{path}: {split} split of task '{name}' not found "
-                f"(task.{name}.files.{split}={relative}, data.root={root})"
-            )
-        splits[split] = _LOADERS[task.format](path, task)
-        attach_context(splits[split], data.context, name)
+    for split, records in reader.read_splits(name, task, kind, root):
+        splits[split] = kind.to_split(records, task)
+        kind.attach_context(splits[split], data.context, name)
+    if "train" not in splits:
+        raise ConfigError(f"task.{name}.files.train: the task has no training split")
     if task.dev_fraction:
         splits["train"], splits["dev"] = _carve_dev(
             splits["train"], task.dev_fraction, task.dev_seed
         )
-    labels = _label_set(task, splits["train"], root)
+    labels = _label_set(kind, task, splits["train"], root or Path("."))
     for split in splits.values():
-        check_known(split, labels)
+        check_known(kind, split, labels)
     return TaskData(name, labels, splits)

@@ -21,10 +21,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from mtfsl.config import HeadKind, ModelConfig, ModelSource, TrainConfig
+from mtfsl.config import ModelConfig, ModelSource, TrainConfig
 from mtfsl.errors import ConfigError
-from mtfsl.model.heads import HeadContext
-from mtfsl.model.prompt import verbalizer_ids
+from mtfsl.kinds import get_kind
 from mtfsl.model.sources import resolve_model_path
 
 Built = tuple[PreTrainedModel, PreTrainedTokenizerBase]
@@ -198,19 +197,17 @@ def _finish(encoder: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
 
 def build_encoder_for(
     cfg: TrainConfig, labels: dict[str, list[str]]
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, HeadContext]]:
-    """The encoder and tokenizer for a run's tasks, with its masked-LM head when a task is
-    prompt-based; returns the head contexts of those tasks (verbalizer token ids)."""
-    prompts = [name for name, task in cfg.task.items() if task.head is HeadKind.PROMPT]
-    if not prompts:
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """The encoder and tokenizer for a run's tasks, with its masked-LM head when a task's
+    kind needs one; returns the head contexts of the tasks that have one."""
+    kinds = {name: get_kind(task.kind) for name, task in cfg.task.items()}
+    if not any(kind.needs_masked_lm(cfg.task[name]) for name, kind in kinds.items()):
         return *build_encoder(cfg.model), {}
     encoder, tokenizer, mlm_head = build_masked_lm(cfg.model)
     contexts = {
-        name: HeadContext(
-            mlm_head,
-            tokenizer.mask_token_id,
-            verbalizer_ids(name, cfg.task[name].prompt, labels[name], tokenizer),
-        )
-        for name in prompts
+        name: context
+        for name, kind in kinds.items()
+        if (context := kind.head_context(name, cfg.task[name], labels[name], tokenizer, mlm_head))
+        is not None
     }
     return encoder, tokenizer, contexts

@@ -1,17 +1,16 @@
 """Task heads: encoder states -> scores, a loss, and decoded predictions.
 
-Which head a task gets follows from its ``HeadKind`` (and, for token tasks, ``crf``).
+Which head a task gets is its kind's choice (``TaskKind.head``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from mtfsl.config import HeadKind, Pooling, TaskConfig
+from mtfsl.config import Pooling
 from mtfsl.data.features import IGNORE_INDEX
 from mtfsl.model.crf import CRF
 
@@ -159,25 +158,3 @@ class HeadContext:
     mlm_head: nn.Module | None = None
     mask_token_id: int | None = None
     label_token_ids: list[int] = field(default_factory=list)
-
-
-def _token_head(task: TaskConfig, hidden: int, n: int, dropout: float, ctx: HeadContext) -> Head:
-    cls = CRFTokenHead if task.crf else TokenClassificationHead
-    return cls(hidden, n, dropout)
-
-
-def _sequence_head(task: TaskConfig, hidden: int, n: int, dropout: float, ctx: HeadContext) -> Head:
-    return SequenceClassificationHead(hidden, n, dropout, task.pooling)
-
-
-def _prompt_head(task: TaskConfig, hidden: int, n: int, dropout: float, ctx: HeadContext) -> Head:
-    assert ctx.mlm_head is not None and ctx.mask_token_id is not None
-    assert len(ctx.label_token_ids) == n
-    return PromptHead(ctx.mlm_head, ctx.mask_token_id, ctx.label_token_ids)
-
-
-HEADS: dict[HeadKind, Callable[[TaskConfig, int, int, float, HeadContext], Head]] = {
-    HeadKind.TOKEN_CLASSIFICATION: _token_head,
-    HeadKind.SEQUENCE_CLASSIFICATION: _sequence_head,
-    HeadKind.PROMPT: _prompt_head,
-}

@@ -7,17 +7,18 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from mtfsl.config import TaskConfig
+from mtfsl.kinds import get_kind
 from mtfsl.losses import Weighting
-from mtfsl.model.heads import HEADS, HeadContext
 
 Batch = dict[str, torch.Tensor]
 
 
 class MultiTaskModel(nn.Module):
-    """One encoder shared by every task; each task owns a head chosen by its ``HeadKind``.
+    """One encoder shared by every task; each task owns a head chosen by its kind.
 
     ``weighting`` combines per-task losses; learned weights are parameters of this model.
-    ``contexts`` give PROMPT heads the encoder's masked-LM head and their token ids.
+    ``contexts`` give heads what they need beyond sizes (a prompt head: the encoder's
+    masked-LM head and the verbalizer's token ids).
     """
 
     def __init__(
@@ -26,7 +27,7 @@ class MultiTaskModel(nn.Module):
         tasks: dict[str, tuple[TaskConfig, int]],
         dropout: float,
         weighting: Weighting,
-        contexts: dict[str, HeadContext] | None = None,
+        contexts: dict[str, object] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
@@ -34,7 +35,7 @@ class MultiTaskModel(nn.Module):
         contexts = contexts or {}
         self.heads = nn.ModuleDict(
             {
-                name: HEADS[cfg.head](cfg, hidden, n, dropout, contexts.get(name, HeadContext()))
+                name: get_kind(cfg.kind).head(cfg, hidden, n, dropout, contexts.get(name))
                 for name, (cfg, n) in tasks.items()
             }
         )

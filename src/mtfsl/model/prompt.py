@@ -7,19 +7,19 @@ the vocabulary at the mask, and each label is the score of its verbalizer word.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import PromptConfig
 from mtfsl.errors import ConfigError
 
 
-def fill_template(cfg: PromptConfig, texts: Sequence[str], mask_token: str) -> list[str]:
+def fill_template(cfg: Any, texts: Sequence[str], mask_token: str) -> list[str]:
     return [cfg.template.format(text=text, mask=mask_token) for text in texts]
 
 
 def verbalizer_ids(
-    task: str, cfg: PromptConfig, labels: Sequence[str], tokenizer: PreTrainedTokenizerBase
+    task: str, cfg: Any, labels: Sequence[str], tokenizer: PreTrainedTokenizerBase
 ) -> list[int]:
     """The vocabulary id of each label's verbalizer word, in label order.
 

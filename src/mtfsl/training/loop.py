@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.config import (
-    PRIMARY_METRIC,
     Device,
     FinetuneMode,
     HardwareConfig,
@@ -414,12 +413,12 @@ class Trainer:
             scores, pred = evaluate_split(
                 self.net,
                 name,
+                task.cfg,
                 task.labels,
                 task.evals[split],
                 self.accelerator,
                 self.collator,
                 self.cfg.trainer.eval_batch_size,
-                task.cfg.metric,
                 self.cfg.metrics.mode,
             )
             self.predict_seconds += time.perf_counter() - start  # predicting + scoring
@@ -442,9 +441,13 @@ class Trainer:
         """The configured dev metric, of one task or averaged over all tasks with a dev split."""
         sel = self.cfg.metrics
         names = [sel.select_task] if sel.select_task else list(self.tasks)
-        keys = [f"dev/{n}/{sel.select or PRIMARY_METRIC[self.tasks[n].cfg.metric]}" for n in names]
+        keys = [f"dev/{n}/{sel.select or self._primary(n)}" for n in names]
         values = [results[k] for k in keys if k in results]
         return sum(values) / len(values) if values else None
+
+    def _primary(self, name: str) -> str:
+        task = self.tasks[name]
+        return task.kind.primary_metric(task.cfg)
 
     def _evaluate_dev(self) -> bool:
         """Evaluate on dev, keep the best checkpoint; return True to stop early."""

@@ -1,8 +1,8 @@
-"""Readers: turn task files into ``Sentence`` records. No tokenisation, no label logic."""
+"""Plain-text file helpers shared by the readers: UTF-8 decoding with ``file:line`` errors,
+lines, CoNLL column blocks and line-aligned word / tag files."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +46,7 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _stream(path: Path) -> Iterator[str]:
+def stream(path: Path) -> Iterator[str]:
     """The file's lines, read lazily, endings kept as ``open(newline="")`` splits them (what
     the csv module wants); a byte-order mark is dropped. Errors are those of ``_decode``."""
     try:
@@ -62,11 +62,15 @@ def _stream(path: Path) -> Iterator[str]:
             raise
 
 
-def text_lines(path: str | Path) -> Iterator[str]:
+def text_lines(path: str | Path, newlines_only: bool = False) -> Iterator[str]:
     """The lines of a UTF-8 text file without their endings, read lazily; numbered as
-    ``str.splitlines`` numbers them (which also breaks at \\r, \\x85, \\u2028, ...)."""
-    for line in _stream(Path(path)):
-        yield from line.splitlines()
+    ``str.splitlines`` numbers them (which also breaks at \\r, \\x85, \\u2028, ...), or with
+    ``newlines_only`` at ``\\n`` (and ``\\r\\n``) alone."""
+    for line in stream(Path(path)):
+        if newlines_only:
+            yield line.removesuffix("\n").removesuffix("\r")
+        else:
+            yield from line.splitlines()
 
 
 def _blocks(lines: Iterable[str]) -> Iterator[tuple[int, list[list[str]]]]:
@@ -138,64 +142,6 @@ def check_column(path: str | Path, sentences: list[Sentence], index: int, role: 
             f"{path}:{sentences[0].line}: task.{role}_column={index} but the file has "
             f"{width} columns"
         )
-
-
-@dataclass(frozen=True)
-class Record:
-    """One row of a CSV file: its text, its label and its 1-based starting line."""
-
-    text: str
-    label: str
-    line: int
-
-
-def csv_header(path: str | Path) -> list[str]:
-    """The field names of a CSV file's header row."""
-    try:
-        return next(csv.reader(_stream(Path(path))), [])
-    except csv.Error as err:
-        raise DataError(f"{path}:1: malformed CSV ({err})") from None
-
-
-def iter_csv(path: str | Path, text_field: str, label_field: str | None) -> Iterator[Record]:
-    """Read a CSV file with a header row (quoted fields may span lines) lazily, a record at a
-    time. Without ``label_field`` (unlabelled input, e.g. for prediction) every record's label
-    is "".
-
-    Raises:
-        DataError: missing/unreadable file, invalid UTF-8, a missing field in the header, a
-            row with too few fields or an empty text or label, or no rows; with ``file:line``.
-    """
-    path = Path(path)
-    reader = csv.DictReader(_stream(path))
-    try:
-        header = reader.fieldnames or []
-        for name, role in ((text_field, "text_field"), (label_field, "label_field")):
-            if name is not None and name not in header:
-                raise DataError(f"{path}:1: no field '{name}' (task.{role}) in the header {header}")
-        found = False
-        line = reader.line_num + 1
-        for row in reader:
-            value = row.get(text_field)
-            label = row.get(label_field) if label_field else "-"
-            if value is None or label is None:
-                raise DataError(
-                    f"{path}:{line}: expected fields {header}, found {list(row.values())}"
-                )
-            if not value.strip() or not label.strip():
-                raise DataError(f"{path}:{line}: empty {'text' if not value.strip() else 'label'}")
-            found = True
-            yield Record(value, label.strip() if label_field else "", line)
-            line = reader.line_num + 1
-    except csv.Error as err:
-        raise DataError(f"{path}:{reader.line_num}: malformed CSV ({err})") from None
-    if not found:
-        raise DataError(f"{path}: no rows found below the header")
-
-
-def read_csv(path: str | Path, text_field: str, label_field: str | None) -> list[Record]:
-    """All records of a CSV file (see ``iter_csv``)."""
-    return list(iter_csv(path, text_field, label_field))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,214 @@
+"""The task-kind protocol: everything that differs between kinds of task, in one object.
+
+A kind (tagging, classification, prompt, ...) is one module in ``mtfsl.kinds`` that defines a
+config schema (a ``TaskConfig`` subclass) and a ``TaskKind`` subclass, and registers it with
+``register_kind``. The pipeline (reading, few-shot, augmentation, features, model, loop,
+evaluator, ``mtfsl-predict``, ``mtfsl-export``) talks to tasks only through this protocol, so a
+new kind touches no other module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtfsl.config import (
+    AugmentationConfig,
+    AugMethod,
+    KShotSampler,
+    MetricMode,
+    ModelConfig,
+    TaskConfig,
+)
+from mtfsl.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import datasets
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from mtfsl.data.readers.base import Records
+    from mtfsl.data.splits import Split
+
+Batch = dict[str, torch.Tensor]
+
+
+def label_name(value: Any, names: list[str] | None, where: str) -> str:
+    """A label as read, as a string: an integer indexes ``names`` (a dataset's ClassLabel
+    names, or the task's label_names) when there are names, else it stands for itself."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"{where}: expected a label string or integer, found {value!r:.80}")
+    if isinstance(value, int) and names is not None:
+        if not 0 <= value < len(names):
+            raise DataError(f"{where}: label id {value} outside the {len(names)} label names")
+        return names[value]
+    label = str(value).strip()
+    if not label:
+        raise DataError(f"{where}: empty label")
+    return label
+
+
+class TaskKind:
+    """One kind of task. Subclasses set the class attributes and implement the hooks that
+    raise ``NotImplementedError``; the others have defaults that fit most kinds."""
+
+    name: ClassVar[str]
+    schema: ClassVar[type[TaskConfig]]
+    # The fields a reader must give for every example, e.g. ("tokens", "tags"); the task's
+    # ``*_column`` keys say where each one is (``columns``).
+    roles: ClassVar[tuple[str, ...]]
+    # Examples are word sequences with a label per word (the CoNLL reader only reads these).
+    token_level: ClassVar[bool] = False
+    # What mtfsl-predict writes by default, and the suffix of predictions/ files.
+    out_format: ClassVar[str] = "tsv"
+
+    # -- config --------------------------------------------------------------------------
+    def validate(self, key: str, task: Any) -> None:
+        """Checks of this kind's own keys; raise ConfigError naming ``{key}.FIELD``."""
+
+    def columns(self, key: str, task: Any) -> dict[str, Any]:
+        """Per role, a ``readers.base.Column``: the config key (under ``key``, the task's
+        ``task.NAME``) that places it, its configured column, and the default field name."""
+        raise NotImplementedError
+
+    def metric_names(self, task: Any) -> frozenset[str]:
+        raise NotImplementedError
+
+    def primary_metric(self, task: Any) -> str:
+        """The dev metric that selects the best checkpoint (higher is better)."""
+        raise NotImplementedError
+
+    # -- data ----------------------------------------------------------------------------
+    def to_split(self, records: Records, task: Any) -> Split:
+        """A reader's records as this kind's examples, labels validated and renamed."""
+        raise NotImplementedError
+
+    def derive_labels(self, task: Any, train: Split) -> list[str]:
+        """The label set when the task gives none: the sorted distinct training labels."""
+        return sorted({label for label, _ in self.labelled(train)})
+
+    def labelled(self, split: Split) -> Iterator[tuple[str, str]]:
+        """Every label of the split with where it is (``file:line``), for the label check."""
+        raise NotImplementedError
+
+    def label_counts(self, split: Split) -> dict[str, int]:
+        """What a few-shot record counts: examples per class, or mentions per type."""
+        counts: dict[str, int] = {}
+        for label, _ in self.labelled(split):
+            counts[label] = counts.get(label, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def attach_context(self, split: Split, n: int, task_name: str) -> None:
+        """Document context (``data.context``); kinds without it say so once."""
+        if n > 0:
+            from mtfsl.data.splits import warn_no_context
+
+            warn_no_context(str(split.path), n, task_name, f"not supported by kind {self.name}")
+
+    def samplers(self, task: Any) -> frozenset[KShotSampler]:
+        """The K-shot samplers that fit this kind (besides AUTO)."""
+        return frozenset()
+
+    def default_sampler(self, task: Any) -> KShotSampler | None:
+        return None
+
+    def augmentations(self, task: Any) -> frozenset[AugMethod]:
+        return frozenset()
+
+    def augment(
+        self, split: Split, cfg: AugmentationConfig, seed: int, translate: Any
+    ) -> tuple[Split, dict[str, int]]:
+        raise ConfigError(f"augmentation: task kind {self.name} has no augmentation methods")
+
+    # -- model ---------------------------------------------------------------------------
+    def needs_masked_lm(self, task: Any) -> bool:
+        return False
+
+    def head_context(self, name: str, task: Any, labels: list[str], tokenizer: Any, mlm: Any):
+        """Extra inputs of the head beyond sizes (e.g. verbalizer token ids); None if none."""
+        return None
+
+    def head(
+        self, task: Any, hidden: int, num_labels: int, dropout: float, context: Any
+    ) -> nn.Module:
+        raise NotImplementedError
+
+    def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
+        raise NotImplementedError
+
+    def features(
+        self,
+        split: Split,
+        task: Any,
+        name: str,
+        labels: list[str],
+        tokenizer: PreTrainedTokenizerBase,
+        model: ModelConfig,
+        cache_dir: str | Path | None,
+    ) -> datasets.Dataset:
+        """Model features of one split (cached by content in ``cache_dir`` when given)."""
+        raise NotImplementedError
+
+    # -- evaluation ----------------------------------------------------------------------
+    def owned(self, batch: Batch, ids: torch.Tensor) -> np.ndarray:
+        """(example, position, label id) rows for what this batch predicts; each position of
+        each example is predicted by exactly one batch row."""
+        rows = [batch["sentence"], torch.zeros_like(batch["sentence"]), ids]
+        return torch.stack(rows, dim=1).cpu().numpy()
+
+    def empty_predictions(self, split: Split) -> list[np.ndarray]:
+        """Per example, an array of -1 the size of what it gets predicted."""
+        return [np.full(1, -1, np.int64) for _ in split.inputs]
+
+    def finish_predictions(self, preds: list[np.ndarray]) -> list[Any]:
+        return [int(p[0]) for p in preds]
+
+    def to_labels(self, ids: list[Any], labels: list[str]) -> list[Any]:
+        return [labels[i] for i in ids]
+
+    def score(self, task: Any, gold: list[Any], pred: list[Any], mode: MetricMode) -> dict:
+        raise NotImplementedError
+
+    def report(
+        self,
+        task: Any,
+        split: str,
+        name: str,
+        gold: list[Any],
+        pred: list[Any],
+        labels: list[str],
+        mode: MetricMode,
+    ) -> str:
+        raise NotImplementedError
+
+    def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
+        """``path`` plus the kind's suffix: the predictions of one split, in file order."""
+        raise NotImplementedError
+
+    # -- export and prediction -----------------------------------------------------------
+    def export_model(
+        self, task: Any, name: str, head: nn.Module, encoder: PreTrainedModel, config: Any
+    ) -> PreTrainedModel:
+        """The task as one standard Hugging Face model with the same weights."""
+        raise ConfigError(f"export: task '{name}' (kind {self.name}) has no standard HF class")
+
+    def raw_input(self, line: str, split_words: Any) -> tuple[Any, list[tuple[int, int]]]:
+        """An input from one line of raw text, and each word's character span (if words)."""
+        return line, []
+
+    def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
+        """The JSONL record mtfsl-predict writes for one example."""
+        return {"text": example.text, "label": pred}
+
+    def write_rows(self, out: Any, examples: Sequence[Any], pred: list[Any], fmt: str) -> None:
+        """mtfsl-predict's ``tsv`` (or the kind's own) output."""
+        from mtfsl.evaluation.report import escape_tsv
+
+        if fmt != "tsv":
+            raise ConfigError(f"--out-format {fmt}: kind {self.name} writes tsv or jsonl")
+        for ex, label in zip(examples, pred, strict=True):
+            out.write(f"{escape_tsv(ex.text)}\t{label}\n")

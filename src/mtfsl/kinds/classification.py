@@ -1,0 +1,163 @@
+"""Text classification: one label per text, pooled encoder states and a linear layer,
+accuracy and macro-F1, TSV prediction files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from mtfsl.config import AugMethod, KShotSampler, MetricMode, Pooling, TaskConfig
+from mtfsl.data import augment
+from mtfsl.data.features import featurize_texts
+from mtfsl.data.splits import Split
+from mtfsl.errors import ConfigError, DataError
+from mtfsl.evaluation.metrics import label_scores
+from mtfsl.evaluation.report import classification_report_text, write_tsv
+from mtfsl.kinds import register_kind
+from mtfsl.kinds.base import TaskKind, label_name
+
+
+@dataclass
+class TextTaskConfig(TaskConfig):
+    """What the kinds with one text and one label per example share."""
+
+    # Where the text and the label are: a field name (csv/tsv header, jsonl, datasets) or a
+    # column index (csv/tsv); null = the fields "text" and "label".
+    text_column: str | None = None
+    label_column: str | None = None
+
+
+@dataclass
+class ClassificationTaskConfig(TextTaskConfig):
+    kind: str = "classification"
+    pooling: Pooling = Pooling.CLS
+
+
+class ClassificationKind(TaskKind):
+    name = "classification"
+    schema = ClassificationTaskConfig
+    roles = ("text", "label")
+
+    def columns(self, key: str, task: TextTaskConfig) -> dict[str, Any]:
+        from mtfsl.data.readers.base import Column
+
+        return {
+            "text": Column(f"{key}.text_column", task.text_column, "text"),
+            "label": Column(f"{key}.label_column", task.label_column, "label"),
+        }
+
+    def metric_names(self, task: Any) -> frozenset[str]:
+        return frozenset({"accuracy", "macro_f1"})
+
+    def primary_metric(self, task: Any) -> str:
+        return "accuracy"
+
+    # -- data ----------------------------------------------------------------------------
+    def to_split(self, records: Any, task: TextTaskConfig) -> Split:
+        texts, labels, lines = [], [], []
+        names = records.names.get("label") or task.label_names
+        for record in records.rows:
+            where = records.at(record)
+            text = record.values["text"]
+            if not isinstance(text, str):
+                raise DataError(f"{where}: expected a text string, found {text!r:.80}")
+            if not text.strip():
+                raise DataError(f"{where}: empty text")
+            label = label_name(record.values["label"], names, where)
+            texts.append(text)
+            labels.append(task.label_map.get(label, label))
+            lines.append(record.line)
+        return Split(records.path, texts, labels, lines, rows=records.by_row)
+
+    def labelled(self, split: Split):
+        for i, label in enumerate(split.targets):
+            yield label, split.at(i)
+
+    def samplers(self, task: Any) -> frozenset[KShotSampler]:
+        return frozenset({KShotSampler.PER_CLASS})
+
+    def default_sampler(self, task: Any) -> KShotSampler | None:
+        return KShotSampler.PER_CLASS
+
+    def augmentations(self, task: Any) -> frozenset[AugMethod]:
+        return augment.TEXT
+
+    def augment(self, split: Split, cfg: Any, seed: int, translate: Any):
+        return augment.augment_split(split, cfg, seed, augment.text_operation(cfg.p), translate)
+
+    # -- model ---------------------------------------------------------------------------
+    def head(
+        self,
+        task: ClassificationTaskConfig,
+        hidden: int,
+        num_labels: int,
+        dropout: float,
+        context: Any,
+    ) -> nn.Module:
+        from mtfsl.model.heads import SequenceClassificationHead
+
+        return SequenceClassificationHead(hidden, num_labels, dropout, task.pooling)
+
+    def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
+        index = {label: i for i, label in enumerate(labels)}
+        return [index[label] for label in split.targets]
+
+    def texts(self, split: Split, task: Any, tokenizer: Any) -> list[str]:
+        """What the encoder reads for each example."""
+        return split.inputs
+
+    def features(self, split, task, name, labels, tokenizer, model, cache_dir):
+        import logging
+
+        feats = featurize_texts(
+            self.texts(split, task, tokenizer),
+            self.label_ids(split, labels),
+            tokenizer,
+            model.max_length,
+            cache_dir,
+        )
+        if n := sum(feats["truncated"]):
+            logging.getLogger(__name__).warning(
+                "%s: %d of %d texts are longer than model.max_length=%d and were "
+                "truncated (labels kept)",
+                split.path,
+                n,
+                len(split),
+                model.max_length,
+            )
+        return feats
+
+    # -- evaluation ----------------------------------------------------------------------
+    def score(self, task: Any, gold, pred, mode: MetricMode) -> dict:
+        return label_scores(gold, pred)
+
+    def report(self, task, split, name, gold, pred, labels, mode) -> str:
+        return classification_report_text(split, name, gold, pred, labels, mode)
+
+    def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
+        write_tsv(path.with_name(f"{path.name}.tsv"), split.inputs, split.targets, pred)
+
+    # -- export and prediction -----------------------------------------------------------
+    def export_model(self, task, name, head, encoder, config):
+        from transformers import AutoModelForSequenceClassification
+
+        from mtfsl.export import copy_into
+
+        if task.pooling is not Pooling.POOLER:
+            raise ConfigError(
+                f"export: task '{name}' (pooling {task.pooling.name}) has no standard HF "
+                "model class; exportable are classification tasks with pooling POOLER"
+            )
+        model = AutoModelForSequenceClassification.from_config(config)
+        copy_into(model.base_model.pooler, head.pooler, "pooler")
+        model.classifier.load_state_dict(head.classifier.state_dict())
+        return model
+
+    def input_of(self, values: dict[str, Any]) -> tuple[Any, str, list[tuple[int, int]]]:
+        return values["text"], values["text"], []
+
+
+register_kind(ClassificationKind())

@@ -1,0 +1,274 @@
+"""Token tagging (NER, chunking, POS): a label per word, windows over long sentences, entity
+F1 (seqeval, conlleval semantics) or tag accuracy, CoNLL prediction files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from seqeval.metrics.sequence_labeling import get_entities
+from torch import nn
+
+from mtfsl.config import AugMethod, KShotSampler, LabelScheme, MetricMode, TaskConfig
+from mtfsl.data import augment
+from mtfsl.data.context import neighbour_context
+from mtfsl.data.features import featurize_words
+from mtfsl.data.labels import bio_labels, entity_types, to_iob2
+from mtfsl.data.splits import Split, warn_no_context
+from mtfsl.errors import ConfigError, DataError
+from mtfsl.evaluation.metrics import entity_scores, flatten, label_scores
+from mtfsl.evaluation.report import split_report, tag_report, write_predictions
+from mtfsl.kinds import register_kind
+from mtfsl.kinds.base import Batch, TaskKind, label_name
+
+
+class TagMetric(Enum):
+    """How a tagging task is scored."""
+
+    ENTITY = "entity"  # seqeval chunks: precision/recall/f1 (primary f1) + token accuracy
+    TAG_ACCURACY = "tag_accuracy"  # every token's tag: accuracy (primary) + macro_f1
+
+
+@dataclass
+class TaggingTaskConfig(TaskConfig):
+    kind: str = "tagging"
+    metric: TagMetric = TagMetric.ENTITY
+    # Tagging scheme of the labels; AUTO detects IOB1 vs IOB2 (IOB1 is converted to IOB2).
+    # NONE: plain per-token tags (POS), no chunk structure.
+    label_scheme: LabelScheme = LabelScheme.AUTO
+    crf: bool = False  # a CRF layer with Viterbi decoding instead of argmax
+    # Where the words and the tags are: a column index (conll, csv/tsv without header) or a
+    # field name (jsonl, csv/tsv header, datasets); null = the reader's default (conll: the
+    # first and the last column; named fields: tokens and ner_tags, run_ner's layout).
+    token_column: str | None = None
+    label_column: str | None = None
+
+
+def _rename(tag: str, renames: dict[str, str]) -> str:
+    """``label_map`` applied to a whole tag, else to the type of a B-/I- tag."""
+    if tag in renames:
+        return renames[tag]
+    prefix, sep, kind = tag.partition("-")
+    if sep and prefix in ("B", "I") and kind in renames:
+        return f"{prefix}-{renames[kind]}"
+    return tag
+
+
+class TaggingKind(TaskKind):
+    name = "tagging"
+    schema = TaggingTaskConfig
+    roles = ("tokens", "tags")
+    token_level = True
+    out_format = "conll"
+
+    def validate(self, key: str, task: TaggingTaskConfig) -> None:
+        if task.metric is TagMetric.ENTITY and task.label_scheme is LabelScheme.NONE:
+            raise ConfigError(
+                f"{key}.label_scheme=NONE: expected an IOB scheme (or AUTO) for metric ENTITY"
+            )
+
+    def columns(self, key: str, task: TaggingTaskConfig) -> dict[str, Any]:
+        from mtfsl.data.readers.base import Column
+
+        return {
+            "tokens": Column(f"{key}.token_column", task.token_column, "tokens"),
+            "tags": Column(f"{key}.label_column", task.label_column, "ner_tags"),
+        }
+
+    def metric_names(self, task: TaggingTaskConfig) -> frozenset[str]:
+        if task.metric is TagMetric.ENTITY:
+            return frozenset({"f1", "precision", "recall", "accuracy"})
+        return frozenset({"accuracy", "macro_f1"})
+
+    def primary_metric(self, task: TaggingTaskConfig) -> str:
+        return "f1" if task.metric is TagMetric.ENTITY else "accuracy"
+
+    # -- data ----------------------------------------------------------------------------
+    def to_split(self, records: Any, task: TaggingTaskConfig) -> Split:
+        words, tags, lines, docs = [], [], [], []
+        names = records.names.get("tags") or task.label_names
+        for record in records.rows:
+            where = records.at(record)
+            tokens, labels = record.values["tokens"], record.values["tags"]
+            if not (
+                isinstance(tokens, list) and tokens and all(isinstance(w, str) for w in tokens)
+            ):
+                raise DataError(
+                    f"{where}: expected a non-empty list of word strings, found {tokens!r:.80}"
+                )
+            if not isinstance(labels, list) or len(labels) != len(tokens):
+                n = len(labels) if isinstance(labels, list) else labels
+                raise DataError(f"{where}: {len(tokens)} words but tags {n!r:.80}")
+            labels = [
+                label_name(t, names, f"{where} (token {j + 1})") for j, t in enumerate(labels)
+            ]
+            words.append(tokens)
+            tags.append([_rename(t, task.label_map) for t in labels] if task.label_map else labels)
+            lines.append(record.line)
+            docs.append(record.doc)
+        split = Split(
+            records.path,
+            words,
+            tags,
+            lines,
+            docs if all(d is not None for d in docs) else [],
+            token_lines=records.token_lines,
+            rows=records.by_row,
+        )
+        if task.label_scheme is not LabelScheme.NONE:
+            split.targets = to_iob2(tags, task.label_scheme, str(split.path), lines, split.at)
+        return split
+
+    def derive_labels(self, task: TaggingTaskConfig, train: Split) -> list[str]:
+        if task.label_scheme is not LabelScheme.NONE:
+            return bio_labels(entity_types(train.targets))
+        return super().derive_labels(task, train)
+
+    def labelled(self, split: Split):
+        for i, tags in enumerate(split.targets):
+            for position, tag in enumerate(tags):
+                yield tag, split.at(i, position)
+
+    def label_counts(self, split: Split) -> dict[str, int]:
+        from mtfsl.data.kshot import mention_counts
+
+        counts: dict[str, int] = {}
+        for tags in split.targets:
+            for kind, n in mention_counts(tags).items():
+                counts[kind] = counts.get(kind, 0) + n
+        return dict(sorted(counts.items()))
+
+    def attach_context(self, split: Split, n: int, task_name: str) -> None:
+        if n <= 0:
+            return
+        if not split.docs:
+            warn_no_context(str(split.path), n, task_name, "no document boundaries")
+            return
+        split.context = neighbour_context(split.inputs, split.docs, n)
+
+    def samplers(self, task: TaggingTaskConfig) -> frozenset[KShotSampler]:
+        if task.metric is TagMetric.ENTITY:
+            return frozenset(
+                {
+                    KShotSampler.GREEDY,
+                    KShotSampler.EXACT,
+                    KShotSampler.SENTENCES_PER_TYPE,
+                    KShotSampler.SPLIT_FILE,
+                }
+            )
+        return frozenset({KShotSampler.SPLIT_FILE})
+
+    def default_sampler(self, task: TaggingTaskConfig) -> KShotSampler | None:
+        return KShotSampler.GREEDY if task.metric is TagMetric.ENTITY else None
+
+    def augmentations(self, task: TaggingTaskConfig) -> frozenset[AugMethod]:
+        return augment.NER if task.metric is TagMetric.ENTITY else frozenset()
+
+    def augment(self, split: Split, cfg: Any, seed: int, translate: Any):
+        return augment.augment_split(split, cfg, seed, augment.ner_operation(split, cfg.p))
+
+    # -- model ---------------------------------------------------------------------------
+    def head(
+        self, task: TaggingTaskConfig, hidden: int, num_labels: int, dropout: float, context: Any
+    ) -> nn.Module:
+        from mtfsl.model.heads import CRFTokenHead, TokenClassificationHead
+
+        cls = CRFTokenHead if task.crf else TokenClassificationHead
+        return cls(hidden, num_labels, dropout)
+
+    def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
+        index = {label: i for i, label in enumerate(labels)}
+        return [[index[t] for t in tags] for tags in split.targets]
+
+    def features(self, split, task, name, labels, tokenizer, model, cache_dir):
+        return featurize_words(
+            split.inputs,
+            self.label_ids(split, labels),
+            tokenizer,
+            model.max_length,
+            model.stride,
+            cache_dir,
+            split.context,
+        )
+
+    # -- evaluation ----------------------------------------------------------------------
+    def owned(self, batch: Batch, ids: torch.Tensor) -> np.ndarray:
+        """Windows own disjoint words, so each word appears once over all batches."""
+        owned = batch["word_index"] >= 0
+        sentence = batch["sentence"][:, None].expand_as(owned)[owned]
+        rows = [sentence, batch["word_index"][owned], ids[owned]]
+        return torch.stack(rows, dim=1).cpu().numpy()
+
+    def empty_predictions(self, split: Split) -> list[np.ndarray]:
+        return [np.full(len(words), -1, np.int64) for words in split.inputs]
+
+    def finish_predictions(self, preds: list[np.ndarray]) -> list[Any]:
+        return preds
+
+    def to_labels(self, ids: list[Any], labels: list[str]) -> list[Any]:
+        return [[labels[i] for i in p] for p in ids]
+
+    def score(self, task: TaggingTaskConfig, gold, pred, mode: MetricMode) -> dict:
+        if task.metric is TagMetric.ENTITY:
+            return entity_scores(gold, pred, mode)
+        return label_scores(flatten(gold), flatten(pred))
+
+    def report(self, task, split, name, gold, pred, labels, mode) -> str:
+        make = split_report if task.metric is TagMetric.ENTITY else tag_report
+        return make(split, name, gold, pred, labels, mode)
+
+    def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
+        write_predictions(path.with_name(f"{path.name}.conll"), split.inputs, split.targets, pred)
+
+    # -- export and prediction -----------------------------------------------------------
+    def export_model(self, task, name, head, encoder, config):
+        from transformers import AutoModelForTokenClassification
+
+        if task.crf:
+            raise ConfigError(
+                f"export: task '{name}' has a CRF head, which no standard HF class holds; "
+                "exportable are linear token heads"
+            )
+        model = AutoModelForTokenClassification.from_config(config)
+        model.classifier.load_state_dict(head.classifier.state_dict())
+        return model
+
+    def raw_input(self, line: str, split_words: Any):
+        pieces = split_words(line)
+        return [w for w, _ in pieces], [s for _, s in pieces]
+
+    def input_of(self, values: dict[str, Any]) -> tuple[Any, str, list[tuple[int, int]]]:
+        words = values["tokens"]
+        spans, start = [], 0
+        for w in words:
+            spans.append((start, start + len(w)))
+            start += len(w) + 1
+        return words, " ".join(words), spans
+
+    def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
+        entities = [
+            {
+                "type": kind,
+                "start": example.spans[a][0],
+                "end": example.spans[b][1],
+                "text": example.text[example.spans[a][0] : example.spans[b][1]],
+            }
+            for kind, a, b in get_entities(pred)
+        ]
+        return {"text": example.text, "words": example.item, "tags": pred, "entities": entities}
+
+    def write_rows(self, out: Any, examples: Any, pred: list[Any], fmt: str) -> None:
+        for ex, tags in zip(examples, pred, strict=True):
+            for j, (w, t) in enumerate(zip(ex.item, tags, strict=True)):
+                if fmt == "tsv":
+                    out.write(f"{w}\t{t}\n")
+                else:
+                    out.write(f"{w} {ex.gold[j]} {t}\n" if ex.gold else f"{w} {t}\n")
+            out.write("\n")
+
+
+register_kind(TaggingKind())
