@@ -7,14 +7,14 @@ cross-field and range checks that types cannot express.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from mtfsl.errors import ConfigError
 
@@ -432,12 +432,24 @@ def typed_task(name: str, node: Any) -> DictConfig:
     if not isinstance(reader_raw, dict):
         raise ConfigError(f"task.{name}.reader={reader_raw!r}: expected a mapping with format")
     reader = get_reader(reader_raw.get("format"), f"task.{name}.reader.format")
-    try:
-        typed = OmegaConf.merge(OmegaConf.structured(kind.schema), raw)
-        typed.reader = OmegaConf.merge(OmegaConf.structured(reader.schema), reader_raw)
-    except OmegaConfBaseException as err:
-        raise _one_line(err, f"task.{name}.") from None
+    typed = _typed(kind.schema, raw, f"task.{name}.", f"a {kind.name} task")
+    typed.reader = _typed(
+        reader.schema, reader_raw, f"task.{name}.reader.", f"the {reader.name} reader"
+    )
     return typed
+
+
+def _typed(schema: type, values: dict[str, Any], prefix: str, what: str) -> DictConfig:
+    """``values`` merged into ``schema``; an unknown key or a wrong type is a ConfigError."""
+    try:
+        return OmegaConf.merge(OmegaConf.structured(schema), values)
+    except ConfigKeyError as err:
+        keys = sorted(f.name for f in fields(schema))
+        raise ConfigError(
+            f"{prefix}{err.full_key}: not a key of {what} (its keys: {keys})"
+        ) from None
+    except OmegaConfBaseException as err:
+        raise _one_line(err, prefix) from None
 
 
 def to_train_config(dcfg: DictConfig, check: bool = True) -> TrainConfig:

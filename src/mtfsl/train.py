@@ -90,7 +90,8 @@ def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
     out = {}
     for name, task in cfg.task.items():
         full = load_task(name, task, cfg.data)
-        data, record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, data_root(cfg.data))
+        root = data_root(cfg.data) if cfg.data.root is not None else None
+        data, record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, root)
         if record is not None and run_dir is not None:
             write_json(run_dir / "few_shot" / f"{name}.json", record)
         if aug.methods:

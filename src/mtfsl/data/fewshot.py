@@ -14,7 +14,7 @@ from mtfsl.data.kshot import SAMPLERS, Short, raise_short, resolve_sampler
 from mtfsl.data.readers import read_line_pairs
 from mtfsl.data.readers.base import Record, Records
 from mtfsl.data.splits import Split, TaskData, check_known
-from mtfsl.errors import DataError
+from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds import get_kind
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,16 @@ def _short_handler(policy: Shortfall, notes: list[str], part: str) -> Short:
     return short
 
 
-def split_file_paths(fs: FewShotConfig, root: Path) -> tuple[Path, Path]:
+def split_file_paths(fs: FewShotConfig, root: Path | None) -> tuple[Path, Path]:
     assert fs.files is not None
-    stem = fs.files.format(k=fs.k, split=fs.split)
-    words, tags = (root / f"{stem}{suffix}" for suffix in fs.suffixes)
+    stem = Path(fs.files.format(k=fs.k, split=fs.split)).expanduser()
+    if not stem.is_absolute():
+        if root is None:
+            raise ConfigError(
+                f"few_shot.files={fs.files}: a relative path, but data.root is not set"
+            )
+        stem = root / stem
+    words, tags = (stem.with_name(f"{stem.name}{suffix}") for suffix in fs.suffixes)
     for path in (words, tags):
         if not path.is_file():
             raise DataError(
@@ -44,7 +50,7 @@ def split_file_paths(fs: FewShotConfig, root: Path) -> tuple[Path, Path]:
     return words, tags
 
 
-def load_split_file(fs: FewShotConfig, task: Any, labels: list[str], root: Path) -> Split:
+def load_split_file(fs: FewShotConfig, task: Any, labels: list[str], root: Path | None) -> Split:
     """A published K-shot training split (e.g. Huang et al. 2020), escapes undone; a tag is
     named in error messages by its line and word in the tags file."""
     words_path, tags_path = split_file_paths(fs, root)
@@ -61,7 +67,7 @@ def load_split_file(fs: FewShotConfig, task: Any, labels: list[str], root: Path)
 
 
 def apply_few_shot(
-    data: TaskData, task: Any, fs: FewShotConfig, run_seed: int, root: Path
+    data: TaskData, task: Any, fs: FewShotConfig, run_seed: int, root: Path | None
 ) -> tuple[TaskData, dict[str, Any] | None]:
     """The few-shot version of ``data`` and a JSON-able record of it (None without K)."""
     if fs.k is None:

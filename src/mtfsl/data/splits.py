@@ -107,11 +107,17 @@ def data_root(cfg: DataConfig) -> Path:
     return root
 
 
-def _label_set(kind: Any, task: TaskConfig, train: Split, root: Path) -> list[str]:
+def data_path(relative: str, cfg: DataConfig) -> Path:
+    """A task file: absolute as given, else relative to ``data.root`` (which must be set)."""
+    path = Path(relative).expanduser()
+    return path if path.is_absolute() else data_root(cfg) / path
+
+
+def _label_set(kind: Any, task: TaskConfig, train: Split, data: DataConfig) -> list[str]:
     if task.labels:
         return list(task.labels)
     if task.labels_file:
-        path = root / task.labels_file
+        path = data_path(task.labels_file, data)
         try:
             labels = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
@@ -158,9 +164,8 @@ def load_task(name: str, task: TaskConfig, data: DataConfig) -> TaskData:
 
     kind = get_kind(task.kind)
     reader = get_reader(task.reader.format)
-    root = data_root(data) if reader.needs_files(task.reader) else None
     splits: dict[str, Split] = {}
-    for split, records in reader.read_splits(name, task, kind, root):
+    for split, records in reader.read_splits(name, task, kind, data):
         splits[split] = kind.to_split(records, task)
         kind.attach_context(splits[split], data.context, name)
     if "train" not in splits:
@@ -169,7 +174,7 @@ def load_task(name: str, task: TaskConfig, data: DataConfig) -> TaskData:
         splits["train"], splits["dev"] = _carve_dev(
             splits["train"], task.dev_fraction, task.dev_seed
         )
-    labels = _label_set(kind, task, splits["train"], root or Path("."))
+    labels = _label_set(kind, task, splits["train"], data)
     for split in splits.values():
         check_known(kind, split, labels)
     return TaskData(name, labels, splits)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mtfsl.config import ReaderConfig, TaskConfig
+from mtfsl.config import DataConfig, ReaderConfig, TaskConfig
 from mtfsl.errors import ConfigError, DataError
 
 SPLITS = ("train", "dev", "test")
@@ -106,18 +106,19 @@ class Reader:
         return Records(path, list(self.iter_records(path, cfg, columns)), self.token_lines)
 
     def read_splits(
-        self, name: str, task: TaskConfig, kind: Any, root: Path | None
+        self, name: str, task: TaskConfig, kind: Any, data: DataConfig
     ) -> Iterator[tuple[str, Records]]:
         """(split, records) for every configured split of the task."""
-        assert root is not None
+        from mtfsl.data.splits import data_path
+
         for split in SPLITS:
             relative = getattr(task.files, split)
             if relative is None:
                 continue
-            path = root / Path(relative).expanduser()
+            path = data_path(relative, data)
             if not path.is_file():
                 raise DataError(
                     f"{path}: {split} split of task '{name}' not found "
-                    f"(task.{name}.files.{split}={relative}, data.root={root})"
+                    f"(task.{name}.files.{split}={relative}, data.root={data.root})"
                 )
             yield split, self.read(path, task.reader, kind.columns(f"task.{name}", task))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtfsl.config import ReaderConfig, TaskConfig
+from mtfsl.config import DataConfig, ReaderConfig, TaskConfig
 from mtfsl.data.readers import register_reader
 from mtfsl.data.readers.base import SPLITS, Columns, Reader, Record, Records
 from mtfsl.errors import ConfigError, DataError
@@ -53,50 +53,53 @@ class DatasetsReader(Reader):
     def needs_files(self, cfg: Any) -> bool:
         return cfg.source in _BUILDERS_WITH_FILES
 
-    def _saved(self, cfg: Any, root: Path | None) -> Path | None:
+    def _saved(self, cfg: Any, data: DataConfig) -> Path | None:
         path = Path(cfg.source).expanduser()
-        if not path.is_absolute() and root is not None:
-            path = root / path
+        if not path.is_absolute():
+            if data.root is None:
+                return None
+            path = Path(data.root).expanduser() / path
         saved = (path / "dataset_dict.json").is_file() or (path / "dataset_info.json").is_file()
         return path if saved else None
 
-    def _load(self, key: str, task: TaskConfig, root: Path | None) -> Any:
+    def _load(self, key: str, task: TaskConfig, data: DataConfig) -> Any:
         import datasets
+
+        from mtfsl.data.splits import data_path
 
         cfg = task.reader
         try:
-            if (saved := self._saved(cfg, root)) is not None:
+            if (saved := self._saved(cfg, data)) is not None:
                 return datasets.load_from_disk(str(saved))
             files = None
             if cfg.source in _BUILDERS_WITH_FILES:
-                assert root is not None
                 files = {
-                    getattr(cfg.splits, split): str(root / Path(path).expanduser())
+                    getattr(cfg.splits, split): str(data_path(path, data))
                     for split in SPLITS
                     if (path := getattr(task.files, split)) is not None
                     and getattr(cfg.splits, split) is not None
                 }
                 for path in files.values():
                     if not Path(path).is_file():
-                        raise DataError(f"{path}: not found ({key}.files, data.root={root})")
+                        raise DataError(f"{path}: not found ({key}.files, data.root={data.root})")
             return datasets.load_dataset(cfg.source, cfg.name, data_files=files)
-        except (OSError, ValueError, FileNotFoundError) as err:
+        except (DataError, ConfigError):
+            raise
+        except (OSError, ValueError) as err:
             raise ConfigError(
                 f"{key}.reader.source={cfg.source}: cannot load it ({str(err).splitlines()[0]})"
             ) from None
         except Exception as err:  # datasets' own errors (DatasetNotFoundError, ...)
-            if isinstance(err, DataError):
-                raise
             raise ConfigError(
                 f"{key}.reader.source={cfg.source}: cannot load it "
                 f"({type(err).__name__}: {str(err).splitlines()[0]})"
             ) from None
 
     def read_splits(
-        self, name: str, task: TaskConfig, kind: Any, root: Path | None
+        self, name: str, task: TaskConfig, kind: Any, data: DataConfig
     ) -> Iterator[tuple[str, Records]]:
         key, cfg = f"task.{name}", task.reader
-        loaded = self._load(key, task, root)
+        loaded = self._load(key, task, data)
         available = list(loaded) if hasattr(loaded, "keys") else []
         for split in SPLITS:
             wanted = getattr(cfg.splits, split)
