@@ -8,10 +8,14 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from omegaconf import OmegaConf
 
 from mtfsl.summary import group_jobs, markdown, read_sweep, summary_json
 from mtfsl.sweep_report import write_report
+from tests.conftest import compose_cfg
 from tests.test_train_e2e import CLI, TOY, train_cli
+
+DEFAULT_CONFIG = OmegaConf.to_yaml(OmegaConf.structured(compose_cfg([])))
 
 
 def fake_job(sweep: Path, num: int, overrides: list[str], status: str, f1: float | None) -> None:
@@ -19,6 +23,7 @@ def fake_job(sweep: Path, num: int, overrides: list[str], status: str, f1: float
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     (job / "status.json").write_text(json.dumps({"status": status}))
+    (job / "config.yaml").write_text(DEFAULT_CONFIG)  # task conll: its primary metric is f1
     if f1 is not None:
         (job / "metrics.json").write_text(json.dumps({"test/conll/f1": f1, "dev/x": 1.0}))
 

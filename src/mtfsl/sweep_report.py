@@ -20,7 +20,10 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from mtfsl.config import load_run_config
+from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import atomic_write
+from mtfsl.kinds import get_kind
 from mtfsl.summary import (
     REPLICATE_KEYS,
     Group,
@@ -31,7 +34,19 @@ from mtfsl.summary import (
     reported_metrics,
 )
 
-PRIMARY_SUFFIXES = ("/f1", "/accuracy")
+
+def primary_suffixes(jobs: Sequence[Job]) -> tuple[str, ...]:
+    """``/TASK/METRIC`` of every task's primary metric (its kind's), from the jobs' configs;
+    only these are plotted, so token accuracy (with O) never shares an axis with entity F1."""
+    found: set[str] = set()
+    for job in jobs:
+        try:
+            cfg = load_run_config(job.path)
+        except (MtfslError, OSError, ValueError):
+            continue  # a job without a readable config.yaml: its metrics are still tabled
+        for name, task in cfg.task.items():
+            found.add(f"/{name}/{get_kind(task.kind).primary_metric(task)}")
+    return tuple(sorted(found))
 
 
 def csv_table(groups: Sequence[Group], prefixes: Sequence[str]) -> str:
@@ -83,6 +98,7 @@ def _history(job: Job, name: str) -> list[dict[str, float]]:
 
 def plot_curves(group: Group, path: Path) -> bool:
     """Training loss and dev primary metric against step, one line per job."""
+    primary = primary_suffixes(group.jobs)
     runs = [
         (j, _history(j, "train_history.json"), _history(j, "dev_history.json")) for j in group.jobs
     ]
@@ -98,7 +114,7 @@ def plot_curves(group: Group, path: Path) -> bool:
                 lw=1,
                 label=f"{job.path.name} {key[5:]}",
             )
-        for key in sorted({k for r in dev for k in r if k.endswith(PRIMARY_SUFFIXES)}):
+        for key in sorted({k for r in dev for k in r if k.endswith(primary)}):
             dev_ax.plot(
                 [r["step"] for r in dev],
                 [r[key] for r in dev],
@@ -126,8 +142,9 @@ def write_report(sweep: Path, out: Path, prefixes: Sequence[str] = ("test/",)) -
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "report.md", out / "report.csv"]
     plots: list[Path] = []
+    primary = primary_suffixes(jobs)
     for metric in reported_metrics(groups, prefixes):
-        if metric.endswith(PRIMARY_SUFFIXES):
+        if metric.endswith(primary):
             path = out / f"{metric.replace('/', '_')}_vs_k.png"
             if plot_vs_k(jobs, metric, path):
                 plots.append(path)
