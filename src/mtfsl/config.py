@@ -7,7 +7,8 @@ cross-field and range checks that types cannot express.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -452,6 +453,23 @@ def _typed(schema: type, values: dict[str, Any], prefix: str, what: str) -> Dict
         raise _one_line(err, prefix) from None
 
 
+def check_known_keys(node: Any, prefix: str = "") -> None:
+    """Every key of a schema node is a field of its dataclass. Hydra's ``+key=`` and
+    ``++key=`` add keys even to structured nodes, and ``to_object`` would then drop them
+    silently; here they are errors, with the nearest known key."""
+    if not isinstance(node, DictConfig):
+        return
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in fields(schema)} if is_dataclass(schema) else None
+    for key in node:
+        full = f"{prefix}{key}"
+        if known is not None and key not in known:
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {prefix}{near[0]}?" if near else ""
+            raise ConfigError(f"{full}: not a key of the config (added with + or ++){hint}")
+        check_known_keys(node._get_node(key), f"{full}.")
+
+
 def to_train_config(dcfg: DictConfig, check: bool = True) -> TrainConfig:
     """The one conversion from a composed DictConfig to the typed schema (tasks typed by their
     kind and reader), then (``check``) ``validate``."""
@@ -459,6 +477,7 @@ def to_train_config(dcfg: DictConfig, check: bool = True) -> TrainConfig:
         with open_dict(dcfg):
             for name in list(dcfg.get("task") or {}):
                 dcfg.task[name] = typed_task(name, dcfg.task[name])
+        check_known_keys(dcfg)
         cfg = OmegaConf.to_object(dcfg)
     except OmegaConfBaseException as err:
         raise _one_line(err) from None

@@ -19,7 +19,6 @@ from mtfsl import __version__
 from mtfsl.config import (
     AugMethod,
     TrainConfig,
-    load_run_config,
     register_configs,
     to_train_config,
 )
@@ -33,6 +32,7 @@ from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.kinds import get_kind
 from mtfsl.model.build import build_model
 from mtfsl.model.dropout import use_fast_dropout
+from mtfsl.resume import resume_config
 from mtfsl.training import tracking
 from mtfsl.training.distributed import (
     check_shared_run_dir,
@@ -200,9 +200,15 @@ def main(dcfg: DictConfig) -> float | None:
         check_shared_run_dir(hydra_cfg.overrides.hydra, hydra_cfg.mode == RunMode.MULTIRUN)
         cfg = to_config(dcfg)
         resume = cfg.resume is not None
+        if resume:  # errors here concern this invocation, not the run it names
+            cfg = resume_config(Path(cfg.resume), dcfg, list(hydra_cfg.overrides.task))
+    except MtfslError as err:
+        _status(run_dir, "failed", reason=str(err), **about)
+        print(f"mtfsl-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    try:
         if resume:
-            run_dir = Path(cfg.resume)
-            cfg = load_run_config(run_dir)
+            run_dir = Path(str(dcfg.resume))
             if is_main_process():
                 _log_to(run_dir)
             log.info(

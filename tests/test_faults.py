@@ -1,0 +1,75 @@
+"""Faults that used to pass in silence: keys added with + / ++ that the schema does not know,
+overrides on a resuming command line, resume= at folders that are no (unfinished) run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from mtfsl.config import compose_config
+from mtfsl.errors import ConfigError
+from mtfsl.resume import resume_config
+from tests.conftest import compose_dict
+from tests.test_train_e2e import train_cli
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("+trainer.head_learning_rate=1e-3", "trainer.head_learning_rate: not a key of the config"),
+        (
+            "++loss_weights.weight={conll:5.0}",
+            "loss_weights.weight: not a key of the config (added with + or ++); did you mean "
+            "loss_weights.weights?",
+        ),
+        ("+foo=1", "foo: not a key of the config"),
+        ("+task.conll.crf_typo=true", "task.conll.crf_typo: not a key of a tagging task"),
+    ],
+)
+def test_keys_added_with_plus_that_the_schema_lacks_are_errors(override: str, message: str):
+    with pytest.raises(ConfigError) as err:
+        compose_config([override])
+    assert str(err.value).startswith(message)
+
+
+def test_plus_still_adds_entries_to_open_dicts() -> None:
+    cfg = compose_config(["++loss_weights.weights={conll:5.0}"])
+    assert cfg.loss_weights.weights == {"conll": 5.0}
+
+
+def fake_run(folder: Path, status: str) -> Path:
+    folder.mkdir(parents=True)
+    cfg = compose_config(["model=tiny", "trainer.lr=3e-3"])
+    (folder / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    (folder / "status.json").write_text(json.dumps({"status": status}))
+    return folder
+
+
+def test_resume_applies_safe_overrides_and_refuses_the_rest(tmp_path: Path) -> None:
+    run_dir = fake_run(tmp_path / "run", "interrupted")
+    overrides = [f"resume={run_dir}", "trainer.log_every_steps=7", "hardware.threads=1"]
+    cfg = resume_config(run_dir, compose_dict(overrides), overrides)
+    assert (cfg.trainer.log_every_steps, cfg.hardware.threads) == (7, 1)
+    assert cfg.trainer.lr == 3e-3 and cfg.model.name_or_path == "tiny"  # the run's own
+    refused = [f"resume={run_dir}", "trainer.max_steps=600", "trainer.lr=0.5", "seed=7"]
+    with pytest.raises(ConfigError) as err:
+        resume_config(run_dir, compose_dict(refused), refused)
+    assert str(err.value).startswith(
+        f"resume={run_dir}: trainer.max_steps, trainer.lr, seed cannot change when resuming"
+    )
+
+
+def test_resume_never_writes_into_a_non_run_folder_or_a_finished_run(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    proc = train_cli([f"resume={plain}", "hydra.run.dir=own"], tmp_path, check=False)
+    assert proc.returncode == 2 and "not an mtfsl run folder" in proc.stderr
+    assert list(plain.iterdir()) == []  # no status.json there
+    assert json.loads((tmp_path / "own" / "status.json").read_text())["status"] == "failed"
+    done = fake_run(tmp_path / "done", "finished")
+    proc = train_cli([f"resume={done}", "hydra.run.dir=own2"], tmp_path, check=False)
+    assert proc.returncode == 2 and "the run has finished" in proc.stderr
+    assert json.loads((done / "status.json").read_text()) == {"status": "finished"}
