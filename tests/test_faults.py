@@ -73,3 +73,60 @@ def test_resume_never_writes_into_a_non_run_folder_or_a_finished_run(tmp_path: P
     proc = train_cli([f"resume={done}", "hydra.run.dir=own2"], tmp_path, check=False)
     assert proc.returncode == 2 and "the run has finished" in proc.stderr
     assert json.loads((done / "status.json").read_text()) == {"status": "finished"}
+
+
+OLD_TASK = """\
+task:
+  conll:
+    format: CONLL
+    head: TOKEN_CLASSIFICATION
+    metric: ENTITY
+    files: {train: toy_conll/toy.train, dev: toy_conll/toy.dev, test: toy_conll/toy.test}
+    token_column: 0
+    label_column: 3
+    text_field: text
+    label_field: label
+    label_scheme: AUTO
+    doc_marker: -DOCSTART-
+    labels: null
+    labels_file: null
+    dev_fraction: null
+    dev_seed: 13
+    crf: false
+    pooling: CLS
+    prompt: {template: '{text} It was {mask}.', verbalizer: {}}
+"""
+
+
+def test_a_run_folder_of_the_layout_before_task_kinds_still_predicts(
+    toy_cfg, tmp_path: Path
+) -> None:
+    """config.yaml as runs wrote it before kinds (head, format, flat columns,
+    tokenizer_kwargs) loads, and predicts what the run's own evaluation did."""
+    from mtfsl.predict import main as predict
+    from mtfsl.train import run
+
+    toy_cfg.trainer.max_steps = 3
+    run(toy_cfg, tmp_path / "run")
+    config = tmp_path / "run" / "config.yaml"
+    stored = OmegaConf.load(config)
+    del stored["task"]
+    stored.model.pop("tokenizer")
+    stored.model["tokenizer_kwargs"] = {}
+    config.write_text(OmegaConf.to_yaml(stored) + OLD_TASK)
+    out = tmp_path / "pred.conll"
+    test_file = str(Path(toy_cfg.data.root) / "toy_conll" / "toy.test")
+    predict([str(tmp_path / "run"), test_file, "--format", "conll", "--output", str(out)])
+    assert out.read_text() == (tmp_path / "run" / "predictions" / "test_conll.conll").read_text()
+    stored.model["tokenizer_kwargs"] = {"trust_remote_code": True}
+    config.write_text(OmegaConf.to_yaml(stored) + OLD_TASK)
+    with pytest.raises(SystemExit, match=r"model\.tokenizer_kwargs sets \['trust_remote_code'\]"):
+        predict([str(tmp_path / "run"), test_file, "--format", "conll", "--output", str(out)])
+
+
+def test_the_tokenizer_options_are_a_closed_set() -> None:
+    with pytest.raises(ConfigError, match=r"model\.tokenizer\.trust_remote_code: not a key"):
+        compose_config(["+model.tokenizer.trust_remote_code=true"])
+    assert compose_config(["model.tokenizer.add_prefix_space=true"]).model.tokenizer.kwargs() == {
+        "add_prefix_space": True
+    }

@@ -168,6 +168,20 @@ class TinyEncoderConfig:
 
 
 @dataclass
+class TokenizerOptions:
+    """What may be passed to ``AutoTokenizer.from_pretrained``: a closed set, so a run folder's
+    config.yaml can never switch on remote code (``trust_remote_code`` is never passed)."""
+
+    # BPE tokenizers (RoBERTa, GPT-2) need a space before pre-split words; null = its default
+    add_prefix_space: bool | None = None
+    do_lower_case: bool | None = None  # null = the tokenizer's own setting
+    revision: str | None = None  # a hub revision (branch, tag or commit); null = the default
+
+    def kwargs(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass
 class ModelConfig:
     source: ModelSource = ModelSource.PRETRAINED
     # A local folder, a hub id, ``pkg:PACKAGE/SUBDIR`` (a folder inside an installed package)
@@ -180,7 +194,7 @@ class ModelConfig:
     dropout: float = 0.1  # of the task heads' input
     # Dropout inside the encoder (every nn.Dropout in it); null keeps the model's own.
     encoder_dropout: float | None = None
-    tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions())
     tiny: TinyEncoderConfig = field(default_factory=TinyEncoderConfig)
 
 
@@ -415,6 +429,43 @@ def _one_line(err: OmegaConfBaseException, prefix: str = "") -> ConfigError:
     return ConfigError(f"{prefix}{key}: {str(err).splitlines()[0]}")
 
 
+_OLD_HEADS = {
+    "TOKEN_CLASSIFICATION": "tagging",
+    "SEQUENCE_CLASSIFICATION": "classification",
+    "PROMPT": "prompt",
+}
+
+
+def migrate_task(raw: dict[str, Any]) -> dict[str, Any]:
+    """A task as run folders before task kinds wrote it (``head``, ``format``, flat reader and
+    column keys) in today's form, so their runs still load; anything else is unchanged."""
+    if "head" not in raw or "kind" in raw:
+        return raw
+    old = dict(raw)
+    kind = _OLD_HEADS[str(old.pop("head"))]
+    fmt = str(old.pop("format", "CONLL")).lower()
+    task: dict[str, Any] = {"kind": kind, "reader": {"format": fmt}}
+    if fmt == "conll":
+        task["reader"]["doc_marker"] = old.pop("doc_marker", "-DOCSTART-")
+    text, label = old.pop("text_field", None), old.pop("label_field", None)
+    token, tag = old.pop("token_column", None), old.pop("label_column", None)
+    metric = old.pop("metric", None)
+    own = {
+        "tagging": ("label_scheme", "crf"),
+        "classification": ("pooling",),
+        "prompt": ("prompt",),
+    }
+    for key in ("label_scheme", "crf", "pooling", "prompt"):
+        value = old.pop(key, None)
+        if key in own[kind]:
+            task[key] = value
+    if kind == "tagging":
+        task.update(metric=metric, token_column=str(token), label_column=str(tag))
+    else:
+        task.update(text_column=text, label_column=label)
+    return {**old, **{k: v for k, v in task.items() if v is not None}}
+
+
 def typed_task(name: str, node: Any) -> DictConfig:
     """A task's config typed by its kind's schema and its reader's schema, so a key that does
     not apply to either is an error naming ``task.NAME.KEY``.
@@ -428,6 +479,7 @@ def typed_task(name: str, node: Any) -> DictConfig:
     raw = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
     if not isinstance(raw, dict):
         raise ConfigError(f"task.{name}={raw!r}: expected a mapping with kind, reader and files")
+    raw = migrate_task(raw)
     kind = get_kind(raw.get("kind"), f"task.{name}.kind")
     reader_raw = raw.pop("reader", None) or {}
     if not isinstance(reader_raw, dict):
@@ -492,7 +544,18 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no config.yaml there (not an mtfsl run folder?)")
-    loaded = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+    stored = OmegaConf.load(path)
+    model = stored.get("model") or {}
+    if "tokenizer_kwargs" in model:  # before model.tokenizer: only its known keys carry over
+        old = OmegaConf.to_container(model.pop("tokenizer_kwargs")) or {}
+        unknown = sorted(set(old) - {f.name for f in fields(TokenizerOptions)})
+        if unknown:
+            raise ConfigError(
+                f"{path}: model.tokenizer_kwargs sets {unknown}, which mtfsl no longer passes "
+                "to the tokenizer (a run folder must not switch on remote code); remove them"
+            )
+        model["tokenizer"] = old
+    loaded = OmegaConf.merge(OmegaConf.structured(TrainConfig), stored)
     return to_train_config(loaded, check=False)
 
 

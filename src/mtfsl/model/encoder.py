@@ -51,7 +51,7 @@ def _load(cfg: ModelConfig, path: str, loader: Callable[[], Any]) -> Any:
 
 def _tokenizer(cfg: ModelConfig, path: str) -> PreTrainedTokenizerBase:
     tokenizer = _load(
-        cfg, path, lambda: AutoTokenizer.from_pretrained(path, **cfg.tokenizer_kwargs)
+        cfg, path, lambda: AutoTokenizer.from_pretrained(path, **cfg.tokenizer.kwargs())
     )
     if not tokenizer.is_fast:
         raise ConfigError(
