@@ -130,3 +130,43 @@ def test_the_tokenizer_options_are_a_closed_set() -> None:
     assert compose_config(["model.tokenizer.add_prefix_space=true"]).model.tokenizer.kwargs() == {
         "add_prefix_space": True
     }
+
+
+def test_a_bom_at_the_start_of_a_joined_file_is_dropped(tmp_path: Path) -> None:
+    from mtfsl.data.readers import read_conll
+
+    bom = "\ufeff"
+    part = "-DOCSTART- -X- O\n\n{} NN B-PER\n\n"
+    path = tmp_path / "joined.txt"
+    path.write_text(bom + part.format("Ann") + bom + part.format("Bo"), encoding="utf-8")
+    sentences = read_conll(path)
+    assert [(s.column(0), s.doc) for s in sentences] == [(["Ann"], 0), (["Bo"], 1)]
+
+
+def test_raw_text_is_one_record_per_input_line(toy_cfg, tmp_path: Path) -> None:
+    import subprocess
+
+    from mtfsl.train import run
+    from tests.test_predict_export import PREDICT
+
+    toy_cfg.trainer.max_steps = 2
+    run(toy_cfg, tmp_path / "run")
+    lines = ["Peter went\u2029home", "a\u0085b c", "x\u2028y", "plain line"]
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(lines) + "\r\n", encoding="utf-8")
+    cmd = [PREDICT, str(tmp_path / "run"), str(source), "--out-format", "jsonl"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    records = [json.loads(r) for r in out.split("\n") if r]  # U+2028 etc. stay inside
+    assert [r["text"] for r in records] == lines
+    piped = subprocess.run(
+        [PREDICT, str(tmp_path / "run"), "--out-format", "jsonl"],
+        input=source.read_bytes(),
+        capture_output=True,
+        check=True,
+    )
+    assert piped.stdout.decode() == out
+    binary = subprocess.run(
+        [PREDICT, str(tmp_path / "run")], input=b"ok\n\xff\xfe\n", capture_output=True
+    )
+    assert binary.returncode == 1
+    assert binary.stderr.decode().strip().endswith("standard input: not valid UTF-8 (byte 0xff)")

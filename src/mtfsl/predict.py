@@ -114,6 +114,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def stdin_lines() -> Iterator[str]:
+    """Standard input's lines, split at \n only (not at a lone \r), as UTF-8."""
+    sys.stdin.reconfigure(encoding="utf-8", newline="\n")
+    try:
+        yield from sys.stdin
+    except UnicodeDecodeError as err:
+        byte = err.object[err.start]
+        raise MtfslError(f"standard input: not valid UTF-8 (byte 0x{byte:02x})") from None
+
+
 def read_examples(args: argparse.Namespace, run: LoadedRun, task: str) -> Iterator[Example]:
     """The inputs, lazily, in file order."""
     kind = get_kind(run.cfg.task[task].kind)
@@ -122,7 +132,8 @@ def read_examples(args: argparse.Namespace, run: LoadedRun, task: str) -> Iterat
     if args.text:
         return text_examples(args.text, kind, split)
     if args.format == "text":
-        lines = text_lines(args.input) if args.input else sys.stdin
+        # one input per line: split at \n (and \r\n) only, never at U+2028, U+0085, ...
+        lines = text_lines(args.input, newlines_only=True) if args.input else stdin_lines()
         return text_examples(lines, kind, split)
     if not args.input:
         raise MtfslError(f"--format {args.format} needs an input file")

@@ -74,11 +74,13 @@ def text_lines(path: str | Path, newlines_only: bool = False) -> Iterator[str]:
 
 
 def _blocks(lines: Iterable[str]) -> Iterator[tuple[int, list[list[str]]]]:
-    """Yield (first line number, rows) for each run of non-blank lines."""
+    """Yield (first line number, rows) for each run of non-blank lines. A byte-order mark at
+    the start of a line (files joined with ``cat``, each starting with one) is dropped, so
+    it never glues onto a token or hides a ``-DOCSTART-`` line."""
     rows: list[list[str]] = []
     start = 0
     for number, line in enumerate(lines, start=1):
-        parts = line.split()
+        parts = line.lstrip("\ufeff").split()
         if not parts:  # blank or whitespace-only line: a sentence break
             if rows:
                 yield start, rows
