@@ -170,3 +170,77 @@ def test_raw_text_is_one_record_per_input_line(toy_cfg, tmp_path: Path) -> None:
     )
     assert binary.returncode == 1
     assert binary.stderr.decode().strip().endswith("standard input: not valid UTF-8 (byte 0xff)")
+
+
+class Crash(Exception):
+    """A kill -9 at one point of a checkpoint write."""
+
+
+def test_every_crash_point_of_a_best_checkpoint_save_heals(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import torch
+
+    from mtfsl.config import ModelConfig, ModelSource
+    from mtfsl.losses import StaticWeighting
+    from mtfsl.model.encoder import build_encoder
+    from mtfsl.model.multitask import MultiTaskModel
+    from mtfsl.training import checkpoint
+    from tests.conftest import tagging_task
+
+    encoder, tok = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
+    model = MultiTaskModel(encoder, {"t": (tagging_task(), 3)}, 0.0, StaticWeighting(["t"], {}))
+    head = model.heads["t"].classifier.weight
+
+    def save(folder: Path, value: float) -> None:
+        with torch.no_grad():
+            head.fill_(value)
+        checkpoint.save_checkpoint(folder, model, tok, {"t": ["O", "B-X", "I-X"]}, {"v": value})
+
+    real_rename, real_rmtree = Path.rename, shutil.rmtree
+
+    def crashed_save(folder: Path, point: int) -> bool:
+        """Save weights 3.0 over 2.0, killed at the ``point``-th rename or removal."""
+        save(folder, 1.0)
+        save(folder, 2.0)
+        events = iter(range(100))
+
+        def rename(self: Path, target: Path) -> Path:
+            if next(events) == point:
+                raise Crash
+            return real_rename(self, target)
+
+        def rmtree(path: Path, ignore_errors: bool = False) -> None:
+            if next(events) == point and Path(path).exists():
+                next(Path(path).rglob("*.json")).unlink()  # killed half way through
+                raise Crash
+            real_rmtree(path, ignore_errors=ignore_errors)
+
+        monkeypatch.setattr(Path, "rename", rename)
+        monkeypatch.setattr(checkpoint.shutil, "rmtree", rmtree)
+        try:
+            save(folder, 3.0)
+        except Crash:
+            return True
+        finally:
+            monkeypatch.setattr(Path, "rename", real_rename)
+            monkeypatch.setattr(checkpoint.shutil, "rmtree", real_rmtree)
+        return False
+
+    crashed = []
+    for point in range(6):  # removals of the temporary and the old copy, two renames, ...
+        folder = tmp_path / f"heal{point}" / "best"
+        if crashed_save(folder, point):
+            crashed.append(point)
+        healed = checkpoint.heal_checkpoint(folder)
+        assert healed == folder, point
+        assert sorted(p.name for p in folder.parent.iterdir()) == ["best"], point
+        state = checkpoint.load_weights(folder, model)
+        assert state["v"] in (2.0, 3.0) and float(head.detach()[0, 0]) == state["v"], point
+        # without healing first, the next save still works (a left-over .best.old used to
+        # make every later save fail with "Directory not empty")
+        folder = tmp_path / f"save{point}" / "best"
+        crashed_save(folder, point)
+        save(folder, 4.0)
+        assert checkpoint.load_weights(folder, model)["v"] == 4.0
+    assert crashed == [2, 3, 4]  # folder -> .old, .tmp -> folder, removing .old

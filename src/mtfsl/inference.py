@@ -20,7 +20,7 @@ from mtfsl.evaluation.evaluator import predict_ids
 from mtfsl.kinds import get_kind
 from mtfsl.model.build import build_model
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.training.checkpoint import load_weights
+from mtfsl.training.checkpoint import heal_checkpoint, load_weights
 from mtfsl.training.loop import build_accelerator
 
 
@@ -46,8 +46,8 @@ class LoadedRun:
 def load_run(run_dir: Path) -> LoadedRun:
     """Rebuild the model exactly as training built it, then load the best checkpoint."""
     cfg = load_run_config(run_dir)
-    best = run_dir / "checkpoints" / "best"
-    if not (best / "model.safetensors").is_file():
+    best = heal_checkpoint(run_dir / "checkpoints" / "best")  # or its complete copy
+    if best is None:
         raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")
     labels = json.loads((best / "labels.json").read_text())
     set_seed(cfg.seed)  # a partial checkpoint loads over the same (seeded) base weights

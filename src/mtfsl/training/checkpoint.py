@@ -18,6 +18,43 @@ from mtfsl.model.multitask import MultiTaskModel
 _STATE_PREFIX = "state-"
 
 
+_COMPLETE = ".complete"  # written last: a copy without it was cut short
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / _COMPLETE).is_file()
+
+
+def _copies(folder: Path) -> tuple[Path, Path]:
+    """The temporary and the previous copy of a checkpoint folder."""
+    return folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.old")
+
+
+def heal_checkpoint(folder: Path) -> Path | None:
+    """Repair what a crash during ``save_checkpoint`` left: the folder itself when complete,
+    else its complete temporary copy (the newer) or previous copy, renamed into place; the
+    leftovers removed. Returns the complete checkpoint, or None when there is none.
+
+    A folder that cannot be written (a handed-over run) is left as it is and its complete
+    copy returned."""
+    tmp, old = _copies(folder)
+    # A folder in place was always complete (only a finished copy is renamed there), also
+    # when written before completeness markers existed.
+    in_place = _complete(folder) or (folder / "model.safetensors").is_file()
+    best = folder if in_place else next((p for p in (tmp, old) if _complete(p)), None)
+    if best is None:
+        return None
+    try:
+        if best is not folder:
+            shutil.rmtree(folder, ignore_errors=True)
+            best.rename(folder)
+        for leftover in (tmp, old):
+            shutil.rmtree(leftover, ignore_errors=True)
+    except OSError:
+        return best
+    return folder
+
+
 def save_checkpoint(
     folder: Path,
     model: MultiTaskModel,
@@ -31,7 +68,7 @@ def save_checkpoint(
     ``trainable_only`` (LoRA, BitFit, head-only runs) saves just the parameters that train:
     the rest is the pretrained encoder, which loading starts from.
     """
-    tmp = folder.with_name(f".{folder.name}.tmp")
+    tmp, old = _copies(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if trainable_only:
@@ -44,8 +81,10 @@ def save_checkpoint(
     tokenizer.save_pretrained(tmp / "tokenizer")
     (tmp / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
-    old = folder.with_name(f".{folder.name}.old")
+    (tmp / _COMPLETE).touch()
+    # A crash at any point below leaves a complete copy that heal_checkpoint puts back.
     if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)  # a previous save's leftover, never the only copy
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)

@@ -34,6 +34,7 @@ from mtfsl.evaluation.evaluator import evaluate_split, write_split_outputs
 from mtfsl.evaluation.report import write_json
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.training.checkpoint import (
+    heal_checkpoint,
     latest_state,
     load_training_state,
     load_weights,
@@ -503,6 +504,8 @@ class Trainer:
 
     def resume(self) -> None:
         """Continue from the run folder's latest resumable state."""
+        if self.main:  # a crash while the best checkpoint was being replaced
+            heal_checkpoint(self.best_dir)
         folder = latest_state(self.run_dir)
         extra = load_training_state(self.accelerator, folder)
         self.state = TrainState(**extra["train_state"])
@@ -513,4 +516,6 @@ class Trainer:
 
     def restore_best(self) -> dict[str, object]:
         self.accelerator.wait_for_everyone()  # the main process wrote it
-        return load_weights(self.best_dir, self.net)
+        best = heal_checkpoint(self.best_dir) if self.main else self.best_dir
+        self.accelerator.wait_for_everyone()
+        return load_weights(best or self.best_dir, self.net)
