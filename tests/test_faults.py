@@ -244,3 +244,44 @@ def test_every_crash_point_of_a_best_checkpoint_save_heals(tmp_path: Path, monke
         save(folder, 4.0)
         assert checkpoint.load_weights(folder, model)["v"] == 4.0
     assert crashed == [2, 3, 4]  # folder -> .old, .tmp -> folder, removing .old
+
+
+def test_a_second_run_into_a_busy_folder_refuses_and_writes_nothing(tmp_path: Path) -> None:
+    from mtfsl.training.run_folder import lock_run_folder
+
+    folder = tmp_path / "busy"
+    held = lock_run_folder(folder)  # a live run of this process
+    try:
+        proc = train_cli(["model=tiny", f"hydra.run.dir={folder}"], tmp_path, check=False)
+    finally:
+        held.close()
+    assert proc.returncode == 2
+    assert f"{folder}: mtfsl-train pid " in proc.stderr and "is training in this run" in proc.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # no .hydra, log or status
+
+
+def test_a_fresh_run_never_resumes_from_keeps_or_deletes_another_attempts_states(
+    toy_cfg, tmp_path: Path
+) -> None:
+    """kill -9 of attempt A (status stays running), then a fresh run B into the same folder:
+    B's states are its own and its scores those of a clean run, A's states are kept aside."""
+    from mtfsl.train import run
+    from mtfsl.training.checkpoint import latest_state
+
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.save_every, toy_cfg.trainer.keep_last = 6, 2, 1
+    folder = tmp_path / "run"
+    toy_cfg.seed = 1
+    run(toy_cfg, folder)  # attempt A: its last state is state-6
+    (folder / "status.json").write_text('{"status": "running"}')  # as a kill -9 leaves it
+    toy_cfg.seed, toy_cfg.trainer.max_steps = 2, 4
+    fresh = run(toy_cfg, folder)  # attempt B: states 2 and 4, keep_last 1
+    clean = run(toy_cfg, tmp_path / "clean")
+    scores = [k for k in clean if k.startswith(("dev/", "test/"))]
+    assert {k: fresh[k] for k in scores} == {k: clean[k] for k in scores}
+    states = sorted(p.name for p in (folder / "checkpoints").glob("state-*"))
+    aside = list((folder / "checkpoints").glob("earlier-attempt-*/state-6"))
+    assert states == ["state-4"] and len(aside) == 1
+    attempt = json.loads((folder / "attempt.json").read_text())["id"]
+    assert latest_state(folder, attempt).name == "state-4"
+    trainer = json.loads((folder / "checkpoints" / "state-4" / "trainer.json").read_text())
+    assert trainer["attempt"] == attempt

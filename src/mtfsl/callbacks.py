@@ -12,6 +12,8 @@ from omegaconf import DictConfig
 
 from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.summary import group_jobs, markdown, read_sweep, summary_json
+from mtfsl.training.distributed import is_main_process
+from mtfsl.training.run_folder import busy_reason
 
 
 def unwritable_reason(folder: Path) -> str | None:
@@ -39,6 +41,10 @@ class OutputDirCheck(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check("hydra.run.dir", config.hydra.run.dir)
+        busy = busy_reason(Path(config.hydra.run.dir)) if is_main_process() else None
+        if busy:  # before Hydra writes .hydra/ and train.log into another run's folder
+            print(f"mtfsl-train: error: {busy}", file=sys.stderr)
+            sys.exit(2)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _check("hydra.sweep.dir", config.hydra.sweep.dir)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mtfsl.config import TrainConfig, load_run_config
 from mtfsl.errors import ConfigError
+from mtfsl.training.run_folder import config_hash, current_attempt
 
 # Keys that change how a run is executed or reported, never what it computes.
 SAFE_ON_RESUME = (
@@ -42,6 +43,12 @@ def resume_config(run_dir: Path, composed: DictConfig, overrides: list[str]) -> 
     status = json.loads(status_file.read_text()).get("status") if status_file.is_file() else None
     if status == "finished":
         raise ConfigError(f"resume={run_dir}: the run has finished; there is nothing to resume")
+    attempt = current_attempt(run_dir)
+    if attempt and attempt["config"] != config_hash((run_dir / "config.yaml").read_text()):
+        raise ConfigError(
+            f"resume={run_dir}: config.yaml was changed after the run started (its hash is not "
+            f"attempt {attempt['id']}'s); a resumed run must continue the config it began with"
+        )
     keys = [override_key(o) for o in overrides if override_key(o) != "resume"]
     refused = [k for k in keys if not k.startswith(SAFE_ON_RESUME) and k != "data.root"]
     if refused:

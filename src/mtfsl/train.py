@@ -41,6 +41,7 @@ from mtfsl.training.distributed import (
     quiet_other_processes,
 )
 from mtfsl.training.loop import Trainer, TrainingInterrupted, build_accelerator
+from mtfsl.training.run_folder import RunFolderBusy, lock_run_folder, start_attempt
 from mtfsl.utils.memory import peak_memory_mb
 
 log = logging.getLogger("mtfsl")
@@ -115,7 +116,10 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     main = accelerator.is_main_process
     if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+        config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+        start_attempt(run_dir, config_yaml)  # moves an earlier attempt's states aside
+        atomic_write(run_dir / "config.yaml", config_yaml)
+    accelerator.wait_for_everyone()  # every process reads the attempt the main one started
     params = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
     tracking.start(accelerator, cfg.tracking, run_dir, params)
     data = load_data(cfg, run_dir if main else None)
@@ -206,9 +210,15 @@ def main(dcfg: DictConfig) -> float | None:
         _status(run_dir, "failed", reason=str(err), **about)
         print(f"mtfsl-train: error: {err}", file=sys.stderr)
         sys.exit(2)
+    if resume:
+        run_dir = Path(str(dcfg.resume))
+    try:  # one run per folder: a second one refuses and writes nothing there
+        lock = lock_run_folder(run_dir) if is_main_process() else None
+    except RunFolderBusy as err:
+        print(f"mtfsl-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
     try:
         if resume:
-            run_dir = Path(str(dcfg.resume))
             if is_main_process():
                 _log_to(run_dir)
             log.info(
@@ -218,6 +228,7 @@ def main(dcfg: DictConfig) -> float | None:
             )
         _status(run_dir, "running", **about)
         metrics = run(cfg, run_dir, resume)
+        _status(run_dir, "finished", **about)
     except TrainingInterrupted as err:
         _status(run_dir, "interrupted", reason=str(err), **about)
         print(f"mtfsl-train: {err}", file=sys.stderr)
@@ -229,7 +240,9 @@ def main(dcfg: DictConfig) -> float | None:
     except BaseException as err:  # a bug or an interrupt: never leave "running" behind
         _status(run_dir, "failed", reason=f"{type(err).__name__}: {err}", **about)
         raise
-    _status(run_dir, "finished", **about)
+    finally:
+        if lock is not None:
+            lock.close()
     process_group_teardown.job_finished()
     return metrics.get("dev/selection_score")  # the sweep objective (e.g. for Optuna)
 

@@ -109,19 +109,35 @@ def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:
     return json.loads((folder / "trainer_state.json").read_text())
 
 
-def _states(run_dir: Path) -> list[Path]:
+def _attempt_of(state: Path) -> str | None:
+    try:
+        return json.loads((state / "trainer.json").read_text()).get("attempt")
+    except (OSError, ValueError):
+        return None
+
+
+def _states(run_dir: Path, attempt: str | None = None) -> list[Path]:
+    """The complete resumable states, oldest first; with ``attempt``, only that attempt's."""
     folder = run_dir / "checkpoints"
     found = [p for p in folder.glob(f"{_STATE_PREFIX}*") if (p / "trainer.json").is_file()]
+    if attempt is not None:
+        found = [p for p in found if _attempt_of(p) == attempt]
     return sorted(found, key=lambda p: int(p.name[len(_STATE_PREFIX) :]))
 
 
 def save_training_state(
-    accelerator: Accelerator, run_dir: Path, step: int, extra: dict[str, Any], keep_last: int
+    accelerator: Accelerator,
+    run_dir: Path,
+    step: int,
+    extra: dict[str, Any],
+    keep_last: int,
+    attempt: str | None = None,
 ) -> Path:
     """Write a resumable state (accelerate: model, optimizer, scheduler, RNGs; plus the loop's
     own counters in ``trainer.json``, written last so its presence marks a complete state),
-    then delete all but the newest ``keep_last`` states. Every process calls this (each saves
-    its own RNG states); only the main process writes the rest."""
+    then delete all but the newest ``keep_last`` states of the same ``attempt`` (another
+    attempt's states are never deleted). Every process calls this (each saves its own RNG
+    states); only the main process writes the rest."""
     folder = run_dir / "checkpoints" / f"{_STATE_PREFIX}{step}"
     if accelerator.is_main_process:
         shutil.rmtree(folder, ignore_errors=True)
@@ -130,18 +146,24 @@ def save_training_state(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         tmp = folder / ".trainer.json.tmp"
-        tmp.write_text(json.dumps(extra, indent=1))
+        tmp.write_text(json.dumps({**extra, "attempt": attempt}, indent=1))
         tmp.rename(folder / "trainer.json")
-        for old in _states(run_dir)[:-keep_last]:
+        for old in _states(run_dir, attempt)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return folder
 
 
-def latest_state(run_dir: Path) -> Path:
-    states = _states(run_dir)
+def latest_state(run_dir: Path, attempt: str | None = None) -> Path:
+    """The newest resumable state of ``attempt`` (the run folder's own); states another
+    attempt left are never resumed from."""
+    states = _states(run_dir, attempt)
     if not states:
-        raise MtfslError(f"resume={run_dir}: no resumable state under {run_dir / 'checkpoints'}")
+        others = _states(run_dir)
+        what = f" of this run's attempt {attempt} ({len(others)} of others)" if others else ""
+        raise MtfslError(
+            f"resume={run_dir}: no resumable state{what} under {run_dir / 'checkpoints'}"
+        )
     return states[-1]
 
 

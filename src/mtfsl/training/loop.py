@@ -43,6 +43,7 @@ from mtfsl.training.checkpoint import (
 )
 from mtfsl.training.objective import Objective
 from mtfsl.training.optim import build_optimizer, build_scheduler
+from mtfsl.training.run_folder import current_attempt
 
 log = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
@@ -191,6 +192,8 @@ class Trainer:
             for name, loader in zip(samplers, loaders, strict=True)
         }
         self.best_dir = run_dir / "checkpoints" / "best"
+        # The attempt whose states this run writes and resumes from (RUN/attempt.json).
+        self.attempt = (current_attempt(run_dir) or {}).get("id")
         self.state = TrainState()
         self._signal: int | None = None
         self._agreed_stop = False
@@ -497,7 +500,12 @@ class Trainer:
             "task_sampler": self.task_sampler.state_dict(),
         }
         folder = save_training_state(
-            self.accelerator, self.run_dir, self.state.step, extra, self.cfg.trainer.keep_last
+            self.accelerator,
+            self.run_dir,
+            self.state.step,
+            extra,
+            self.cfg.trainer.keep_last,
+            self.attempt,
         )
         log.info("saved resumable state %s", folder)
         return folder
@@ -506,7 +514,7 @@ class Trainer:
         """Continue from the run folder's latest resumable state."""
         if self.main:  # a crash while the best checkpoint was being replaced
             heal_checkpoint(self.best_dir)
-        folder = latest_state(self.run_dir)
+        folder = latest_state(self.run_dir, self.attempt)
         extra = load_training_state(self.accelerator, folder)
         self.state = TrainState(**extra["train_state"])
         for name, stream in self.streams.items():
