@@ -285,3 +285,54 @@ def test_a_fresh_run_never_resumes_from_keeps_or_deletes_another_attempts_states
     assert latest_state(folder, attempt).name == "state-4"
     trainer = json.loads((folder / "checkpoints" / "state-4" / "trainer.json").read_text())
     assert trainer["attempt"] == attempt
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "relabel"])
+def test_a_damaged_cache_file_is_named_removed_and_rebuilt(
+    tmp_path: Path, damage: str, caplog
+) -> None:
+    import pyarrow as pa
+
+    from mtfsl.data.features import featurize_words
+    from mtfsl.model.encoder import tiny_tokenizer
+
+    words, labels = [["a", "bc", "d"], ["e"]], [[0, 1, 2], [1]]
+    first = featurize_words(words, labels, tiny_tokenizer(), 16, 2, tmp_path)
+    expected = first.to_dict()  # before the damage: `first` maps the file it is read from
+    (path,) = tmp_path.glob("features-*.arrow")
+    assert (tmp_path / f"{path.name}.sha256").is_file()
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    else:  # a well-formed Arrow file of other labels
+        table = first.data.table.set_column(
+            1, "labels", pa.array([[5] * len(r) for r in first["labels"]])
+        )
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        data = bytearray(sink.getvalue().to_pybytes())
+    path.write_bytes(bytes(data))
+    again = featurize_words(words, labels, tiny_tokenizer(), 16, 2, tmp_path)
+    assert again.to_dict() == expected
+    assert f"{path}: damaged tokenisation cache file" in caplog.text
+
+
+def test_an_unwritable_cache_folder_falls_back_to_memory(tmp_path: Path, caplog) -> None:
+    import os
+
+    from mtfsl.data.features import featurize_words
+    from mtfsl.model.encoder import tiny_tokenizer
+
+    if os.geteuid() == 0:
+        target = tmp_path / "a_file"  # root may write anywhere: a file is no folder to anyone
+        target.write_text("")
+        folder = target / "cache"
+    else:
+        folder = tmp_path / "ro"
+        folder.mkdir(mode=0o500)
+    feats = featurize_words([["a"]], [[0]], tiny_tokenizer(), 16, 2, folder)
+    assert feats["labels"] == [[-100, 0, -100]]
+    assert "cannot write there" in caplog.text and "features stay in memory" in caplog.text

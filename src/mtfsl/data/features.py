@@ -19,6 +19,8 @@ import datasets
 from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
+from mtfsl.data import cache
+
 IGNORE_INDEX = -100
 _FEATURES_VERSION = "3"  # bump when the produced columns change, to invalidate caches
 
@@ -174,21 +176,20 @@ def _cached_map(
     fn: Any, raw: datasets.Dataset, key_parts: list[Any], cache_dir: str | Path | None
 ) -> datasets.Dataset:
     key = Hasher.hash([_FEATURES_VERSION, *key_parts])
-    cache_file = None
-    if cache_dir is not None:
-        folder = Path(cache_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        cache_file = str(folder / f"features-{key}.arrow")
-    return raw.map(
+    path = cache.cache_file(cache_dir, f"features-{key}.arrow") if cache_dir is not None else None
+    features = raw.map(
         fn,
         batched=True,
         batch_size=1000,
         remove_columns=raw.column_names,
-        cache_file_name=cache_file,
+        cache_file_name=str(path) if path is not None else None,
         new_fingerprint=key,
-        load_from_cache_file=cache_file is not None,
+        load_from_cache_file=path is not None,
         desc="tokenising",
     )
+    if path is not None:
+        cache.seal(path)
+    return features
 
 
 def featurize_words(
