@@ -336,3 +336,117 @@ def test_an_unwritable_cache_folder_falls_back_to_memory(tmp_path: Path, caplog)
     feats = featurize_words([["a"]], [[0]], tiny_tokenizer(), 16, 2, folder)
     assert feats["labels"] == [[-100, 0, -100]]
     assert "cannot write there" in caplog.text and "features stay in memory" in caplog.text
+
+
+def train_with_signal_at(patch: str, args: list[str], cwd: Path):
+    """mtfsl-train in a subprocess whose ``patch`` (``module:name`` or ``module:Class.name``,
+    a callable) first sends the process a SIGTERM, as a cluster would at that moment."""
+    import os
+    import subprocess
+    import sys
+
+    module, path = patch.split(":")
+    owner, _, attr = path.rpartition(".")
+    code = (
+        "import os, signal, sys, importlib\n"
+        f"m = importlib.import_module({module!r})\n"
+        f"m = getattr(m, {owner!r}) if {owner!r} else m\n"
+        f"real = getattr(m, {attr!r})\n"
+        "def hit(*a, **k):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return real(*a, **k)\n"
+        f"setattr(m, {attr!r}, hit)\n"
+        "import mtfsl.train as t\n"
+        f"sys.argv = ['mtfsl-train', *{args!r}]\n"
+        "t.main()\n"
+    )
+    env = {**os.environ, "MTFSL_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+TOY_ARGS = [
+    "model=tiny",
+    "hardware=cpu",
+    "trainer.max_steps=4",
+    "trainer.batch_size=4",
+    "task.conll.files.train=toy_conll/toy.train",
+    "task.conll.files.dev=toy_conll/toy.dev",
+    "task.conll.files.test=toy_conll/toy.test",
+]
+
+
+def test_sigterm_while_tokenising_ends_interrupted(tmp_path: Path) -> None:
+    from tests.conftest import FIXTURES
+
+    args = [*TOY_ARGS, f"data.root={FIXTURES}", f"hydra.run.dir={tmp_path / 'run'}"]
+    proc = train_with_signal_at("mtfsl.train:prepare_task", args, tmp_path)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert status["status"] == "interrupted"
+    assert status["reason"].startswith("interrupted by SIGTERM outside the training steps")
+
+
+def test_sigterm_in_the_final_evaluation_saves_a_state_that_resumes_to_the_end(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import FIXTURES
+    from tests.test_train_e2e import non_timing
+
+    args = [*TOY_ARGS, f"data.root={FIXTURES}"]
+    full = train_cli([*args, "hydra.run.dir=full"], tmp_path)
+    assert full.returncode == 0
+    cut = tmp_path / "cut"
+    proc = train_with_signal_at(
+        "mtfsl.training.loop:Trainer.restore_best", [*args, f"hydra.run.dir={cut}"], tmp_path
+    )
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    status = json.loads((cut / "status.json").read_text())
+    assert status["status"] == "interrupted" and "during the final evaluation" in status["reason"]
+    assert (cut / "checkpoints" / "state-4" / "trainer.json").is_file()
+    train_cli([f"resume={cut}", f"hydra.run.dir={tmp_path / 'again'}"], tmp_path)
+    resumed = json.loads((cut / "metrics.json").read_text())
+    expected = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert non_timing(resumed) == pytest.approx(non_timing(expected), abs=0, rel=0)
+    assert json.loads((cut / "status.json").read_text())["status"] == "finished"
+
+
+def test_a_status_that_cannot_be_written_is_reported_and_never_left_stale(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import errno
+
+    import mtfsl.train as train_module
+
+    (tmp_path / "status.json").write_text('{"status": "running"}')
+
+    def full_disk(path: Path, data: dict) -> None:
+        (path.with_name(f".{path.name}.tmp")).write_text("")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(train_module, "write_json", full_disk)
+    train_module._status(tmp_path, "finished")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no stale "running", no tmp
+    err = capsys.readouterr().err
+    assert f"cannot write {tmp_path / 'status.json'} (No space left on device)" in err
+
+
+def test_a_cut_short_job_file_is_listed_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    from mtfsl.sweep_report import write_report
+    from tests.test_summary import fake_job
+
+    fake_job(tmp_path, 0, ["seed=1"], "finished", 50.0)
+    fake_job(tmp_path, 1, ["seed=2"], "finished", 54.0)
+    (tmp_path / "1" / "metrics.json").write_text('{"test/conll/f1": 5')  # cut short
+    fake_job(tmp_path, 2, ["seed=3"], "finished", 58.0)
+    (tmp_path / "2" / "status.json").write_text("")
+    write_report(tmp_path, tmp_path / "report")
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "- 1: damaged (metrics.json: " in report and "- 2: damaged (status.json: " in report
+    assert (
+        (tmp_path / "report" / "report.csv")
+        .read_text()
+        .splitlines()[1]
+        .endswith("test/conll/f1,50.0000,0.0000,1")
+    )

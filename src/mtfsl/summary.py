@@ -8,6 +8,7 @@ import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -52,14 +53,29 @@ class Group:
         return mean, math.sqrt(var), n
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """A job file's JSON object; None when missing, and ValueError when it is damaged."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
 def read_job(path: Path) -> Job:
+    """A job folder's overrides, status and metrics. A damaged file (cut short by a crash)
+    makes the job ``damaged (FILE: reason)``, listed but never averaged, and the sweep goes on."""
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-    status_file = path / "status.json"
-    status = json.loads(status_file.read_text())["status"] if status_file.is_file() else "unknown"
-    metrics_file = path / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-    return Job(path, list(overrides or []), status, metrics)
+    files: dict[str, dict[str, Any] | None] = {}
+    for name in ("status.json", "metrics.json"):
+        try:
+            files[name] = _read_json(path / name)
+        except ValueError as err:
+            return Job(path, list(overrides or []), f"damaged ({name}: {err})", None)
+    status = str((files["status.json"] or {}).get("status", "unknown"))
+    return Job(path, list(overrides or []), status, files["metrics.json"])
 
 
 def read_sweep(sweep_dir: Path) -> list[Job]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -146,13 +148,20 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     if resume:
         trainer.resume()
     state = trainer.fit()
-    best = trainer.restore_best()
-    metrics: dict[str, Any] = {}
-    for split in ("dev", "test"):
-        start = time.perf_counter()
-        metrics.update(trainer.evaluate(split, write=True))
-        metrics[f"time/eval_{split}_seconds"] = time.perf_counter() - start  # + reports, files
-        metrics[f"time/predict_{split}_seconds"] = trainer.predict_seconds
+    try:
+        best = trainer.restore_best()
+        metrics: dict[str, Any] = {}
+        for split in ("dev", "test"):
+            start = time.perf_counter()
+            metrics.update(trainer.evaluate(split, write=True))
+            metrics[f"time/eval_{split}_seconds"] = time.perf_counter() - start  # + files
+            metrics[f"time/predict_{split}_seconds"] = trainer.predict_seconds
+    except JobInterrupted as err:  # training is complete: keep it, resume only evaluates
+        trainer.save_state()
+        raise TrainingInterrupted(
+            f"{err} during the final evaluation (training complete at step {state.step}); "
+            f"state saved. Resume with: mtfsl-train resume={run_dir}"
+        ) from None
     if (score := trainer.selection_score(metrics)) is not None:
         metrics["dev/selection_score"] = score  # the model-selection metric, for sweeps
     metrics.update(
@@ -189,8 +198,30 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
 
 
 def _status(run_dir: Path, status: str, **extra: Any) -> None:
-    if is_main_process():
-        write_json(run_dir / "status.json", {"status": status, **extra})
+    """Write ``status.json``. When that fails (a full disk), say so on stderr and remove the
+    old file rather than leave one that says something no longer true."""
+    if not is_main_process():
+        return
+    path = run_dir / "status.json"
+    try:
+        write_json(path, {"status": status, **extra})
+    except OSError as err:
+        path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        print(
+            f"mtfsl-train: warning: cannot write {path} ({err.strerror or err}); the run "
+            f"{status}, and its folder holds no status",
+            file=sys.stderr,
+        )
+
+
+class JobInterrupted(MtfslError):
+    """SIGINT/SIGTERM outside the training steps (reading, tokenising, evaluating)."""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise JobInterrupted(f"interrupted by {signal.Signals(signum).name}")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mtfsl.configs", config_name="train")
@@ -227,11 +258,22 @@ def main(dcfg: DictConfig) -> float | None:
                 hydra_cfg.runtime.output_dir,
             )
         _status(run_dir, "running", **about)
-        metrics = run(cfg, run_dir, resume)
+        handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:  # the training steps have their own handler, which saves a resumable state
+            metrics = run(cfg, run_dir, resume)
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
         _status(run_dir, "finished", **about)
-    except TrainingInterrupted as err:
-        _status(run_dir, "interrupted", reason=str(err), **about)
-        print(f"mtfsl-train: {err}", file=sys.stderr)
+    except (TrainingInterrupted, JobInterrupted) as err:
+        reason = str(err)
+        if isinstance(err, JobInterrupted):  # outside the steps: no state of its own
+            reason += (
+                " outside the training steps (reading, tokenising or setting up); run the same "
+                "command again, or resume= from a state that trainer.save_every wrote"
+            )
+        _status(run_dir, "interrupted", reason=reason, **about)
+        print(f"mtfsl-train: {reason}", file=sys.stderr)
         sys.exit(130)
     except MtfslError as err:
         _status(run_dir, "failed", reason=str(err), **about)
