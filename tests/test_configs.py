@@ -59,8 +59,8 @@ def test_unknown_key_and_option_fail_at_compose() -> None:
     ("override", "message"),
     [
         ("few_shot.k=0", "few_shot.k=0: expected >= 1"),
-        ("trainer.lr=0", "trainer.lr=0.0: expected > 0"),
-        ("trainer.lr=-1e-5", "trainer.lr=-1e-05: expected > 0"),
+        ("trainer.lr=0", "trainer.lr=0.0: expected a finite number > 0"),
+        ("trainer.lr=-1e-5", "trainer.lr=-1e-05: expected a finite number > 0"),
         ("trainer.batch_size=0", "trainer.batch_size=0: expected >= 1"),
         ("trainer.warmup_ratio=1.5", "trainer.warmup_ratio=1.5: expected in [0, 1]"),
         ("model.max_length=4", "model.max_length=4: expected >= 8"),

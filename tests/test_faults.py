@@ -450,3 +450,71 @@ def test_a_cut_short_job_file_is_listed_and_the_sweep_goes_on(tmp_path: Path) ->
         .splitlines()[1]
         .endswith("test/conll/f1,50.0000,0.0000,1")
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=-1", "seed=-1: expected an integer in [0, 2**32)"),
+        ("seed=99999999999", "seed=99999999999: expected an integer in [0, 2**32)"),
+        ("trainer.lr=inf", "trainer.lr=inf: expected a finite number > 0"),
+        ("++loss_weights.weights={conll:0.0}", "loss_weights.weights={'conll': 0.0}: expected a"),
+        ("trainer.max_skipped_share=2", "trainer.max_skipped_share=2.0: expected in [0, 1]"),
+    ],
+)
+def test_unclear_values_are_one_line_errors(override: str, message: str) -> None:
+    from mtfsl.config import validate
+
+    with pytest.raises(ConfigError) as err:
+        validate(compose_config([override]))
+    assert str(err.value).startswith(message)
+
+
+def test_a_skip_run_that_skips_most_steps_fails(toy_cfg, tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    from mtfsl.config import NanPolicy
+    from mtfsl.train import run
+    from mtfsl.training.loop import NonFiniteLossError
+    from mtfsl.training.objective import Objective
+
+    forward = Objective.forward
+
+    def poisoned(self, batches, scales=None):  # every second step's loss is NaN
+        total, losses = forward(self, batches, scales)
+        poisoned.calls += 1
+        if poisoned.calls % 2:
+            return total * torch.nan, {t: loss * torch.nan for t, loss in losses.items()}
+        return total, losses
+
+    poisoned.calls = 0
+    monkeypatch.setattr(Objective, "forward", poisoned)
+    toy_cfg.trainer.nan_policy, toy_cfg.trainer.max_steps = NanPolicy.SKIP, 6
+    with pytest.raises(NonFiniteLossError, match=r"^3 of 6 steps had a non-finite loss"):
+        run(toy_cfg, tmp_path / "run")
+    toy_cfg.trainer.max_skipped_share = 0.5
+    assert run(toy_cfg, tmp_path / "run2")["train/skipped_steps"] == 3
+
+
+def test_the_original_iob1_file_keeps_its_first_document_apart(tmp_path: Path) -> None:
+    from mtfsl.data.readers import read_conll
+
+    path = tmp_path / "eng.train"  # as the original: first sentences, then markers
+    path.write_text("A NN O\n\nB NN O\n\n-DOCSTART- -X- O\n\nC NN O\n\n-DOCSTART- -X- O\n")
+    assert [s.doc for s in read_conll(path)] == [0, 0, 1]
+
+
+def test_a_checkpoint_that_does_not_fit_its_config_is_one_line(toy_cfg, tmp_path: Path) -> None:
+    from mtfsl.predict import main as predict
+    from mtfsl.train import run
+
+    toy_cfg.trainer.max_steps = 1
+    run(toy_cfg, tmp_path / "run")
+    config = tmp_path / "run" / "config.yaml"
+    config.write_text(config.read_text().replace("hidden_size: 32", "hidden_size: 48"))
+    with pytest.raises(SystemExit, match=r"the checkpoint does not fit the model its run's"):
+        predict([str(tmp_path / "run"), "--text", "a b"])
+    with pytest.raises(SystemExit, match=r"in\.csv:2: expected a list of words for a tagging"):
+        (tmp_path / "in.csv").write_text("tokens,ner_tags\nsome words,O\n")
+        config.write_text(config.read_text().replace("hidden_size: 48", "hidden_size: 32"))
+        predict([str(tmp_path / "run"), str(tmp_path / "in.csv"), "--format", "csv"])

@@ -168,7 +168,7 @@ def test_malformed_file_is_one_line_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("trainer.lr=0", "mtfsl-train: error: trainer.lr=0.0: expected > 0"),
+        ("trainer.lr=0", "mtfsl-train: error: trainer.lr=0.0: expected a finite number > 0"),
         ("few_shot.k=0", "mtfsl-train: error: few_shot.k=0: expected >= 1"),
         ("data.root=null", "mtfsl-train: error: data.root is not set"),
     ],

@@ -30,6 +30,11 @@ def unwritable_reason(folder: Path) -> str | None:
 
 def _check(key: str, folder: str) -> None:
     reason = unwritable_reason(Path(folder))
+    if reason is None:
+        try:  # what os.access cannot tell (e.g. /proc): create it, as Hydra is about to
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = err.strerror or str(err)
     if reason:
         print(f"mtfsl-train: error: {key}={folder}: cannot write there: {reason}", file=sys.stderr)
         sys.exit(2)

@@ -8,6 +8,7 @@ cross-field and range checks that types cannot express.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
@@ -346,6 +347,8 @@ class TrainerConfig:
     save_every: int | None = None
     keep_last: int = 2  # resumable states kept
     nan_policy: NanPolicy = NanPolicy.STOP
+    # SKIP: a run that skips more than this share of its steps fails instead of finishing.
+    max_skipped_share: float = 0.1
 
 
 @dataclass
@@ -595,6 +598,18 @@ def validate(cfg: TrainConfig) -> None:
         ConfigError: naming the first offending key and what was expected.
     """
     t, m = cfg.trainer, cfg.model
+    for key, seed in (
+        ("seed", cfg.seed),
+        ("few_shot.seed", cfg.few_shot.seed),
+        ("augmentation.seed", cfg.augmentation.seed),
+    ):
+        _check(seed is None or 0 <= seed < 2**32, key, seed, "an integer in [0, 2**32)")
+    _check(
+        0 <= t.max_skipped_share <= 1,
+        "trainer.max_skipped_share",
+        t.max_skipped_share,
+        "in [0, 1]",
+    )
     _check(cfg.few_shot.k is None or cfg.few_shot.k >= 1, "few_shot.k", cfg.few_shot.k, ">= 1")
     _validate_few_shot(cfg)
     aug = cfg.augmentation
@@ -605,7 +620,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(lora.alpha > 0, "finetune.lora.alpha", lora.alpha, "> 0")
     _check(0 <= lora.dropout < 1, "finetune.lora.dropout", lora.dropout, "in [0, 1)")
     _check(bool(lora.target_modules), "finetune.lora.target_modules", [], "a module name")
-    _check(t.lr > 0, "trainer.lr", t.lr, "> 0")
+    _check(math.isfinite(t.lr) and t.lr > 0, "trainer.lr", t.lr, "a finite number > 0")
     _check(t.head_lr is None or t.head_lr > 0, "trainer.head_lr", t.head_lr, "> 0")
     _check(t.epochs >= 1, "trainer.epochs", t.epochs, ">= 1")
     _check(t.max_steps is None or t.max_steps >= 1, "trainer.max_steps", t.max_steps, ">= 1")
@@ -712,6 +727,13 @@ def _validate_tasks(cfg: TrainConfig) -> None:
         )
     for name, weight in cfg.loss_weights.weights.items():
         _check(weight >= 0, f"loss_weights.weights.{name}", weight, ">= 0")
+    if cfg.loss_weights.kind is WeightingKind.STATIC:
+        _check(
+            any(cfg.loss_weights.weights.get(name, 1.0) > 0 for name in cfg.task),
+            "loss_weights.weights",
+            cfg.loss_weights.weights,
+            "a weight > 0 for at least one task (all zero: nothing would train)",
+        )
     ts = cfg.task_sampling
     _check(ts.temperature > 0, "task_sampling.temperature", ts.temperature, "> 0")
     _check(0 <= ts.min_alpha <= 1, "task_sampling.min_alpha", ts.min_alpha, "in [0, 1]")

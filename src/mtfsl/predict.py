@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 
 from mtfsl.data.context import windows
 from mtfsl.data.readers import READERS, get_reader, text_lines
-from mtfsl.errors import MtfslError
+from mtfsl.errors import DataError, MtfslError
 from mtfsl.inference import LoadedRun, load_run, predict
 from mtfsl.kinds import get_kind
 from mtfsl.kinds.base import TaskKind
@@ -74,7 +74,10 @@ def file_examples(path: Path, fmt: str, run: LoadedRun, task: str) -> Iterator[E
     columns = kind.columns(f"task.{task}", cfg)
     label_role = kind.roles[-1]
     for record in reader.iter_records(path, reader_cfg, columns, frozenset({label_role})):
-        item, text, spans = kind.input_of(record.values)
+        try:
+            item, text, spans = kind.input_of(record.values)
+        except DataError as err:
+            raise DataError(f"{path}:{record.line}: {err}") from None
         yield Example(item, text, spans, record.values.get(label_role), record.doc, record.line)
 
 

@@ -243,6 +243,11 @@ class TaggingKind(TaskKind):
 
     def input_of(self, values: dict[str, Any]) -> tuple[Any, str, list[tuple[int, int]]]:
         words = values["tokens"]
+        if not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+            raise DataError(
+                f"expected a list of words for a tagging task, found {words!r:.60}; read its "
+                "input with --format conll, jsonl or text"
+            )
         spans, start = [], 0
         for w in words:
             spans.append((start, start + len(w)))

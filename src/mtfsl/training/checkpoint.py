@@ -105,7 +105,13 @@ def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:
                 f"{path}: weights for parameters the model lacks: {missing_in_model[:5]}"
             )
     else:
-        load_model(model, str(path))
+        try:
+            load_model(model, str(path))
+        except RuntimeError as err:  # e.g. a config.yaml edited to another label set or size
+            raise MtfslError(
+                f"{path}: the checkpoint does not fit the model its run's config.yaml builds "
+                f"({str(err).splitlines()[0][:200]})"
+            ) from None
     return json.loads((folder / "trainer_state.json").read_text())
 
 

@@ -77,7 +77,7 @@ def build_accelerator(
     torch.set_num_threads(hw.threads or _DEFAULT_THREADS)
     cuda = torch.cuda.is_available() and hw.device is not Device.CPU
     if hw.device is Device.CUDA and not torch.cuda.is_available():
-        raise MtfslError("hardware.device=cuda but no CUDA device is available")
+        raise MtfslError("hardware.device=CUDA but no CUDA device is available")
     precision = hw.precision
     if precision is Precision.AUTO:
         precision = Precision.BF16 if cuda and torch.cuda.is_bf16_supported() else Precision.NO
@@ -250,9 +250,14 @@ class Trainer:
         bad = {t: v for t, v in losses.items() if not math.isfinite(v)}
         where = f"at step {self.state.step + 1} (task {', '.join(bad)}: loss {list(bad.values())})"
         if self.cfg.trainer.nan_policy is NanPolicy.STOP:
+            kept = (
+                f"the best checkpoint so far is kept in {self.best_dir}"
+                if self.best_dir.is_dir()
+                else "no checkpoint was saved yet"
+            )
             raise NonFiniteLossError(
-                f"training loss is not finite {where}; the best checkpoint so far is kept in "
-                f"{self.best_dir} (trainer.nan_policy=SKIP skips such steps)"
+                f"training loss is not finite {where}; {kept} (trainer.nan_policy=SKIP skips "
+                "such steps)"
             )
         log.warning("skipping the update: loss is not finite %s", where)
         self.state.skipped_steps += 1
@@ -369,9 +374,21 @@ class Trainer:
                 )
         st.train_seconds += time.perf_counter() - start
         bar.close()
+        self._check_skipped()
         if st.last_eval_step != st.step:
             self._evaluate_dev()
         return st
+
+    def _check_skipped(self) -> None:
+        """A SKIP run that dropped more than ``trainer.max_skipped_share`` of its steps has not
+        trained what it claims: fail instead of finishing."""
+        st, share = self.state, self.cfg.trainer.max_skipped_share
+        if st.step and st.skipped_steps > share * st.step:
+            raise NonFiniteLossError(
+                f"{st.skipped_steps} of {st.step} steps had a non-finite loss and were skipped "
+                f"(more than trainer.max_skipped_share={share}); lower trainer.lr or check "
+                "the data"
+            )
 
     def _log_step(self, running: dict[str, list[float]], tokens_per_second: float) -> None:
         st = self.state

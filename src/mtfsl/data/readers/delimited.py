@@ -101,6 +101,8 @@ class DelimitedReader(Reader):
                 values = {}
                 for role, index in positions.items():
                     if not -len(fields) <= index < len(fields):
+                        if role in optional:
+                            continue  # an unlabelled file
                         raise DataError(
                             f"{path}:{line}: {columns[role].key}={index} but the row has "
                             f"{len(fields)} fields"

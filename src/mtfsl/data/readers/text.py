@@ -106,14 +106,16 @@ def iter_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> Iterator[Sen
     """
     path = Path(path)
     width: int | None = None
-    doc = -1
+    # Sentences before the first marker are a document of their own (the original IOB1
+    # eng.train puts its first -DOCSTART- at the very end).
+    doc = 0
     found = False
     for start, rows in _blocks(text_lines(path)):
         kept: list[tuple[str, ...]] = []
         first = start
         for offset, parts in enumerate(rows):
             if parts[0] == doc_marker:
-                doc += 1
+                doc += found  # a marker before any sentence opens document 0
                 first = start + offset + 1
                 continue
             if width is None:
@@ -126,7 +128,7 @@ def iter_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> Iterator[Sen
             kept.append(tuple(parts))
         if kept:
             found = True
-            yield Sentence(tuple(kept), max(doc, 0), first)
+            yield Sentence(tuple(kept), doc, first)
     if not found:
         raise DataError(f"{path}: no sentences found (empty file or only document markers)")
 
