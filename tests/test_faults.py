@@ -501,7 +501,7 @@ def test_the_original_iob1_file_keeps_its_first_document_apart(tmp_path: Path) -
 
     path = tmp_path / "eng.train"  # as the original: first sentences, then markers
     path.write_text("A NN O\n\nB NN O\n\n-DOCSTART- -X- O\n\nC NN O\n\n-DOCSTART- -X- O\n")
-    assert [s.doc for s in read_conll(path)] == [0, 0, 1]
+    assert [s.doc for s in read_conll(path)] == [None, None, 0]  # not merged into doc 0
 
 
 def test_a_checkpoint_that_does_not_fit_its_config_is_one_line(toy_cfg, tmp_path: Path) -> None:
@@ -518,3 +518,18 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_one_line(toy_cfg, tmp_path
         (tmp_path / "in.csv").write_text("tokens,ner_tags\nsome words,O\n")
         config.write_text(config.read_text().replace("hidden_size: 48", "hidden_size: 32"))
         predict([str(tmp_path / "run"), str(tmp_path / "in.csv"), "--format", "csv"])
+
+
+def test_context_on_a_file_without_document_markers_is_off_with_a_warning(
+    tmp_path: Path, caplog
+) -> None:
+    from mtfsl.config import DataConfig
+    from mtfsl.data.splits import load_task
+    from tests.conftest import tagging_task
+
+    (tmp_path / "tweets.txt").write_text("a O\nb B-PER\n\nc O\n\nd B-LOC\n")
+    task = tagging_task()
+    task.files.train = "tweets.txt"
+    data = load_task("tweets", task, DataConfig(root=str(tmp_path), context=1))
+    assert data.splits["train"].context == [] and data.splits["train"].docs == []
+    assert "data.context=1 not applied to task 'tweets' (no document boundaries)" in caplog.text

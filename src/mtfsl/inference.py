@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from mtfsl.config import TrainConfig, load_run_config
 from mtfsl.data.batching import PaddingCollator
+from mtfsl.data.context import document_ids
 from mtfsl.data.prepare import EvalSet, split_features
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
@@ -64,7 +65,7 @@ def predict(
     inputs: list[Any],
     source: Path,
     *,
-    docs: list[int] | None = None,
+    docs: list[int | None] | None = None,
     lines: list[int] | None = None,
     own: range | None = None,
 ) -> list[Any]:
@@ -79,7 +80,8 @@ def predict(
     task_cfg = run.cfg.task[task]
     kind = get_kind(task_cfg.kind)
     dummy = [[labels[0]] * len(x) if kind.token_level else labels[0] for x in inputs]
-    split = Split(source, inputs, dummy, lines or list(range(1, len(inputs) + 1)), docs or [])
+    ids = document_ids(docs) if docs else []  # per chunk of a stream: see data/context.py
+    split = Split(source, inputs, dummy, lines or list(range(1, len(inputs) + 1)), ids)
     kind.attach_context(split, run.cfg.data.context, task)
     if own is not None:
         split = split.subset(list(own))

@@ -10,6 +10,14 @@ Context = tuple[list[str], list[str]]
 T = TypeVar("T")
 
 
+def document_ids(docs: list[int | None]) -> list[int]:
+    """Documents for ``neighbour_context``: none when no example has one (a file without
+    document markers); examples before a file's first marker form a document of their own."""
+    if all(d is None for d in docs):
+        return []
+    return [-1 if d is None else d for d in docs]
+
+
 def neighbour_context(words: list[list[str]], docs: list[int], n: int) -> list[Context]:
     """Per sentence: the words of up to ``n`` preceding and ``n`` following sentences of the
     same document (in file order)."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from mtfsl.config import AugMethod, KShotSampler, LabelScheme, MetricMode, TaskConfig
 from mtfsl.data import augment
-from mtfsl.data.context import neighbour_context
+from mtfsl.data.context import document_ids, neighbour_context
 from mtfsl.data.features import featurize_words
 from mtfsl.data.labels import bio_labels, entity_types, to_iob2
 from mtfsl.data.splits import Split, warn_no_context
@@ -115,7 +115,7 @@ class TaggingKind(TaskKind):
             words,
             tags,
             lines,
-            docs if all(d is not None for d in docs) else [],
+            document_ids(docs),
             token_lines=records.token_lines,
             rows=records.by_row,
         )

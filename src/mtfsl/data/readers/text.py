@@ -16,12 +16,13 @@ class Sentence:
 
     Attributes:
         fields: one tuple of column values per token (all columns, as in the file).
-        doc: index of the document (``-DOCSTART-`` block) the sentence belongs to.
+        doc: index of the document (``-DOCSTART-`` block) the sentence belongs to; None
+            before the file's first marker (a file without markers has no documents).
         line: 1-based line number of the sentence's first token.
     """
 
     fields: tuple[tuple[str, ...], ...]
-    doc: int
+    doc: int | None
     line: int
 
     def column(self, index: int) -> list[str]:
@@ -106,16 +107,17 @@ def iter_conll(path: str | Path, doc_marker: str = "-DOCSTART-") -> Iterator[Sen
     """
     path = Path(path)
     width: int | None = None
-    # Sentences before the first marker are a document of their own (the original IOB1
-    # eng.train puts its first -DOCSTART- at the very end).
-    doc = 0
+    # None until the first marker: a file without markers has no documents, and sentences
+    # before the first one are none of the others' (the original IOB1 eng.train puts its
+    # first -DOCSTART- at the very end).
+    doc: int | None = None
     found = False
     for start, rows in _blocks(text_lines(path)):
         kept: list[tuple[str, ...]] = []
         first = start
         for offset, parts in enumerate(rows):
             if parts[0] == doc_marker:
-                doc += found  # a marker before any sentence opens document 0
+                doc = 0 if doc is None else doc + 1
                 first = start + offset + 1
                 continue
             if width is None:
