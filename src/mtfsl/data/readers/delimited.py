@@ -39,6 +39,24 @@ class TsvReaderConfig(CsvReaderConfig):
     quoting: Quoting = Quoting.NONE
 
 
+def _check_unbalanced(
+    path: Path, line: int, fields: list[str], delimiter: str, width: int | None
+) -> None:
+    """A quoted field that runs over lines which look like rows of their own (as many
+    delimiters as a row has) is an unbalanced quote that merged those rows into one: an
+    error, not one example with the next rows' text."""
+    if width is None or width < 2:
+        return
+    for value in fields:
+        rows = [x for x in value.split("\n")[1:] if x.count(delimiter) == width - 1]
+        if rows:
+            raise DataError(
+                f"{path}:{line}: a quoted field runs over {value.count(chr(10))} more lines, "
+                f"{len(rows)} of which look like rows of their own (an unbalanced quote?); "
+                "fix the quote, or read the file with reader.quoting=NONE"
+            )
+
+
 class DelimitedReader(Reader):
     """Rows of fields; each role's column is a header name or a 0-based index, by default
     the kind's own field name (e.g. ``text`` and ``label``)."""
@@ -98,6 +116,8 @@ class DelimitedReader(Reader):
                         f"{path}:{line}: expected {width} fields like the header, found "
                         f"{len(fields)}"
                     )
+                if cfg.quoting is Quoting.MINIMAL:
+                    _check_unbalanced(path, line, fields, cfg.delimiter, width)
                 values = {}
                 for role, index in positions.items():
                     if not -len(fields) <= index < len(fields):
@@ -112,7 +132,10 @@ class DelimitedReader(Reader):
                 yield Record(values, line)
                 line = reader.line_num + 1
         except csv.Error as err:
-            raise DataError(f"{path}:{reader.line_num}: malformed {self.name} ({err})") from None
+            hint = "; an unclosed quote?" if "end of data" in str(err) else ""
+            raise DataError(
+                f"{path}:{reader.line_num}: malformed {self.name} ({err}{hint})"
+            ) from None
         if not found:
             raise DataError(f"{path}: no rows found" + (" below the header" if cfg.header else ""))
 
