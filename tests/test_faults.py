@@ -561,3 +561,40 @@ def test_an_unknown_tag_in_a_published_split_names_the_tags_file(tmp_path: Path)
     (tmp_path / "fewshot/toy_1_0.ner").write_text("O O\nO O B-XYZ\n")
     with pytest.raises(DataError, match=r"toy_1_0\.ner:2 \(token 3\): label 'B-XYZ' is not in"):
         load_split_file(huang(0), tagging_task(), ["O", "B-PER", "I-PER"], tmp_path)
+
+
+def test_every_run_records_its_provenance(tmp_path: Path) -> None:
+    import torch
+
+    from mtfsl import __version__
+    from tests.conftest import FIXTURES
+
+    args = [*TOY_ARGS, f"data.root={FIXTURES}", "hydra.run.dir=run"]
+    train_cli(args, tmp_path)
+    record = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert record["versions"]["mtfsl"] == __version__
+    assert record["versions"]["torch"] == torch.__version__
+    assert record["command"] == ["mtfsl-train", *args]
+    assert record["started"] <= record["ended"]
+    assert set(record) >= {"git_commit", "git_dirty", "code_path", "python", "host"}
+
+
+def test_the_code_revision_of_a_checkout(tmp_path: Path) -> None:
+    import subprocess
+
+    from mtfsl.provenance import code_revision
+
+    def git(*args: str) -> str:
+        env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t"}
+        env |= {"GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"}
+        out = subprocess.run(["git", "-C", str(tmp_path), *args], env=env, capture_output=True)
+        return out.stdout.decode().strip()
+
+    assert code_revision(tmp_path) == {"git_commit": None, "git_dirty": None}
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-qm", "c")
+    assert code_revision(tmp_path) == {"git_commit": git("rev-parse", "HEAD"), "git_dirty": False}
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert code_revision(tmp_path)["git_dirty"] is True

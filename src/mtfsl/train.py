@@ -34,6 +34,7 @@ from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.kinds import get_kind
 from mtfsl.model.build import build_model
 from mtfsl.model.dropout import use_fast_dropout
+from mtfsl.provenance import provenance
 from mtfsl.resume import resume_config
 from mtfsl.training import tracking
 from mtfsl.training.distributed import (
@@ -258,12 +259,20 @@ def main(dcfg: DictConfig) -> float | None:
                 hydra_cfg.runtime.output_dir,
             )
         _status(run_dir, "running", **about)
+        record = provenance()
+        if is_main_process():  # a resumed run keeps its first attempt's record beside it
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            name = f"provenance-resume-{stamp}.json" if resume else "provenance.json"
+            write_json(run_dir / name, record)
         handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:  # the training steps have their own handler, which saves a resumable state
             metrics = run(cfg, run_dir, resume)
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+        if is_main_process():
+            ended = {**record, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            write_json(run_dir / name, ended)
         _status(run_dir, "finished", **about)
     except (TrainingInterrupted, JobInterrupted) as err:
         reason = str(err)
