@@ -598,3 +598,44 @@ def test_the_code_revision_of_a_checkout(tmp_path: Path) -> None:
     assert code_revision(tmp_path) == {"git_commit": git("rev-parse", "HEAD"), "git_dirty": False}
     (tmp_path / "a.py").write_text("x = 2\n")
     assert code_revision(tmp_path)["git_dirty"] is True
+
+
+def test_an_output_folder_the_kernel_refuses_is_one_line(tmp_path: Path) -> None:
+    proc = train_cli(["model=tiny", "hydra.run.dir=/proc/mtfsl-run"], tmp_path, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(
+        "mtfsl-train: error: hydra.run.dir=/proc/mtfsl-run: cannot write there: "
+    )
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_kill_while_old_states_are_removed_never_resumes_a_broken_one(
+    toy_cfg, tmp_path: Path, monkeypatch
+) -> None:
+    """save_training_state deletes old states after the new one is complete; a kill half
+    way through a deletion leaves no remains that count as a resumable state."""
+    import shutil
+
+    from mtfsl.train import run
+    from mtfsl.training import checkpoint
+
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.save_every, toy_cfg.trainer.keep_last = 4, 2, 1
+    real = shutil.rmtree
+    calls = {"n": 0}
+
+    def killed(path, ignore_errors=False):
+        path = Path(path)
+        if path.name == "state-2" and path.is_dir():  # its removal, not its creation
+            calls["n"] += 1
+            next(p for p in path.iterdir() if p.is_file()).unlink()  # killed half way through
+            raise Crash
+        real(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", killed)
+    with pytest.raises(Crash):
+        run(toy_cfg, tmp_path / "run")
+    monkeypatch.setattr(checkpoint.shutil, "rmtree", real)
+    attempt = json.loads((tmp_path / "run" / "attempt.json").read_text())["id"]
+    assert calls["n"] == 1 and (tmp_path / "run" / "checkpoints" / "state-2").is_dir()
+    assert [p.name for p in checkpoint._states(tmp_path / "run")] == ["state-4"]
+    assert checkpoint.latest_state(tmp_path / "run", attempt).name == "state-4"

@@ -155,6 +155,8 @@ def save_training_state(
         tmp.write_text(json.dumps({**extra, "attempt": attempt}, indent=1))
         tmp.rename(folder / "trainer.json")
         for old in _states(run_dir, attempt)[:-keep_last]:
+            # the marker first: whatever a kill leaves of the rest is no longer a state
+            (old / "trainer.json").unlink(missing_ok=True)
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return folder
