@@ -3,13 +3,11 @@ packages may add more through the ``mtfsl.kinds`` entry-point group."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from importlib.metadata import entry_points
 from typing import Any
 
 from mtfsl.errors import ConfigError
 from mtfsl.kinds.base import TaskKind
+from mtfsl.plugins import discover
 
 KINDS: dict[str, TaskKind] = {}
 
@@ -29,12 +27,4 @@ def get_kind(name: Any, key: str = "task.kind") -> TaskKind:
     return KINDS[name]
 
 
-def _discover() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base":
-            importlib.import_module(f"{__name__}.{module.name}")
-    for entry in entry_points(group="mtfsl.kinds"):
-        entry.load()  # the module registers its kind on import
-
-
-_discover()
+discover(__name__, __path__, "mtfsl.kinds", skip=("base",))

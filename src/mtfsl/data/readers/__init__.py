@@ -6,9 +6,6 @@ The plain-file helpers of the CoNLL and CSV readers are re-exported for scripts 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from importlib.metadata import entry_points
 from typing import Any
 
 from mtfsl.data.readers.base import Reader
@@ -22,6 +19,7 @@ from mtfsl.data.readers.text import (
     text_lines,
 )
 from mtfsl.errors import ConfigError
+from mtfsl.plugins import discover
 
 READERS: dict[str, Reader] = {}
 
@@ -52,12 +50,4 @@ def get_reader(name: Any, key: str = "task.reader.format") -> Reader:
     return READERS[name]
 
 
-def _discover() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        if module.name not in ("base", "text"):
-            importlib.import_module(f"{__name__}.{module.name}")
-    for entry in entry_points(group="mtfsl.readers"):
-        entry.load()
-
-
-_discover()
+discover(__name__, __path__, "mtfsl.readers", skip=("base", "text"))
