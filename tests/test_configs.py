@@ -80,7 +80,7 @@ def test_help_lists_groups() -> None:
     assert "mtfsl-train" in out and "model: hf, minilm, mpnet, tiny" in out
     assert (
         "task: banking77, banking77_prompt, conll, conll_banking, conll_chunk, conll_iob1, "
-        "conll_mtl, conll_pos" in out
+        "conll_mtl, conll_pos, mrpc, rte" in out
     )
 
 

@@ -79,7 +79,12 @@ class PaddingCollator:
     scalar ones (a sequence label, the example index)."""
 
     def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
-        self.pad_values = {"input_ids": pad_token_id, "labels": IGNORE_INDEX, "word_index": -1}
+        self.pad_values = {
+            "input_ids": pad_token_id,
+            "labels": IGNORE_INDEX,
+            "word_index": -1,
+            "token_type_ids": 0,
+        }
         self.multiple = pad_to_multiple_of
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -172,9 +172,12 @@ class TextFeaturizer:
         }
 
 
-def _cached_map(
+def cached_map(
     fn: Any, raw: datasets.Dataset, key_parts: list[Any], cache_dir: str | Path | None
 ) -> datasets.Dataset:
+    """``raw.map(fn)``, batched, cached in ``cache_dir`` under a key that hashes
+    ``key_parts`` (the examples, labels, tokenizer and settings) and checked (``data.cache``);
+    in memory only when ``cache_dir`` is None."""
     key = Hasher.hash([_FEATURES_VERSION, *key_parts])
     path = cache.cache_file(cache_dir, f"features-{key}.arrow") if cache_dir is not None else None
     features = raw.map(
@@ -212,7 +215,7 @@ def featurize_words(
     raw = datasets.Dataset.from_dict(columns)
     vocab = tokenizer.backend_tokenizer.to_str()
     key = [words, label_ids, context or [], vocab, type(fn).__name__, max_length, stride]
-    return _cached_map(fn, raw, key, cache_dir)
+    return cached_map(fn, raw, key, cache_dir)
 
 
 def featurize_texts(
@@ -229,4 +232,4 @@ def featurize_texts(
     raw = datasets.Dataset.from_dict(columns)
     vocab = tokenizer.backend_tokenizer.to_str()
     key = [texts, label_ids, [], vocab, type(fn).__name__, max_length, None]
-    return _cached_map(fn, raw, key, cache_dir)
+    return cached_map(fn, raw, key, cache_dir)

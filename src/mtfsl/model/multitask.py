@@ -42,8 +42,10 @@ class MultiTaskModel(nn.Module):
         self.weighting = weighting
 
     def forward(self, task: str, batch: Batch) -> torch.Tensor:
+        # segment ids only where a task's features have them (text pairs)
+        segments = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
         hidden = self.encoder(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **segments
         ).last_hidden_state
         return self.heads[task](hidden, batch)
 
