@@ -184,7 +184,7 @@ def test_bench_gpu_without_gpu_says_so(tmp_path: Path, capsys: pytest.CaptureFix
     overrides = ["model=tiny", f"data.root={FIXTURES}", *TOY_TASK]
     assert bench_gpu.main(["--out", str(tmp_path / "r.json"), *overrides]) == 2
     assert capsys.readouterr().err == (
-        "bench_gpu: error: hardware.device=cuda but no CUDA device is available\n"
+        "bench_gpu: error: hardware.device=CUDA but no CUDA device is available\n"
     )
     assert not (tmp_path / "r.json").exists()
 
