@@ -1,5 +1,5 @@
-"""Faults that used to pass in silence: keys added with + / ++ that the schema does not know,
-overrides on a resuming command line, resume= at folders that are no (unfinished) run."""
+"""Faults that used to pass in silence or as a traceback (issue #22). The tests that start
+the command line several times are marked slow (`make test-all`)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def test_resume_applies_safe_overrides_and_refuses_the_rest(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow  # command-line runs, ~13 s of start-up each
 def test_resume_never_writes_into_a_non_run_folder_or_a_finished_run(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
@@ -143,6 +144,7 @@ def test_a_bom_at_the_start_of_a_joined_file_is_dropped(tmp_path: Path) -> None:
     assert [(s.column(0), s.doc) for s in sentences] == [(["Ann"], 0), (["Bo"], 1)]
 
 
+@pytest.mark.slow  # command-line runs, ~13 s of start-up each
 def test_raw_text_is_one_record_per_input_line(toy_cfg, tmp_path: Path) -> None:
     import subprocess
 
@@ -246,6 +248,7 @@ def test_every_crash_point_of_a_best_checkpoint_save_heals(tmp_path: Path, monke
     assert crashed == [2, 3, 4]  # folder -> .old, .tmp -> folder, removing .old
 
 
+@pytest.mark.slow  # command-line runs, ~13 s of start-up each
 def test_a_second_run_into_a_busy_folder_refuses_and_writes_nothing(tmp_path: Path) -> None:
     from mtfsl.training.run_folder import lock_run_folder
 
@@ -388,6 +391,7 @@ def test_sigterm_while_tokenising_ends_interrupted(tmp_path: Path) -> None:
     assert status["reason"].startswith("interrupted by SIGTERM outside the training steps")
 
 
+@pytest.mark.slow  # command-line runs, ~13 s of start-up each
 def test_sigterm_in_the_final_evaluation_saves_a_state_that_resumes_to_the_end(
     tmp_path: Path,
 ) -> None:
@@ -600,6 +604,7 @@ def test_the_code_revision_of_a_checkout(tmp_path: Path) -> None:
     assert code_revision(tmp_path)["git_dirty"] is True
 
 
+@pytest.mark.slow  # command-line runs, ~13 s of start-up each
 def test_an_output_folder_the_kernel_refuses_is_one_line(tmp_path: Path) -> None:
     proc = train_cli(["model=tiny", "hydra.run.dir=/proc/mtfsl-run"], tmp_path, check=False)
     assert proc.returncode == 2
@@ -654,6 +659,7 @@ def test_a_model_archive_that_cannot_be_unpacked_is_one_line(tmp_path: Path) -> 
         _unpack("pkgzip:x/m", [part], "m", tmp_path / "cache" / "m")
 
 
+@pytest.mark.slow  # command-line runs, ~13 s of start-up each
 def test_a_full_disk_is_one_line_and_a_failed_status(tmp_path: Path) -> None:
     import os
     import subprocess
