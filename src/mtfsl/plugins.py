@@ -8,6 +8,32 @@ import importlib
 import pkgutil
 from collections.abc import Iterable
 from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from mtfsl.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(dict[str, T], Generic[T]):
+    """Plug-ins by name (each has a ``name`` attribute); ``what`` names them in errors."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.what = what
+
+    def add(self, item: T) -> T:
+        name = item.name  # type: ignore[attr-defined]
+        if name in self and type(self[name]) is not type(item):
+            raise ValueError(f"two plug-ins are named {name!r} ({self.what})")
+        self[name] = item
+        return item
+
+    def named(self, name: Any, key: str) -> T:
+        """The plug-in called ``name``; a ConfigError naming the config ``key`` otherwise."""
+        if name not in self:
+            raise ConfigError(f"{key}={name}: expected {self.what}, one of {sorted(self)}")
+        return self[name]
 
 
 def discover(package: str, path: Iterable[str], group: str, skip: tuple[str, ...]) -> None:

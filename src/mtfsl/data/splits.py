@@ -130,8 +130,9 @@ def _label_set(kind: Any, task: TaskConfig, train: Split, data: DataConfig) -> l
 
 def check_known(kind: Any, split: Split, labels: list[str]) -> None:
     known = set(labels)
-    for label, where in kind.labelled(split):
+    for label, index, token in kind.labelled(split):
         if label not in known:
+            where = split.at(index, token)  # formatted only for the error, not every token
             shown = labels if len(labels) <= 20 else [*labels[:20], "..."]
             raise DataError(
                 f"{where}: label {label!r} is not in the label set {shown} "

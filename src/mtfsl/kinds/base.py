@@ -91,16 +91,17 @@ class TaskKind:
 
     def derive_labels(self, task: Any, train: Split) -> list[str]:
         """The label set when the task gives none: the sorted distinct training labels."""
-        return sorted({label for label, _ in self.labelled(train)})
+        return sorted({label for label, _, _ in self.labelled(train)})
 
-    def labelled(self, split: Split) -> Iterator[tuple[str, str]]:
-        """Every label of the split with where it is (``file:line``), for the label check."""
+    def labelled(self, split: Split) -> Iterator[tuple[str, int, int | None]]:
+        """Every label of the split with its example index and token position (None for a
+        label of the whole example); ``split.at`` turns the two into ``file:line``."""
         raise NotImplementedError
 
     def label_counts(self, split: Split) -> dict[str, int]:
         """What a few-shot record counts: examples per class, or mentions per type."""
         counts: dict[str, int] = {}
-        for label, _ in self.labelled(split):
+        for label, _, _ in self.labelled(split):
             counts[label] = counts.get(label, 0) + 1
         return dict(sorted(counts.items()))
 

@@ -3,9 +3,10 @@ accuracy and macro-F1, TSV prediction files."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -18,6 +19,8 @@ from mtfsl.evaluation.metrics import label_scores
 from mtfsl.evaluation.report import classification_report_text, write_tsv
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.base import TaskKind, label_name
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,20 +65,24 @@ class ClassificationKind(TaskKind):
         names = records.names.get("label") or task.label_names
         for record in records.rows:
             where = records.at(record)
-            text = record.values["text"]
-            if not isinstance(text, str):
-                raise DataError(f"{where}: expected a text string, found {text!r:.80}")
-            if not text.strip():
-                raise DataError(f"{where}: empty text")
+            texts.append(self.example_input(record.values, where))
             label = label_name(record.values["label"], names, where)
-            texts.append(text)
             labels.append(task.label_map.get(label, label))
             lines.append(record.line)
         return Split(records.path, texts, labels, lines, rows=records.by_row)
 
+    def example_input(self, values: dict[str, Any], where: str) -> Any:
+        """What the model reads of one record, checked."""
+        text = values["text"]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: expected a text string, found {text!r:.80}")
+        if not text.strip():
+            raise DataError(f"{where}: empty text")
+        return text
+
     def labelled(self, split: Split):
         for i, label in enumerate(split.targets):
-            yield label, split.at(i)
+            yield label, i, None
 
     def samplers(self, task: Any) -> frozenset[KShotSampler]:
         return frozenset({KShotSampler.PER_CLASS})
@@ -110,25 +117,20 @@ class ClassificationKind(TaskKind):
         """What the encoder reads for each example."""
         return split.inputs
 
-    def features(self, split, task, name, labels, tokenizer, model, cache_dir):
-        import logging
+    # how the log names the examples longer than model.max_length and what was done to them
+    truncation: ClassVar[str] = "texts are longer than model.max_length={} and were truncated"
 
-        feats = featurize_texts(
-            self.texts(split, task, tokenizer),
-            self.label_ids(split, labels),
-            tokenizer,
-            model.max_length,
-            cache_dir,
-        )
+    def featurize(self, split, task, labels, tokenizer, model, cache_dir):
+        """The features, with a ``truncated`` column marking the examples that were cut."""
+        texts = self.texts(split, task, tokenizer)
+        ids = self.label_ids(split, labels)
+        return featurize_texts(texts, ids, tokenizer, model.max_length, cache_dir)
+
+    def features(self, split, task, name, labels, tokenizer, model, cache_dir):
+        feats = self.featurize(split, task, labels, tokenizer, model, cache_dir)
         if n := sum(feats["truncated"]):
-            logging.getLogger(__name__).warning(
-                "%s: %d of %d texts are longer than model.max_length=%d and were "
-                "truncated (labels kept)",
-                split.path,
-                n,
-                len(split),
-                model.max_length,
-            )
+            what = self.truncation.format(model.max_length)
+            log.warning("%s: %d of %d %s (labels kept)", split.path, n, len(split), what)
         return feats
 
     # -- evaluation ----------------------------------------------------------------------

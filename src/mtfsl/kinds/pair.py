@@ -5,7 +5,6 @@ counted in the log."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,7 @@ from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.metrics import label_scores
 from mtfsl.evaluation.report import atomic_write, escape_tsv
 from mtfsl.kinds import register_kind
-from mtfsl.kinds.base import label_name
 from mtfsl.kinds.classification import ClassificationKind
-
-log = logging.getLogger(__name__)
 
 
 class PairFeaturizer:
@@ -112,39 +108,22 @@ class PairKind(ClassificationKind):
         return frozenset({"accuracy", "macro_f1", *extra})
 
     # -- data ----------------------------------------------------------------------------
-    def to_split(self, records: Any, task: PairTaskConfig) -> Split:
-        pairs, labels, lines = [], [], []
-        names = records.names.get("label") or task.label_names
-        for record in records.rows:
-            where = records.at(record)
-            pair = (record.values["text"], record.values["text_pair"])
-            for text, column in zip(pair, ("text", "text_pair"), strict=True):
-                if not isinstance(text, str) or not text.strip():
-                    raise DataError(f"{where}: expected a non-empty {column}, found {text!r:.80}")
-            label = label_name(record.values["label"], names, where)
-            pairs.append(pair)
-            labels.append(task.label_map.get(label, label))
-            lines.append(record.line)
-        return Split(records.path, pairs, labels, lines, rows=records.by_row)
+    def example_input(self, values: dict[str, Any], where: str) -> Any:
+        pair = (values["text"], values["text_pair"])
+        for text, column in zip(pair, ("text", "text_pair"), strict=True):
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"{where}: expected a non-empty {column}, found {text!r:.80}")
+        return pair
 
     def augmentations(self, task: Any) -> frozenset[AugMethod]:
         return frozenset()  # word-level EDA would change what a pair means
 
     # -- model ---------------------------------------------------------------------------
-    def features(self, split, task, name, labels, tokenizer, model, cache_dir):
-        feats = featurize_pairs(
-            split.inputs, self.label_ids(split, labels), tokenizer, model.max_length, cache_dir
-        )
-        if n := sum(feats["truncated"]):
-            log.warning(
-                "%s: %d of %d pairs are longer than model.max_length=%d; the longer text of "
-                "each was cut first (labels kept)",
-                split.path,
-                n,
-                len(split),
-                model.max_length,
-            )
-        return feats
+    truncation = "pairs are longer than model.max_length={}; the longer text of each was cut first"
+
+    def featurize(self, split, task, labels, tokenizer, model, cache_dir):
+        ids = self.label_ids(split, labels)
+        return featurize_pairs(split.inputs, ids, tokenizer, model.max_length, cache_dir)
 
     # -- evaluation ----------------------------------------------------------------------
     def score(self, task: PairTaskConfig, gold, pred, mode: MetricMode) -> dict:

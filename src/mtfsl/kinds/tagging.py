@@ -132,7 +132,7 @@ class TaggingKind(TaskKind):
     def labelled(self, split: Split):
         for i, tags in enumerate(split.targets):
             for position, tag in enumerate(tags):
-                yield tag, split.at(i, position)
+                yield tag, i, position
 
     def label_counts(self, split: Split) -> dict[str, int]:
         from mtfsl.data.kshot import mention_counts

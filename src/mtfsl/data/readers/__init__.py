@@ -18,10 +18,11 @@ from mtfsl.data.readers.text import (
     read_line_pairs,
     text_lines,
 )
-from mtfsl.errors import ConfigError
-from mtfsl.plugins import discover
+from mtfsl.plugins import Registry, discover
 
-READERS: dict[str, Reader] = {}
+READERS: Registry[Reader] = Registry("a reader format")
+# Make a reader available as ``task.NAME.reader.format: FORMAT``.
+register_reader = READERS.add
 
 __all__ = [
     "READERS",
@@ -38,16 +39,8 @@ __all__ = [
 ]
 
 
-def register_reader(reader: Reader) -> Reader:
-    """Make ``reader`` available as ``task.NAME.reader.format: FORMAT``."""
-    READERS[reader.name] = reader
-    return reader
-
-
 def get_reader(name: Any, key: str = "task.reader.format") -> Reader:
-    if name not in READERS:
-        raise ConfigError(f"{key}={name}: expected a reader format, one of {sorted(READERS)}")
-    return READERS[name]
+    return READERS.named(name, key)
 
 
 discover(__name__, __path__, "mtfsl.readers", skip=("base", "text"))
