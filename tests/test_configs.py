@@ -79,8 +79,8 @@ def test_help_lists_groups() -> None:
     ).stdout
     assert "mtfsl-train" in out and "model: hf, minilm, mpnet, tiny" in out
     assert (
-        "task: banking77, banking77_prompt, conll, conll_banking, conll_chunk, conll_iob1, "
-        "conll_mtl, conll_pos, mrpc, rte" in out
+        "task: banking77, banking77_prompt, cola, conll, conll_banking, conll_chunk, "
+        "conll_glue, conll_iob1, conll_mtl, conll_pos, glue, mrpc, rte, squad, sst2, stsb" in out
     )
 
 

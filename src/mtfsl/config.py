@@ -83,6 +83,7 @@ class KShotSampler(Enum):
     EXACT = "exact"  # EntLM 2022: take a sentence only if no type goes over K mentions
     SENTENCES_PER_TYPE = "sentences_per_type"  # Huang et al. 2020: K sentences per type
     PER_CLASS = "per_class"  # LM-BFF / SetFit: K examples of every class
+    RANDOM = "random"  # K examples drawn uniformly (kinds without classes: regression, QA)
     SPLIT_FILE = "split_file"  # a published split (few_shot.files, few_shot.split)
 
 
@@ -239,6 +240,9 @@ class TaskConfig:
     # Without a dev file: carve this fraction of train (seeded by dev_seed) as the dev split.
     dev_fraction: float | None = None
     dev_seed: int = 13
+    # The dev metric of this task that selects the checkpoint (and that sweeps and reports
+    # lead with); null = its kind's default (entity F1, accuracy, Spearman, ...).
+    select_metric: str | None = None
 
 
 @dataclass
@@ -756,6 +760,14 @@ def _validate_tasks(cfg: TrainConfig) -> None:
         sel.select_task,
         f"null or a task in the mix {names}",
     )
+    for name, task in cfg.task.items():
+        allowed = get_kind(task.kind).metric_names(task)
+        _check(
+            task.select_metric is None or task.select_metric in allowed,
+            f"task.{name}.select_metric",
+            task.select_metric,
+            f"null or one of {sorted(allowed)}",
+        )
     chosen = [cfg.task[sel.select_task]] if sel.select_task else list(cfg.task.values())
     for task in chosen:
         allowed = get_kind(task.kind).metric_names(task)

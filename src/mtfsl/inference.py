@@ -79,7 +79,7 @@ def predict(
     labels = run.labels[task]
     task_cfg = run.cfg.task[task]
     kind = get_kind(task_cfg.kind)
-    dummy = [[labels[0]] * len(x) if kind.token_level else labels[0] for x in inputs]
+    dummy = [kind.placeholder(x, labels) for x in inputs]
     ids = document_ids(docs) if docs else []  # per chunk of a stream: see data/context.py
     split = Split(source, inputs, dummy, lines or list(range(1, len(inputs) + 1)), ids)
     kind.attach_context(split, run.cfg.data.context, task)
@@ -89,7 +89,7 @@ def predict(
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     ids = predict_ids(
         run.model,
-        kind,
+        task_cfg,
         task,
         EvalSet(feats, split),
         run.accelerator,

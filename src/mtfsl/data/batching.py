@@ -84,6 +84,10 @@ class PaddingCollator:
             "labels": IGNORE_INDEX,
             "word_index": -1,
             "token_type_ids": 0,
+            # extractive QA: which tokens are context, and their character offsets
+            "context_mask": 0,
+            "offset_start": -1,
+            "offset_end": -1,
         }
         self.multiple = pad_to_multiple_of
 

@@ -125,12 +125,22 @@ def per_class(labels: Sequence[str], k: int, rng: Rng, short: Short = raise_shor
     return sorted(chosen)
 
 
+def random_k(targets: Sequence[Any], k: int, rng: Rng, short: Short = raise_short) -> list[int]:
+    """``k`` examples drawn uniformly without replacement, for kinds whose targets have no
+    classes to balance (a similarity score, an answer span). Returns sorted indices."""
+    rng = np.random.default_rng(rng)
+    if len(targets) < k:
+        short("examples", len(targets), k)
+    return sorted(rng.permutation(len(targets))[:k].tolist())
+
+
 Sampler = Callable[[Sequence[Any], int, Rng, Short], list[int]]
 SAMPLERS: dict[KShotSampler, Sampler] = {
     KShotSampler.GREEDY: greedy_at_least_k,
     KShotSampler.EXACT: exact_k,
     KShotSampler.SENTENCES_PER_TYPE: sentences_per_type,
     KShotSampler.PER_CLASS: per_class,
+    KShotSampler.RANDOM: random_k,
 }
 
 

@@ -20,26 +20,26 @@ from mtfsl.data.batching import PaddingCollator, sorted_batches
 from mtfsl.data.prepare import EvalSet
 from mtfsl.evaluation.report import atomic_write
 from mtfsl.kinds import get_kind
-from mtfsl.kinds.base import TaskKind
 from mtfsl.model.multitask import MultiTaskModel
 
 
 @torch.no_grad()
 def predict_ids(
     model: MultiTaskModel,
-    kind: TaskKind,
+    cfg: Any,
     task: str,
     eval_set: EvalSet,
     accelerator: Accelerator,
     collator: PaddingCollator,
     batch_size: int,
 ) -> list[Any]:
-    """Predicted label ids in file order, as the task's kind shapes them (an array per
-    sentence for tagging, an int per example for classification).
+    """Predicted label ids in file order, as the task's kind (``cfg.kind``) shapes them (an
+    array per sentence for tagging, an int per example for classification).
 
-    Decoding (argmax or Viterbi) runs on the device; only the ids of owned words travel back,
-    so memory does not grow with the number of labels times positions.
+    Decoding (argmax, Viterbi, a span search) runs on the device; only the decoded rows
+    travel back, so memory does not grow with the number of labels times positions.
     """
+    kind = get_kind(cfg.kind)
     features, split = eval_set.features, eval_set.split
     # Under data parallelism each process predicts every num_processes-th batch; the rows are
     # then gathered so every process scores the whole split (and agrees on early stopping).
@@ -56,13 +56,7 @@ def predict_ids(
             rows.append(kind.owned(batch, model.decode(task, scores, batch)))
     if accelerator.num_processes > 1:
         rows = gather_object(rows)
-    preds = kind.empty_predictions(split)
-    for example, position, label in np.concatenate(rows) if rows else []:
-        preds[example][position] = label
-    missing = sum(int((p < 0).sum()) for p in preds)
-    if missing:  # windowing guarantees coverage; fail loudly rather than score a partial set
-        raise RuntimeError(f"{missing} items of {split.path} received no prediction")
-    return kind.finish_predictions(preds)
+    return kind.collect(cfg, np.concatenate(rows) if rows else np.empty((0, 3)), split)
 
 
 def evaluate_split(
@@ -78,7 +72,7 @@ def evaluate_split(
 ) -> tuple[dict[str, float], list[Any]]:
     """Scores (percent) and predicted labels for one split."""
     kind = get_kind(cfg.kind)
-    ids = predict_ids(model, kind, task, eval_set, accelerator, collator, batch_size)
+    ids = predict_ids(model, cfg, task, eval_set, accelerator, collator, batch_size)
     pred = kind.to_labels(ids, labels)
     return kind.score(cfg, eval_set.split.targets, pred, mode), pred
 

@@ -80,9 +80,19 @@ class TaskKind:
     def metric_names(self, task: Any) -> frozenset[str]:
         raise NotImplementedError
 
-    def primary_metric(self, task: Any) -> str:
-        """The dev metric that selects the best checkpoint (higher is better)."""
+    def default_metric(self, task: Any) -> str:
+        """The kind's headline metric: what selects the checkpoint unless the task says."""
         raise NotImplementedError
+
+    def primary_metric(self, task: Any) -> str:
+        """The dev metric that selects the best checkpoint: the task's ``select_metric``, else
+        the kind's default."""
+        return task.select_metric or self.default_metric(task)
+
+    def lower_is_better(self, metric: str) -> bool:
+        """Whether a smaller value of ``metric`` is better (an error such as MSE); model
+        selection negates such a metric."""
+        return False
 
     # -- data ----------------------------------------------------------------------------
     def to_split(self, records: Records, task: Any) -> Split:
@@ -163,9 +173,23 @@ class TaskKind:
         rows = [batch["sentence"], torch.zeros_like(batch["sentence"]), ids]
         return torch.stack(rows, dim=1).cpu().numpy()
 
+    def collect(self, task: Any, rows: np.ndarray, split: Split) -> list[Any]:
+        """Per example in file order, its prediction from every batch's ``owned`` rows. By
+        default rows are (example, position, label id) and each position is set once."""
+        preds = self.empty_predictions(split)
+        for example, position, label in rows:
+            preds[int(example)][int(position)] = label  # rows are float for regression
+        if missing := self.unpredicted(preds):  # windowing guarantees coverage: fail loudly
+            raise RuntimeError(f"{missing} items of {split.path} received no prediction")
+        return self.finish_predictions(preds)
+
     def empty_predictions(self, split: Split) -> list[np.ndarray]:
         """Per example, an array of -1 the size of what it gets predicted."""
         return [np.full(1, -1, np.int64) for _ in split.inputs]
+
+    def unpredicted(self, preds: list[np.ndarray]) -> int:
+        """How many items of ``empty_predictions`` are still unset."""
+        return sum(int((p < 0).sum()) for p in preds)
 
     def finish_predictions(self, preds: list[np.ndarray]) -> list[Any]:
         return [int(p[0]) for p in preds]
@@ -198,6 +222,10 @@ class TaskKind:
     ) -> PreTrainedModel:
         """The task as one standard Hugging Face model with the same weights."""
         raise ConfigError(f"export: task '{name}' (kind {self.name}) has no standard HF class")
+
+    def placeholder(self, item: Any, labels: list[str]) -> Any:
+        """A stand-in gold label for an input predicted without one (features need labels)."""
+        return labels[0]
 
     def raw_input(self, line: str, split_words: Any) -> tuple[Any, list[tuple[int, int]]]:
         """An input from one line of raw text, and each word's character span (if words)."""

@@ -1,13 +1,15 @@
 """Text classification: one label per text, pooled encoder states and a linear layer,
-accuracy and macro-F1, TSV prediction files."""
+accuracy, macro-F1 and Matthews correlation, TSV prediction files."""
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sklearn.metrics import matthews_corrcoef
 from torch import nn
 
 from mtfsl.config import AugMethod, KShotSampler, MetricMode, Pooling, TaskConfig
@@ -54,9 +56,9 @@ class ClassificationKind(TaskKind):
         }
 
     def metric_names(self, task: Any) -> frozenset[str]:
-        return frozenset({"accuracy", "macro_f1"})
+        return frozenset({"accuracy", "macro_f1", "mcc"})
 
-    def primary_metric(self, task: Any) -> str:
+    def default_metric(self, task: Any) -> str:
         return "accuracy"
 
     # -- data ----------------------------------------------------------------------------
@@ -135,7 +137,11 @@ class ClassificationKind(TaskKind):
 
     # -- evaluation ----------------------------------------------------------------------
     def score(self, task: Any, gold, pred, mode: MetricMode) -> dict:
-        return label_scores(gold, pred)
+        # Matthews correlation (x100): GLUE's CoLA metric, defined for any number of classes
+        with warnings.catch_warnings():  # one predicted class: sklearn warns and gives 0
+            warnings.simplefilter("ignore")
+            mcc = 100.0 * matthews_corrcoef(gold, pred)
+        return {**label_scores(gold, pred), "mcc": mcc}
 
     def report(self, task, split, name, gold, pred, labels, mode) -> str:
         return classification_report_text(split, name, gold, pred, labels, mode)

@@ -17,7 +17,6 @@ from mtfsl.config import AugMethod, MetricMode, Pooling, TaskConfig
 from mtfsl.data.features import cached_map
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
-from mtfsl.evaluation.metrics import label_scores
 from mtfsl.evaluation.report import atomic_write, escape_tsv
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.classification import ClassificationKind
@@ -105,7 +104,7 @@ class PairKind(ClassificationKind):
 
     def metric_names(self, task: PairTaskConfig) -> frozenset[str]:
         extra = {"f1"} if task.positive_label is not None else set()
-        return frozenset({"accuracy", "macro_f1", *extra})
+        return super().metric_names(task) | extra
 
     # -- data ----------------------------------------------------------------------------
     def example_input(self, values: dict[str, Any], where: str) -> Any:
@@ -127,7 +126,7 @@ class PairKind(ClassificationKind):
 
     # -- evaluation ----------------------------------------------------------------------
     def score(self, task: PairTaskConfig, gold, pred, mode: MetricMode) -> dict:
-        scores = label_scores(gold, pred)
+        scores = super().score(task, gold, pred, mode)
         if task.positive_label is not None:
             positive = task.positive_label
             scores["f1"] = 100.0 * f1_score(gold, pred, pos_label=positive, average="binary")

@@ -85,7 +85,7 @@ class TaggingKind(TaskKind):
             return frozenset({"f1", "precision", "recall", "accuracy"})
         return frozenset({"accuracy", "macro_f1"})
 
-    def primary_metric(self, task: TaggingTaskConfig) -> str:
+    def default_metric(self, task: TaggingTaskConfig) -> str:
         return "f1" if task.metric is TagMetric.ENTITY else "accuracy"
 
     # -- data ----------------------------------------------------------------------------
@@ -237,6 +237,9 @@ class TaggingKind(TaskKind):
         model = AutoModelForTokenClassification.from_config(config)
         model.classifier.load_state_dict(head.classifier.state_dict())
         return model
+
+    def placeholder(self, item: Any, labels: list[str]) -> Any:
+        return [labels[0]] * len(item)
 
     def raw_input(self, line: str, split_words: Any):
         pieces = split_words(line)

@@ -133,6 +133,24 @@ class SequenceClassificationHead(RowClassificationHead):
         return self.classifier(self.dropout(pooled))
 
 
+class RegressionHead(SequenceClassificationHead):
+    """A score per row: the pooled state through a linear layer to one value; MSE loss (the
+    loss of ``BertForSequenceClassification`` with ``problem_type="regression"``)."""
+
+    def __init__(self, hidden_size: int, dropout: float, pooling: Pooling):
+        super().__init__(hidden_size, 1, dropout, pooling)
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return super().forward(hidden, batch).squeeze(-1)
+
+    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return nn.functional.mse_loss(scores.float(), batch["labels"].float())
+
+    def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The predicted score per example, (B,)."""
+        return scores.float()
+
+
 class PromptHead(RowClassificationHead):
     """PET / LM-BFF: the encoder's masked-LM head scores each label's verbalizer word at the
     (single) mask position of every row."""
@@ -148,7 +166,7 @@ class PromptHead(RowClassificationHead):
         return self.mlm_head(at_mask)[:, self.label_ids]
 
 
-Head = TokenClassificationHead | SequenceClassificationHead | PromptHead
+Head = TokenClassificationHead | SequenceClassificationHead | RegressionHead | PromptHead
 
 
 @dataclass

@@ -459,11 +459,15 @@ class Trainer:
         return results
 
     def selection_score(self, results: dict[str, float]) -> float | None:
-        """The configured dev metric, of one task or averaged over all tasks with a dev split."""
+        """The configured dev metric, of one task or averaged over all tasks with a dev split;
+        a lower-is-better metric (an error such as MSE) enters negated, so higher is better."""
         sel = self.cfg.metrics
         names = [sel.select_task] if sel.select_task else list(self.tasks)
-        keys = [f"dev/{n}/{sel.select or self._primary(n)}" for n in names]
-        values = [results[k] for k in keys if k in results]
+        values = []
+        for name in names:
+            metric = sel.select or self._primary(name)
+            if (value := results.get(f"dev/{name}/{metric}")) is not None:
+                values.append(-value if self.tasks[name].kind.lower_is_better(metric) else value)
         return sum(values) / len(values) if values else None
 
     def _primary(self, name: str) -> str:
