@@ -77,6 +77,15 @@ def test_a_pair_task_trains_and_its_metrics_equal_scikit_learns(tmp_path: Path) 
         "text_pair": "A woman is reading.",
         "label": rows[0]["pred"],
     }
+    # the shipped YAML pools with BERT's pooler, so the task exports; a pipeline given the
+    # two texts predicts what the evaluation wrote
+    from transformers import pipeline
+
+    from mtfsl.export import export
+
+    classify = pipeline("text-classification", model=str(export(tmp_path / "run", tmp_path / "hf")))
+    inputs = [{"text": r["text"], "text_pair": r["text_pair"]} for r in rows]
+    assert [p["label"] for p in classify(inputs)] == pred
 
 
 def test_pair_task_keys_are_checked() -> None:

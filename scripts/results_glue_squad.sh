@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The GLUE and few-shot SQuAD tables of docs/results.md: every job one after the other (one
+# training at a time on a small machine), then scripts/results_table.py prints the tables.
+#   scripts/results_glue_squad.sh OUT_DIR [DATA_ROOT]      (PYTHON=... picks the interpreter)
+# Jobs are skipped when OUT_DIR/.../metrics.json exists, so a stopped run continues.
+set -euo pipefail
+out=${1:?usage: results_glue_squad.sh OUT_DIR [DATA_ROOT]}
+data=${2:-${MTFSL_DATA_ROOT:-../shared/data}}
+py=${PYTHON:-python}
+
+job() {  # job NAME OVERRIDES...
+  local dir="$out/$1"; shift
+  [[ -f "$dir/metrics.json" ]] && return 0
+  echo "$(date -u +%FT%TZ) $dir"
+  "$py" -m mtfsl.train "data.root=$data" hardware=cpu "hydra.run.dir=$dir" "$@" \
+    > /dev/null 2> "$dir.stderr" || echo "FAILED $dir (see $dir.stderr)"
+}
+
+glue() {  # one pass over each task's training data; SST-2 (67k sentences) capped at 300 steps
+  local seed=$1
+  for task in rte mrpc stsb cola; do job "glue/$task/seed$seed" "task=$task" "seed=$seed" trainer.epochs=1; done
+  job "glue/sst2/seed$seed" task=sst2 "seed=$seed" trainer.max_steps=300
+}
+
+squad() {  # K questions of the Notre Dame article (all 269 without K); the 810 Super Bowl 50
+  local seed=$1
+  job "squad/k16/seed$seed" task=squad "seed=$seed" few_shot.k=16 few_shot.dev=NONE trainer.batch_size=16 trainer.epochs=20
+  job "squad/k64/seed$seed" task=squad "seed=$seed" few_shot.k=64 few_shot.dev=NONE trainer.batch_size=16 trainer.epochs=8
+  job "squad/all/seed$seed" task=squad "seed=$seed" trainer.batch_size=16 trainer.epochs=3
+}
+
+mix() {  # the GLUE mix: as many steps as the four single-task jobs together
+  job "glue/mix/seed$1" task=glue "seed=$1" task_sampling=proportional trainer.max_steps=640
+}
+
+mkdir -p "$out/glue" "$out/squad"
+for d in rte mrpc stsb cola sst2 mix; do mkdir -p "$out/glue/$d"; done
+for d in k16 k64 all; do mkdir -p "$out/squad/$d"; done
+glue 1; squad 1; mix 1
+glue 2; glue 3; squad 2; squad 3; mix 2; mix 3

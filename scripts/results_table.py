@@ -1,0 +1,96 @@
+"""Print the GLUE and few-shot SQuAD tables of docs/results.md from the run folders that
+scripts/results_glue_squad.sh writes: mean +- sample std over the seeds that finished (n),
+mean training time, and the commit(s) the runs recorded.
+
+    python scripts/results_table.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+GLUE = [  # (task, [(metric, shown as)])
+    ("rte", [("accuracy", "acc")]),
+    ("mrpc", [("f1", "F1"), ("accuracy", "acc")]),
+    ("stsb", [("pearson", "Pearson"), ("spearman", "Spearman")]),
+    ("sst2", [("accuracy", "acc")]),
+    ("cola", [("mcc", "MCC")]),
+]
+SQUAD = [("k16", "16"), ("k64", "64"), ("all", "all 269")]
+
+
+def runs(folder: Path) -> list[dict]:
+    out = []
+    for seed in sorted(folder.glob("seed*")):
+        metrics = seed / "metrics.json"
+        if metrics.is_file():
+            record = json.loads(metrics.read_text())
+            provenance = seed / "provenance.json"
+            if provenance.is_file():
+                commit = json.loads(provenance.read_text()).get("git_commit") or "?"
+                record["_commit"] = commit[:7]
+            out.append(record)
+    return out
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "–"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {std:.2f}"
+
+
+def commits(found: list[dict]) -> str:
+    return ",".join(sorted({r.get("_commit", "?") for r in found}))
+
+
+def glue_table(out: Path) -> str:
+    mix = runs(out / "glue" / "mix")
+    rows = [
+        "| task | metric (dev) | alone | n | train s | in the GLUE mix | n |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task, metrics in GLUE:
+        alone = runs(out / "glue" / task)
+        secs = [r["time/train_seconds"] for r in alone]
+        for metric, shown in metrics:
+            key = f"test/{task}/{metric}"
+            in_mix = [r[key] for r in mix if key in r]
+            rows.append(
+                f"| {task} | {shown} | {cell([r[key] for r in alone])} | {len(alone)} | "
+                f"{statistics.mean(secs):.0f} | {cell(in_mix) if in_mix else '–'} | "
+                f"{len(in_mix) if in_mix else ''} |"
+                if secs
+                else f"| {task} | {shown} | – | 0 | | {cell(in_mix)} | {len(in_mix)} |"
+            )
+    found = [r for task, _ in GLUE for r in runs(out / "glue" / task)] + mix
+    return "\n".join(rows) + f"\n\ncommits: {commits(found)}\n"
+
+
+def squad_table(out: Path) -> str:
+    rows = ["| training questions | exact match | F1 | n | train s |", "|---|---|---|---|---|"]
+    found = []
+    for folder, shown in SQUAD:
+        done = runs(out / "squad" / folder)
+        found += done
+        em = [r["test/squad/exact_match"] for r in done]
+        f1 = [r["test/squad/f1"] for r in done]
+        secs = [r["time/train_seconds"] for r in done]
+        mean_secs = f"{statistics.mean(secs):.0f}" if secs else ""
+        rows.append(f"| {shown} | {cell(em)} | {cell(f1)} | {len(done)} | {mean_secs} |")
+    return "\n".join(rows) + f"\n\ncommits: {commits(found)}\n"
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    print("## GLUE (dev split)\n")
+    print(glue_table(out))
+    print("## Few-shot SQuAD v1.1 (810 Super Bowl 50 questions)\n")
+    print(squad_table(out))
+
+
+if __name__ == "__main__":
+    main()
