@@ -181,3 +181,33 @@ def test_each_ner_sampler_runs_end_to_end(toy_cfg, tmp_path: Path, sampler: str,
     record = json.loads((tmp_path / "run" / "few_shot" / "conll.json").read_text())
     assert record["sampler"] == sampler.lower() and check(record)
     assert metrics["train/conll/examples"] == record["num_train"]
+
+
+def test_a_k_shot_run_gets_its_own_step_budget_unless_the_trainer_sets_one() -> None:
+    from mtfsl.config import apply_few_shot_budget, compose_config
+
+    cfg = compose_config(["few_shot.k=16"])
+    assert "200 steps of batch 8, dev every 50 steps" in apply_few_shot_budget(cfg)
+    t = cfg.trainer
+    assert (t.max_steps, t.batch_size, t.eval_every_steps) == (200, 8, 50)
+    for kept in (["trainer.max_steps=40"], ["few_shot.max_steps=null"], []):
+        cfg = compose_config([*kept, "few_shot.k=16"] if kept else [])
+        assert apply_few_shot_budget(cfg) is None  # the trainer's own budget stands
+        assert cfg.trainer.batch_size == 32
+    cfg = compose_config(
+        ["few_shot.k=16", "trainer.eval_every_steps=10", "few_shot.batch_size=null"]
+    )
+    apply_few_shot_budget(cfg)
+    assert (cfg.trainer.max_steps, cfg.trainer.batch_size, cfg.trainer.eval_every_steps) == (
+        200,
+        32,
+        10,
+    )
+
+
+def test_run_folders_are_named_after_the_task_mix() -> None:
+    from mtfsl.config import task_names
+
+    assert task_names({"conll": 1, "rte": 2}) == "conll+rte"
+    assert task_names(["a", "b", "c", "d", "e", "f"]) == "a+b+c+d+2more"
+    assert task_names({"my/task": 1}) == "my_task"

@@ -4,6 +4,7 @@ own evaluation, and a standard HF pipeline that agrees with them on every test e
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -66,6 +67,17 @@ def test_predict_and_exported_pipeline_match_training_predictions(
     out = tmp_path / "pred.conll"
     predict_cli(run_dir, str(FIXTURES / "toy_conll" / "toy.test"), "conll", out)
     assert read_conll_pred(out) == reference  # words, gold and predicted tags
+    # dev is not scored again at the end: its files and scores are those of the evaluation
+    # that made the best checkpoint, and the best checkpoint predicts exactly them
+    predict_cli(run_dir, str(FIXTURES / "toy_conll" / "toy.dev"), "conll", out)
+    assert read_conll_pred(out) == read_conll_pred(run_dir / "predictions" / "dev_conll.conll")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = json.loads((run_dir / "dev_history.json").read_text())["history"]
+    best = next(h for h in history if h["step"] == metrics["train/best_step"])
+    assert {k: v for k, v in best.items() if k.startswith("dev/")} == {
+        k: v for k, v in metrics.items() if k.startswith("dev/conll/")
+    }
+    assert metrics["time/predict_dev_seconds"] == 0.0
 
     hf_dir = export(run_dir, tmp_path / "hf")
     tagger = pipeline("token-classification", model=str(hf_dir), ignore_labels=[], device="cpu")

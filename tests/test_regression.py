@@ -91,10 +91,12 @@ def test_stsb_trains_and_its_metrics_equal_scipys_on_the_predictions(tmp_path: P
     assert [o["score"] for o in scorer(inputs)] == pytest.approx(pred, abs=1e-5)
 
 
-def test_a_k_shot_draw_of_a_regression_task_takes_k_examples(tmp_path: Path) -> None:
+def test_a_k_shot_draw_of_a_regression_task_takes_k_examples(tmp_path: Path, caplog) -> None:
     cfg = compose_config([*TOY, f"data.cache_dir={tmp_path / 'c'}", "few_shot.k=4"])
     cfg.trainer.max_steps = 2
-    metrics = run(cfg, tmp_path / "run")
+    with caplog.at_level("WARNING"):
+        metrics = run(cfg, tmp_path / "run")
+    assert "this run trains only 2 optimizer steps" in caplog.text
     record = json.loads((tmp_path / "run" / "few_shot" / "stsb.json").read_text())
     assert record["sampler"] == "random" and record["train_counts"] == {"examples": 4}
     assert metrics["train/stsb/examples"] == 4 and len(record["ids"]) == 4

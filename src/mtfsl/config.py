@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from pathlib import Path
@@ -271,6 +272,13 @@ class FewShotConfig:
     suffixes: list[str] = field(default_factory=lambda: [".words", ".ner"])
     # Token escapes of the split files, undone on reading (Huang et al. escape parentheses).
     unescape: dict[str, str] = field(default_factory=dict)
+    # The budget of a K-shot run that sets no trainer.max_steps: epochs of a few dozen
+    # examples are a handful of steps (K=16 CoNLL: 26 sentences, 3 epochs of batch 32 = 3
+    # steps), so it trains max_steps steps of batch_size, evaluating dev every
+    # eval_every_steps (unless trainer.eval_every_steps is set). null = the trainer's.
+    max_steps: int | None = 200
+    batch_size: int | None = 8
+    eval_every_steps: int | None = 50
 
 
 @dataclass
@@ -343,6 +351,8 @@ class TrainerConfig:
     grad_accum_steps: int = 1
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     eval_every_steps: int | None = None  # null = once per epoch
+    # A run of fewer optimizer steps logs a warning (it has hardly trained).
+    warn_below_steps: int = 30
     early_stopping_patience: int | None = None  # evaluations without dev improvement
     group_by_length: bool = True  # bucket batches by length (less padding), still shuffled
     log_every_steps: int = 50
@@ -546,6 +556,24 @@ def to_train_config(dcfg: DictConfig, check: bool = True) -> TrainConfig:
     return cfg
 
 
+def apply_few_shot_budget(cfg: TrainConfig) -> str | None:
+    """A K-shot run without ``trainer.max_steps`` gets ``few_shot``'s step budget, batch size
+    and evaluation interval (each unless null); returns what was set, for the log."""
+    fs, t = cfg.few_shot, cfg.trainer
+    if fs.k is None or t.max_steps is not None or fs.max_steps is None:
+        return None
+    t.max_steps = fs.max_steps
+    if fs.batch_size is not None:
+        t.batch_size = fs.batch_size
+    if fs.eval_every_steps is not None and t.eval_every_steps is None:
+        t.eval_every_steps = fs.eval_every_steps
+    return (
+        f"few-shot budget: {t.max_steps} steps of batch {t.batch_size}, dev every "
+        f"{t.eval_every_steps or 'epoch'} steps (few_shot.max_steps / batch_size / "
+        "eval_every_steps; trainer.max_steps set on the command line replaces them)"
+    )
+
+
 def load_run_config(run_dir: Path) -> TrainConfig:
     """The config a run folder was started with (its ``config.yaml``)."""
     path = run_dir / "config.yaml"
@@ -566,12 +594,22 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     return to_train_config(loaded, check=False)
 
 
+def task_names(tasks: Any) -> str:
+    """The task mix as a folder-name part: ``conll+rte`` (at most 4 names, then ``+N more``)."""
+    names = [re.sub(r"[^\w.-]", "_", str(n)) for n in tasks] if tasks else ["none"]
+    shown = "+".join(names[:4])
+    return shown if len(names) <= 4 else f"{shown}+{len(names) - 4}more"
+
+
 def register_configs() -> None:
     """Put the schemas into Hydra's ConfigStore: ``train.yaml`` extends ``train_schema``; a
     task YAML extends ``schema/kind/KIND`` and ``schema/reader/FORMAT``."""
     from mtfsl.data.readers import READERS
     from mtfsl.kinds import KINDS
 
+    if not OmegaConf.has_resolver("mtfsl.task_names"):
+        # the default run folder names the task mix: outputs/DATE/TIME-conll+rte
+        OmegaConf.register_new_resolver("mtfsl.task_names", task_names)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for name, kind in KINDS.items():
@@ -615,6 +653,9 @@ def validate(cfg: TrainConfig) -> None:
         "in [0, 1]",
     )
     _check(cfg.few_shot.k is None or cfg.few_shot.k >= 1, "few_shot.k", cfg.few_shot.k, ">= 1")
+    for key in ("max_steps", "batch_size", "eval_every_steps"):
+        value = getattr(cfg.few_shot, key)
+        _check(value is None or value >= 1, f"few_shot.{key}", value, ">= 1 or null")
     _validate_few_shot(cfg)
     aug = cfg.augmentation
     _check(aug.copies >= 1, "augmentation.copies", aug.copies, ">= 1")

@@ -21,6 +21,7 @@ from mtfsl import __version__
 from mtfsl.config import (
     AugMethod,
     TrainConfig,
+    apply_few_shot_budget,
     register_configs,
     to_train_config,
 )
@@ -52,8 +53,12 @@ register_configs()
 
 
 def to_config(dcfg: DictConfig) -> TrainConfig:
-    """The one conversion from Hydra's DictConfig to the typed schema, plus validation."""
-    return to_train_config(dcfg)
+    """The one conversion from Hydra's DictConfig to the typed schema, plus validation, and
+    a K-shot run's own step budget (``few_shot.max_steps``) where the trainer sets none."""
+    cfg = to_train_config(dcfg)
+    if note := apply_few_shot_budget(cfg):
+        log.info(note)
+    return cfg
 
 
 def _log_to(run_dir: Path) -> None:
@@ -154,7 +159,13 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         metrics: dict[str, Any] = {}
         for split in ("dev", "test"):
             start = time.perf_counter()
-            metrics.update(trainer.evaluate(split, write=True))
+            if split == "dev" and trainer.best_dev is not None:  # the best checkpoint's own
+                results, predictions = trainer.best_dev  # evaluation: same weights, same scores
+                metrics.update(results)
+                trainer.write_outputs("dev", predictions)
+                trainer.predict_seconds = 0.0
+            else:
+                metrics.update(trainer.evaluate(split, write=True))
             metrics[f"time/eval_{split}_seconds"] = time.perf_counter() - start  # + files
             metrics[f"time/predict_{split}_seconds"] = trainer.predict_seconds
     except JobInterrupted as err:  # training is complete: keep it, resume only evaluates
@@ -259,6 +270,7 @@ def main(dcfg: DictConfig) -> float | None:
                 hydra_cfg.runtime.output_dir,
             )
         _status(run_dir, "running", **about)
+        log.info("run folder: %s", run_dir)
         record = provenance()
         if is_main_process():  # a resumed run keeps its first attempt's record beside it
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -274,6 +286,7 @@ def main(dcfg: DictConfig) -> float | None:
             ended = {**record, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
             write_json(run_dir / name, ended)
         _status(run_dir, "finished", **about)
+        log.info("finished; run folder: %s (metrics.json, reports/, predictions/)", run_dir)
     except (TrainingInterrupted, JobInterrupted) as err:
         reason = str(err)
         if isinstance(err, JobInterrupted):  # outside the steps: no state of its own

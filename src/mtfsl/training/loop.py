@@ -145,6 +145,11 @@ class Trainer:
         self.accelerator = acc = accelerator
         self.main = acc.is_main_process
         self.predict_seconds = 0.0  # of the last evaluate(): predicting and scoring, no files
+        self.predictions: dict[str, list] = {}  # of the last evaluate(), per task
+        # The dev scores and predictions of the evaluation that made the best checkpoint (in
+        # this process: a resumed run whose best came before the stop has none), so the end
+        # of the run writes them instead of scoring dev again with the same weights.
+        self.best_dev: tuple[dict[str, float], dict[str, list]] | None = None
         self.collator = PaddingCollator(tokenizer.pad_token_id, cfg.hardware.pad_to_multiple_of)
         samplers = {
             name: LengthGroupedBatchSampler(
@@ -178,6 +183,14 @@ class Trainer:
         )
         self.total_steps = tc.max_steps or tc.epochs * self.steps_per_epoch
         self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        if self.total_steps < tc.warn_below_steps:
+            log.warning(
+                "this run trains only %d optimizer steps (%d epochs of %d steps): too few to "
+                "learn much; set trainer.max_steps (or trainer.epochs)",
+                self.total_steps,
+                self.epochs,
+                self.steps_per_epoch,
+            )
         optimizer = build_optimizer(model, tc, cfg.loss_weights.lr)
         scheduler = build_scheduler(optimizer, tc, self.total_steps)
         self.net = model  # the plain model: evaluation and checkpoints
@@ -426,7 +439,7 @@ class Trainer:
     def evaluate(self, split: str, write: bool = False) -> dict[str, float]:
         """Score every task that has ``split``; keys are ``{split}/{task}/{metric}``."""
         results: dict[str, float] = {}
-        self.predict_seconds = 0.0
+        self.predict_seconds, self.predictions = 0.0, {}
         for name, task in self.tasks.items():
             if split not in task.evals:
                 continue
@@ -444,19 +457,28 @@ class Trainer:
             )
             self.predict_seconds += time.perf_counter() - start  # predicting + scoring
             results.update({f"{split}/{name}/{k}": v for k, v in scores.items()})
-            if write and self.main:
-                write_split_outputs(
-                    self.run_dir,
-                    split,
-                    name,
-                    task.cfg,
-                    task.labels,
-                    task.evals[split],
-                    pred,
-                    self.cfg.metrics.mode,
-                )
+            self.predictions[name] = pred
+        if write:
+            self.write_outputs(split, self.predictions)
         self.objective.train()
         return results
+
+    def write_outputs(self, split: str, predictions: dict[str, list]) -> None:
+        """``reports/`` and ``predictions/`` files of ``split`` (main process only)."""
+        if not self.main:
+            return
+        for name, pred in predictions.items():
+            task = self.tasks[name]
+            write_split_outputs(
+                self.run_dir,
+                split,
+                name,
+                task.cfg,
+                task.labels,
+                task.evals[split],
+                pred,
+                self.cfg.metrics.mode,
+            )
 
     def selection_score(self, results: dict[str, float]) -> float | None:
         """The configured dev metric, of one task or averaged over all tasks with a dev split;
@@ -489,6 +511,7 @@ class Trainer:
         if improved:
             st.best_score, st.best_step, st.evals_since_best = score, st.step, 0
             self._save_best(score)
+            self.best_dev = (results, self.predictions)
         else:
             st.evals_since_best += 1
         log.info(
