@@ -35,7 +35,7 @@ test-all: install
 	MTFSL_SHARED_DATA=$(DATA) $(BIN)/python -m pytest -q
 
 smoke: install
-	MTFSL_DATA_ROOT=$(DATA) $(BIN)/mtfsl-train model=tiny trainer.max_steps=20 $(ARGS)
+	MTFSL_DATA_ROOT=$(DATA) $(BIN)/mtfsl-train debug=smoke $(ARGS)
 
 # Throughput against a run_ner-style HF Trainer (see scripts/bench_train.py); ARGS="--sentences 0"
 bench: install

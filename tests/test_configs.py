@@ -95,3 +95,20 @@ def test_missing_model_folder_and_package() -> None:
     cfg = compose_cfg(["model.name_or_path=pkg:not_a_package_xyz/model"])
     with pytest.raises(ConfigError, match=r"package 'not_a_package_xyz' is not installed"):
         build_encoder(cfg.model)
+
+
+def test_debug_smoke_cuts_every_split_and_the_budget(tmp_path: Path) -> None:
+    from mtfsl.train import run
+    from tests.conftest import FIXTURES, TOY_TASK, compose_cfg
+    from tests.test_train_e2e import read_conll_pred
+
+    overrides = ["model=tiny", "hardware=cpu", f"data.root={FIXTURES}", *TOY_TASK]
+    cfg = compose_cfg([*overrides, "debug=smoke", f"data.cache_dir={tmp_path}"])
+    assert (cfg.data.limit_train, cfg.data.limit_eval, cfg.trainer.max_steps) == (256, 128, 20)
+    cfg.data.limit_train, cfg.data.limit_eval, cfg.trainer.max_steps = 3, 2, 2
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["train/conll/examples"] == 3
+    for split in ("dev", "test"):
+        assert len(read_conll_pred(tmp_path / "run" / "predictions" / f"{split}_conll.conll")) == 2
+    overfit = compose_cfg([*overrides, "debug=overfit"])
+    assert (overfit.data.limit_train, overfit.few_shot.k, overfit.trainer.lr) == (8, None, 1e-3)

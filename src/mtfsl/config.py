@@ -256,6 +256,11 @@ class DataConfig:
     # document on each side are fed as extra input, trimmed to model.max_length (nearest
     # words kept); labels and predictions stay on the sentence itself. 0 = sentences alone.
     context: int = 0
+    # Debugging (debug=smoke): only the first N examples of each training split / of each
+    # dev and test split (after any few-shot draw). The log says so; scores on a cut split
+    # are not the task's scores. null = all.
+    limit_train: int | None = None
+    limit_eval: int | None = None
 
 
 @dataclass
@@ -703,6 +708,9 @@ def validate(cfg: TrainConfig) -> None:
     _check(m.max_length >= 8, "model.max_length", m.max_length, ">= 8")
     _check(m.stride >= 0, "model.stride", m.stride, ">= 0")
     _check(cfg.data.context >= 0, "data.context", cfg.data.context, ">= 0 (sentences per side)")
+    for key in ("limit_train", "limit_eval"):
+        value = getattr(cfg.data, key)
+        _check(value is None or value >= 1, f"data.{key}", value, ">= 1 or null")
     _check(0 <= m.dropout < 1, "model.dropout", m.dropout, "in [0, 1)")
     _check(
         m.encoder_dropout is None or 0 <= m.encoder_dropout < 1,

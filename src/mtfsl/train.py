@@ -105,8 +105,26 @@ def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
             write_json(run_dir / "few_shot" / f"{name}.json", record)
         if aug.methods:
             _augment(data, cfg, translate, run_dir)
+        _limit(data, cfg.data.limit_train, cfg.data.limit_eval)
         out[name] = data
     return out
+
+
+def _limit(data: TaskData, train: int | None, evaluation: int | None) -> None:
+    """``data.limit_train`` / ``limit_eval``: keep the first examples of each split."""
+    for split, examples in list(data.splits.items()):
+        limit = train if split == "train" else evaluation
+        if limit is not None and len(examples) > limit:
+            data.splits[split] = examples.subset(list(range(limit)))
+            log.warning(
+                "%s %s: the first %d of %d examples only (data.limit_%s): a debugging run; "
+                "its scores are not the task's",
+                data.name,
+                split,
+                limit,
+                len(examples),
+                "train" if split == "train" else "eval",
+            )
 
 
 def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
