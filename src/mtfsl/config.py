@@ -358,6 +358,9 @@ class TrainerConfig:
     eval_every_steps: int | None = None  # null = once per epoch
     # A run of fewer optimizer steps logs a warning (it has hardly trained).
     warn_below_steps: int = 30
+    # The progress bars of datasets (tokenising) and transformers (loading weights); mtfsl's
+    # own training and evaluation bars are always on (on a terminal).
+    library_progress_bars: bool = False
     early_stopping_patience: int | None = None  # evaluations without dev improvement
     group_by_length: bool = True  # bucket batches by length (less padding), still shuffled
     log_every_steps: int = 50

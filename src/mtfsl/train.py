@@ -89,6 +89,20 @@ def _augment(data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) 
         write_json(run_dir / "augmentation" / f"{name}.json", record)
 
 
+def _library_bars(on: bool) -> None:
+    """datasets' tokenising and transformers' weight-loading bars: off unless asked for, so
+    the console holds mtfsl's own two bars and the log."""
+    import datasets
+    import transformers
+
+    if on:
+        datasets.enable_progress_bars()
+        transformers.utils.logging.enable_progress_bar()
+    else:
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+
+
 def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
     """Every task's splits: few-shot version when ``few_shot.k`` is set, training split
     augmented when ``augmentation.methods`` are. What was drawn and made is recorded under
@@ -140,6 +154,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         project_dir=run_dir,
     )
     main = accelerator.is_main_process
+    _library_bars(cfg.trainer.library_progress_bars)
     if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -6,6 +6,7 @@ reported and written are its kind's (``TaskKind``); this module runs the model a
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from mtfsl.config import MetricMode
 from mtfsl.data.batching import PaddingCollator, sorted_batches
@@ -32,12 +34,14 @@ def predict_ids(
     accelerator: Accelerator,
     collator: PaddingCollator,
     batch_size: int,
+    show: bool = False,
 ) -> list[Any]:
     """Predicted label ids in file order, as the task's kind (``cfg.kind``) shapes them (an
     array per sentence for tagging, an int per example for classification).
 
     Decoding (argmax, Viterbi, a span search) runs on the device; only the decoded rows
-    travel back, so memory does not grow with the number of labels times positions.
+    travel back, so memory does not grow with the number of labels times positions. ``show``:
+    a progress bar (on a terminal, main process).
     """
     kind = get_kind(cfg.kind)
     features, split = eval_set.features, eval_set.split
@@ -48,7 +52,8 @@ def predict_ids(
     loader = DataLoader(features, batch_sampler=shard, collate_fn=collator)
     model.eval()
     rows = []
-    for batch in loader:
+    bar = tqdm(loader, desc=f"eval {task}", leave=False, dynamic_ncols=True, disable=not show)
+    for batch in bar:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with torch.profiler.record_function("mtfsl.predict"):  # scripts/profile_step.py
             with accelerator.autocast():
@@ -72,7 +77,8 @@ def evaluate_split(
 ) -> tuple[dict[str, float], list[Any]]:
     """Scores (percent) and predicted labels for one split."""
     kind = get_kind(cfg.kind)
-    ids = predict_ids(model, cfg, task, eval_set, accelerator, collator, batch_size)
+    show = accelerator.is_main_process and sys.stderr.isatty()
+    ids = predict_ids(model, cfg, task, eval_set, accelerator, collator, batch_size, show)
     pred = kind.to_labels(ids, labels)
     return kind.score(cfg, eval_set.split.targets, pred, mode), pred
 

@@ -16,6 +16,7 @@ from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.config import (
@@ -331,7 +332,8 @@ class Trainer:
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            return self._fit()
+            with logging_redirect_tqdm():  # log lines print above the bar, not through it
+                return self._fit()
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
@@ -365,7 +367,9 @@ class Trainer:
                 elapsed = st.train_seconds + time.perf_counter() - start
                 self._log_step(running, st.train_tokens / elapsed)
                 mean = sum(sum(v) for v in running.values()) / sum(map(len, running.values()))
-                bar.set_postfix(loss=f"{mean:.4f}", tok_s=f"{st.train_tokens / elapsed:.0f}")
+                lr = self.scheduler.get_last_lr()[0]
+                tok_s = f"{st.train_tokens / elapsed:.0f}"
+                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.1e}", tok_s=tok_s)
                 running = {}
             if self._eval_due():
                 st.train_seconds += time.perf_counter() - start
