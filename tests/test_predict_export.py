@@ -15,7 +15,7 @@ from mtfsl.config import FinetuneMode, Pooling
 from mtfsl.errors import ConfigError
 from mtfsl.export import export
 from mtfsl.kinds import KINDS
-from mtfsl.predict import Example, _whitespace, text_examples, write_jsonl
+from mtfsl.predict import Example, _punctuation, _whitespace, text_examples, write_jsonl
 from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 from tests.test_train_e2e import CLI, read_conll_pred
@@ -27,6 +27,14 @@ def predict_cli(run_dir: Path, source: str, fmt: str, out: Path, *extra: str) ->
     cmd = [PREDICT, str(run_dir), source, "--format", fmt, "--output", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_raw_text_is_split_at_punctuation_by_default() -> None:
+    words = [w for w, _ in _punctuation("Merkel met O'Neil in Washington, then Berlin.")]
+    assert words == ["Merkel", "met", "O'Neil", "in", "Washington", ",", "then", "Berlin", "."]
+    words += [w for w, _ in _punctuation("(AP) The U.S. co-founder paid 1,000.50 euros")]
+    assert words[9:] == ["(", "AP", ")", "The", "U.S.", "co-founder", "paid", "1,000.50", "euros"]
+    assert _punctuation("Bonn.") == [("Bonn", (0, 4)), (".", (4, 5))]
 
 
 def test_jsonl_entities_carry_character_offsets() -> None:
@@ -78,6 +86,19 @@ def test_predict_and_exported_pipeline_match_training_predictions(
         k: v for k, v in metrics.items() if k.startswith("dev/conll/")
     }
     assert metrics["time/predict_dev_seconds"] == 0.0
+    # a labelled file scored by the trained run, without training: the run's own test scores
+    report = tmp_path / "report.txt"
+    cmd = [PREDICT, str(run_dir), str(FIXTURES / "toy_conll" / "toy.test"), "--format", "conll"]
+    proc = subprocess.run(
+        [*cmd, "--score", "--output", str(report)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    scored = json.loads(proc.stdout)
+    assert scored == {
+        k.replace("test/", "toy.test/"): v for k, v in metrics.items() if k.startswith("test/")
+    }
+    reference_report = (run_dir / "reports" / "test_conll.txt").read_text()
+    assert report.read_text() == reference_report.replace("# test / conll", "# toy.test / conll")
 
     hf_dir = export(run_dir, tmp_path / "hf")
     tagger = pipeline("token-classification", model=str(hf_dir), ignore_labels=[], device="cpu")

@@ -1,10 +1,10 @@
 """``mtfsl-predict RUN_DIR``: tag or classify new text with a finished run, offline.
 
-Inputs: raw text (one sentence or text per line; words split on whitespace or by the
-model's own pre-tokenizer), or a file in a reader's format (conll, csv, tsv, jsonl) with the
-task's column settings. Outputs: CoNLL, JSONL (entities with character offsets) or TSV.
-Input is read, predicted and written a chunk at a time, so memory stays bounded however large
-the input is.
+Inputs: raw text (one sentence or text per line; words split at spaces and punctuation, at
+spaces only, or by the model's own pre-tokenizer), or a file in a reader's format (conll,
+csv, tsv, jsonl) with the task's column settings. Outputs: CoNLL, JSONL (entities with
+character offsets) or TSV. Input is read, predicted and written a chunk at a time, so memory
+stays bounded however large the input is. ``--score`` scores a labelled file instead.
 """
 
 from __future__ import annotations
@@ -48,6 +48,19 @@ class Example:
 
 def _whitespace(text: str) -> list[tuple[str, tuple[int, int]]]:
     return [(m.group(), m.span()) for m in re.finditer(r"\S+", text)]
+
+
+# CoNLL-style words: abbreviations with inner periods (U.S.), numbers with separators
+# (1,000.5), words with inner hyphens or apostrophes (co-founder, O'Neil), then any other
+# non-space character alone, so "Berlin." is "Berlin" "." and "(AP)" is "(" "AP" ")".
+_WORD = re.compile(r"(?:[^\W\d_]\.){2,}|\d+(?:[.,]\d+)*|\w+(?:[-'’]\w+)*|[^\w\s]")
+
+
+def _punctuation(text: str) -> list[tuple[str, tuple[int, int]]]:
+    return [(m.group(), m.span()) for m in _WORD.finditer(text)]
+
+
+SPLITTERS = {"punctuation": _punctuation, "whitespace": _whitespace}
 
 
 def text_examples(lines: Iterable[str], kind: TaskKind, split: Callable) -> Iterator[Example]:
@@ -103,9 +116,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, help="output file (default: standard output)")
     p.add_argument(
         "--split",
-        choices=["whitespace", "tokenizer"],
-        default="whitespace",
-        help="how raw text is split into words for token tasks",
+        choices=["punctuation", "whitespace", "tokenizer"],
+        default="punctuation",
+        help="how raw text is split into words for token tasks: punctuation marks are words "
+        "of their own (as in CoNLL; default), whitespace only, or the model's pre-tokenizer",
+    )
+    p.add_argument(
+        "--score",
+        action="store_true",
+        help="score a labelled file (--format, with the task's columns) with the trained "
+        "model: print its metrics as JSON and write the report to --output (or stdout)",
     )
     p.add_argument("--task", help="which task of a multi-task run")
     p.add_argument(
@@ -131,7 +151,10 @@ def read_examples(args: argparse.Namespace, run: LoadedRun, task: str) -> Iterat
     """The inputs, lazily, in file order."""
     kind = get_kind(run.cfg.task[task].kind)
     pre = run.tokenizer.backend_tokenizer.pre_tokenizer
-    split = _whitespace if args.split == "whitespace" or pre is None else pre.pre_tokenize_str
+    if args.split == "tokenizer" and pre is not None:
+        split = pre.pre_tokenize_str
+    else:
+        split = SPLITTERS.get(args.split, _punctuation)
     if args.text:
         return text_examples(args.text, kind, split)
     if args.format == "text":
@@ -191,6 +214,41 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
             release_memory()  # keeps the process's footprint flat over a long stream
 
 
+def score_file(args: argparse.Namespace, run: LoadedRun, task: str) -> dict[str, float]:
+    """Read a labelled file as training reads a split (the task's reader keys when the format
+    is the task's own, its kind's checks, its label set), predict it, and score and report it
+    as the run's evaluation does. Metrics go to stdout as JSON, the report to ``--output``
+    (or after the metrics)."""
+    from mtfsl.data.readers.base import Records
+    from mtfsl.data.splits import check_known
+
+    if args.format == "text" or not args.input:
+        raise MtfslError("--score needs a labelled input file and its --format (conll, csv, ...)")
+    cfg = run.cfg.task[task]
+    kind, reader = get_kind(cfg.kind), get_reader(args.format, "--format")
+    reader_cfg = (
+        cfg.reader
+        if cfg.reader.format == args.format
+        else OmegaConf.to_object(OmegaConf.structured(reader.schema))
+    )
+    path = Path(args.input)
+    records: Records = reader.read(path, reader_cfg, kind.columns(f"task.{task}", cfg))
+    split = kind.to_split(records, cfg)
+    check_known(kind, split, run.labels[task])
+    docs = [r.doc for r in records.rows] if kind.token_level else None
+    pred = predict(run, task, split.inputs, path, docs=docs, lines=split.lines)
+    metrics = kind.score(cfg, split.targets, pred, run.cfg.metrics.mode)
+    report = kind.report(
+        cfg, path.name, task, split.targets, pred, run.labels[task], run.cfg.metrics.mode
+    )
+    print(json.dumps({f"{path.name}/{task}/{k}": v for k, v in metrics.items()}, indent=2))
+    if args.output:
+        args.output.write_text(report, encoding="utf-8")
+    else:
+        print(report)
+    return metrics
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.chunk_size < 1:
@@ -198,7 +256,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     datasets.disable_progress_bars()  # keep standard error for errors
     try:
         run = load_run(args.run_dir)
-        run_prediction(args, run, run.task(args.task))
+        if args.score:
+            score_file(args, run, run.task(args.task))
+        else:
+            run_prediction(args, run, run.task(args.task))
     except (MtfslError, OSError) as err:
         sys.exit(f"mtfsl-predict: error: {err}")
 
