@@ -108,6 +108,27 @@ def test_predict_and_exported_pipeline_match_training_predictions(
         by_start = {t["start"]: t["entity"] for t in tagger(text)}
         starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
         assert [by_start[s] for s in starts] == expected
+    # whole-word entities: aggregation "first" (a word takes its first sub-token's tag, as
+    # training scores it) gives the entities mtfsl-predict writes, for sentences whose words
+    # the tokenizer's pre-tokenizer keeps whole (it splits "1996-12-06" into 5 words)
+    entities = pipeline(
+        "token-classification", model=str(hf_dir), aggregation_strategy="first", device="cpu"
+    )
+    pre = entities.tokenizer.backend_tokenizer.pre_tokenizer
+    whole = [s for s in reference if all(len(pre.pre_tokenize_str(w)) == 1 for w, _, _ in s)]
+    assert len(whole) >= 2
+    lines = "\n".join(" ".join(w for w, _, _ in s) for s in whole) + "\n"
+    out = subprocess.run(
+        [PREDICT, str(run_dir), "--out-format", "jsonl", "--split", "whitespace"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line, record in zip(lines.splitlines(), map(json.loads, out.splitlines()), strict=True):
+        ours = [(e["type"], e["start"], e["end"]) for e in record["entities"]]
+        theirs = [(e["entity_group"], e["start"], e["end"]) for e in entities(line)]
+        assert theirs == ours
 
 
 def test_predict_uses_the_document_context_the_run_was_trained_with(
