@@ -19,11 +19,11 @@ from mtfsl.kinds.qa import (
     QAKind,
     QATaskConfig,
     Question,
-    SpanHead,
     featurize_questions,
     normalize_answer,
     squad_scores,
 )
+from mtfsl.model.heads import SpanHead
 from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT

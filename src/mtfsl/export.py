@@ -14,19 +14,23 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-
-from peft import PeftModel
-from torch import nn
-from transformers import PreTrainedModel
+from typing import TYPE_CHECKING
 
 from mtfsl.errors import ConfigError, MtfslError
-from mtfsl.inference import LoadedRun, load_run
 from mtfsl.kinds import get_kind
+
+if TYPE_CHECKING:  # torch, peft and transformers load after the arguments are read
+    from torch import nn
+    from transformers import PreTrainedModel
+
+    from mtfsl.inference import LoadedRun
 
 log = logging.getLogger(__name__)
 
 
 def _plain_encoder(run: LoadedRun) -> PreTrainedModel:
+    from peft import PeftModel
+
     encoder = run.model.encoder
     if isinstance(encoder, PeftModel):  # LoRA: fold the adapters into the weights
         encoder = encoder.merge_and_unload()
@@ -58,6 +62,8 @@ def to_hf(run: LoadedRun, task: str) -> PreTrainedModel:
 
 
 def export(run_dir: Path, out_dir: Path, task: str | None = None) -> Path:
+    from mtfsl.inference import load_run
+
     run = load_run(run_dir)
     name = run.task(task)
     model = to_hf(run, name)

@@ -18,18 +18,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import datasets
 from omegaconf import OmegaConf
 
 from mtfsl.data.context import windows
 from mtfsl.data.readers import READERS, get_reader, text_lines
 from mtfsl.errors import DataError, MtfslError
-from mtfsl.inference import LoadedRun, load_run, predict
 from mtfsl.kinds import get_kind
 from mtfsl.kinds.base import TaskKind
-from mtfsl.utils.memory import release_memory
+
+if TYPE_CHECKING:  # torch and transformers load after the arguments are read (fast --help)
+    from mtfsl.inference import LoadedRun
 
 
 @dataclass
@@ -186,6 +186,9 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
     """Read, predict and write a chunk of ``args.chunk_size`` inputs at a time. With
     ``data.context`` each chunk carries its neighbouring sentences as context (CoNLL input
     only: documents), so chunking never changes a prediction."""
+    from mtfsl.inference import predict
+    from mtfsl.utils.memory import release_memory
+
     kind = get_kind(run.cfg.task[task].kind)
     fmt = args.out_format or kind.out_format
     if fmt == "conll" and kind.out_format != "conll":
@@ -221,6 +224,7 @@ def score_file(args: argparse.Namespace, run: LoadedRun, task: str) -> dict[str,
     (or after the metrics)."""
     from mtfsl.data.readers.base import Records
     from mtfsl.data.splits import check_known
+    from mtfsl.inference import predict
 
     if args.format == "text" or not args.input:
         raise MtfslError("--score needs a labelled input file and its --format (conll, csv, ...)")
@@ -253,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.chunk_size < 1:
         sys.exit(f"mtfsl-predict: error: --chunk-size={args.chunk_size}: expected >= 1")
+    import datasets
+
+    from mtfsl.inference import load_run
+
     datasets.disable_progress_bars()  # keep standard error for errors
     try:
         run = load_run(args.run_dir)

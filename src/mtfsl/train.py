@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from accelerate.utils import set_seed
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -25,28 +24,14 @@ from mtfsl.config import (
     register_configs,
     to_train_config,
 )
-from mtfsl.data.augment import check_methods
-from mtfsl.data.backtranslate import BackTranslator
-from mtfsl.data.fewshot import apply_few_shot
-from mtfsl.data.prepare import prepare_task
 from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.kinds import get_kind
-from mtfsl.model.build import build_model
-from mtfsl.model.dropout import use_fast_dropout
-from mtfsl.provenance import provenance
-from mtfsl.resume import resume_config
-from mtfsl.training import tracking
-from mtfsl.training.distributed import (
-    check_shared_run_dir,
-    is_main_process,
-    process_group_teardown,
-    quiet_other_processes,
-)
-from mtfsl.training.loop import Trainer, TrainingInterrupted, build_accelerator
-from mtfsl.training.run_folder import RunFolderBusy, lock_run_folder, start_attempt
-from mtfsl.utils.memory import peak_memory_mb
+
+# torch, transformers, accelerate and datasets are imported inside the functions that run a
+# job, after Hydra has read the command line: --help, --cfg and shell completion would
+# otherwise wait seconds for them (scripts/bench_cli.py measures it).
 
 log = logging.getLogger("mtfsl")
 register_configs()
@@ -74,6 +59,8 @@ def _augment(data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) 
     seed = cfg.seed if aug.seed is None else aug.seed
     train = data.splits["train"]
     kind = get_kind(task.kind)
+    from mtfsl.data.augment import check_methods
+
     check_methods(aug.methods, kind.augmentations(task), kind.name, name)
     augmented, counts = kind.augment(train, aug, seed, translate)
     data.splits["train"] = augmented
@@ -107,6 +94,9 @@ def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
     """Every task's splits: few-shot version when ``few_shot.k`` is set, training split
     augmented when ``augmentation.methods`` are. What was drawn and made is recorded under
     ``run_dir/few_shot/`` and ``run_dir/augmentation/``."""
+    from mtfsl.data.backtranslate import BackTranslator
+    from mtfsl.data.fewshot import apply_few_shot
+
     aug = cfg.augmentation
     bt = AugMethod.BACK_TRANSLATION in aug.methods
     translate = BackTranslator(aug.back_translation) if bt else None
@@ -146,6 +136,16 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
 
     With ``resume``, continue from ``run_dir``'s latest resumable state instead of step 0.
     """
+    from accelerate.utils import set_seed
+
+    from mtfsl.data.prepare import prepare_task
+    from mtfsl.model.build import build_model
+    from mtfsl.model.dropout import use_fast_dropout
+    from mtfsl.training import tracking
+    from mtfsl.training.loop import Trainer, TrainingInterrupted, build_accelerator
+    from mtfsl.training.run_folder import start_attempt
+    from mtfsl.utils.memory import peak_memory_mb
+
     accelerator = build_accelerator(
         cfg.hardware,
         cfg.trainer.grad_accum_steps,
@@ -245,6 +245,8 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
 def _status(run_dir: Path, status: str, **extra: Any) -> None:
     """Write ``status.json``. When that fails (a full disk), say so on stderr and remove the
     old file rather than leave one that says something no longer true."""
+    from mtfsl.training.distributed import is_main_process
+
     if not is_main_process():
         return
     path = run_dir / "status.json"
@@ -271,6 +273,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://mtfsl.configs", config_name="train")
 def main(dcfg: DictConfig) -> float | None:
+    from mtfsl.provenance import provenance
+    from mtfsl.resume import resume_config
+    from mtfsl.training.distributed import (
+        check_shared_run_dir,
+        is_main_process,
+        process_group_teardown,
+        quiet_other_processes,
+    )
+    from mtfsl.training.loop import TrainingInterrupted
+    from mtfsl.training.run_folder import RunFolderBusy, lock_run_folder
+
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     about = {"version": __version__, "host": platform.node()}
@@ -348,5 +361,17 @@ def main(dcfg: DictConfig) -> float | None:
     return metrics.get("dev/selection_score")  # the sweep objective (e.g. for Optuna)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``mtfsl-train`` command: ``--help`` answered at once (``cli_help``), everything
+    else by Hydra (``main``)."""
+    args = sys.argv[1:]
+    if "--help" in args or "-h" in args:
+        from mtfsl.cli_help import help_text
+
+        sys.stdout.write(help_text())
+        return
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -9,20 +9,16 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-from seqeval.metrics import classification_report as entity_classification_report
-from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as prfs
-from seqeval.metrics.v1 import precision_recall_fscore_support as strict_prfs
-from seqeval.scheme import IOB2
-from sklearn.metrics import accuracy_score
-from sklearn.metrics import classification_report as sk_classification_report
-from sklearn.metrics import f1_score as f1_score_sk
-
+# seqeval and scikit-learn are imported in the functions that use them: importing them costs
+# seconds, which every mtfsl-train --help and shell completion would otherwise pay.
 from mtfsl.config import MetricMode
 
 Tags = Sequence[Sequence[str]]
 
 
 def _mode_kwargs(mode: MetricMode) -> dict[str, object]:
+    from seqeval.scheme import IOB2
+
     return {"mode": "strict", "scheme": IOB2} if mode is MetricMode.STRICT else {}
 
 
@@ -38,6 +34,10 @@ def entity_scores(
 
     One seqeval pass for all three (its precision_score / recall_score / f1_score would each
     extract every entity again: seconds on a full test set)."""
+    from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as prfs
+    from seqeval.metrics.v1 import precision_recall_fscore_support as strict_prfs
+    from seqeval.scheme import IOB2
+
     gold, pred = [list(s) for s in gold], [list(s) for s in pred]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zero predicted entities: score 0, not a warning
@@ -55,6 +55,8 @@ def entity_scores(
 
 def entity_report(gold: Tags, pred: Tags, mode: MetricMode = MetricMode.DEFAULT) -> str:
     """seqeval's per-type entity report (what papers call F1)."""
+    from seqeval.metrics import classification_report as entity_classification_report
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return entity_classification_report(
@@ -78,6 +80,9 @@ def token_report(gold: Tags, pred: Tags, labels: Sequence[str]) -> str:
 
 def label_scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
     """Accuracy and macro-F1 (percent) of one label per item: a class or a word's tag."""
+    from sklearn.metrics import accuracy_score
+    from sklearn.metrics import f1_score as f1_score_sk
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return {
@@ -88,6 +93,8 @@ def label_scores(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
 
 def label_report(gold: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> str:
     """scikit-learn's per-label report."""
+    from sklearn.metrics import classification_report as sk_classification_report
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sk_classification_report(gold, pred, labels=list(labels), digits=4, zero_division=0)

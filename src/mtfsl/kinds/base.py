@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
 from mtfsl.config import (
     AugmentationConfig,
@@ -29,12 +27,16 @@ from mtfsl.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import datasets
+    import torch
+    from torch import nn
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from mtfsl.data.readers.base import Records
     from mtfsl.data.splits import Split
 
-Batch = dict[str, torch.Tensor]
+# torch, datasets and transformers are imported where used, never at the top of a kind's
+# module: the CLI imports every kind to register its schema, and --help must stay fast.
+Batch = "dict[str, torch.Tensor]"
 
 
 def label_name(value: Any, names: list[str] | None, where: str) -> str:
@@ -170,6 +172,8 @@ class TaskKind:
     def owned(self, batch: Batch, ids: torch.Tensor) -> np.ndarray:
         """(example, position, label id) rows for what this batch predicts; each position of
         each example is predicted by exactly one batch row."""
+        import torch
+
         rows = [batch["sentence"], torch.zeros_like(batch["sentence"]), ids]
         return torch.stack(rows, dim=1).cpu().numpy()
 

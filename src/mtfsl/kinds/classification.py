@@ -7,20 +7,19 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-
-from sklearn.metrics import matthews_corrcoef
-from torch import nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mtfsl.config import AugMethod, KShotSampler, MetricMode, Pooling, TaskConfig
 from mtfsl.data import augment
-from mtfsl.data.features import featurize_texts
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.metrics import label_scores
 from mtfsl.evaluation.report import classification_report_text, write_tsv
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.base import TaskKind, label_name
+
+if TYPE_CHECKING:
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +123,8 @@ class ClassificationKind(TaskKind):
 
     def featurize(self, split, task, labels, tokenizer, model, cache_dir):
         """The features, with a ``truncated`` column marking the examples that were cut."""
+        from mtfsl.data.features import featurize_texts
+
         texts = self.texts(split, task, tokenizer)
         ids = self.label_ids(split, labels)
         return featurize_texts(texts, ids, tokenizer, model.max_length, cache_dir)
@@ -138,6 +139,8 @@ class ClassificationKind(TaskKind):
     # -- evaluation ----------------------------------------------------------------------
     def score(self, task: Any, gold, pred, mode: MetricMode) -> dict:
         # Matthews correlation (x100): GLUE's CoLA metric, defined for any number of classes
+        from sklearn.metrics import matthews_corrcoef
+
         with warnings.catch_warnings():  # one predicted class: sklearn warns and gives 0
             warnings.simplefilter("ignore")
             mcc = 100.0 * matthews_corrcoef(gold, pred)

@@ -7,19 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import datasets
-from sklearn.metrics import f1_score
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any
 
 from mtfsl.config import AugMethod, MetricMode, Pooling, TaskConfig
-from mtfsl.data.features import cached_map
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.report import atomic_write, escape_tsv
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.classification import ClassificationKind
+
+if TYPE_CHECKING:
+    import datasets
+    from transformers import PreTrainedTokenizerBase
 
 
 class PairFeaturizer:
@@ -55,6 +54,10 @@ def featurize_pairs(
     cache_dir: str | Path | None,
 ) -> datasets.Dataset:
     """Text pairs into one row each (``PairFeaturizer``); cached like every feature set."""
+    import datasets
+
+    from mtfsl.data.features import cached_map
+
     fn = PairFeaturizer(tokenizer, max_length)
     rows = [list(p) for p in pairs]
     columns = {"words": rows, "label_ids": label_ids, "sentence": list(range(len(rows)))}
@@ -128,6 +131,8 @@ class PairKind(ClassificationKind):
     def score(self, task: PairTaskConfig, gold, pred, mode: MetricMode) -> dict:
         scores = super().score(task, gold, pred, mode)
         if task.positive_label is not None:
+            from sklearn.metrics import f1_score
+
             positive = task.positive_label
             scores["f1"] = 100.0 * f1_score(gold, pred, pos_label=positive, average="binary")
         return scores

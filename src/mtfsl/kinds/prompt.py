@@ -5,14 +5,15 @@ verbalizer word per label at the mask."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.classification import ClassificationKind, TextTaskConfig
 from mtfsl.model.prompt import fill_template, verbalizer_ids
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 @dataclass

@@ -18,20 +18,20 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import numpy as np
-import torch
-from torch import nn
 
 from mtfsl.config import KShotSampler, MetricMode, TaskConfig
-from mtfsl.data.features import cached_map
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.report import atomic_write
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.base import TaskKind
+
+if TYPE_CHECKING:
+    import datasets
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,10 @@ def featurize_questions(
 ) -> datasets.Dataset:
     """Windows of every question of ``split`` (``QAFeaturizer``); cached like every feature
     set. Training uses each question's first reference answer."""
+    import datasets
+
+    from mtfsl.data.features import cached_map
+
     first = [refs[0] if refs else ("", -1) for refs in split.targets]
     columns = {
         "question": [q.question for q in split.inputs],
@@ -181,46 +185,6 @@ def featurize_questions(
     fn = QAFeaturizer(tokenizer, max_length, stride)
     key = [columns, vocab, type(fn).__name__, max_length, stride]
     return cached_map(fn, raw, key, cache_dir)
-
-
-# -- the head ------------------------------------------------------------------------------
-class SpanHead(nn.Module):
-    """A linear layer scoring each token as the answer's start and end (the layout of
-    ``BertForQuestionAnswering.qa_outputs``); loss: the mean of the two cross-entropies.
-    Decoding searches every span of context tokens of at most ``max_answer_length`` tokens
-    (not only the top starts and ends) and returns the ``n_best`` best per window."""
-
-    def __init__(self, hidden_size: int, max_answer_length: int, n_best: int):
-        super().__init__()
-        self.qa_outputs = nn.Linear(hidden_size, 2)
-        self.max_answer_length, self.n_best = max_answer_length, n_best
-
-    def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.qa_outputs(hidden)  # (B, T, 2): start and end logits
-
-    def loss(self, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        start, end = scores.float().unbind(-1)
-        ce = nn.functional.cross_entropy
-        return (ce(start, batch["start_positions"]) + ce(end, batch["end_positions"])) / 2
-
-    def loss_units(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.tensor(len(batch["start_positions"]), device=batch["input_ids"].device)
-
-    def decode(self, scores: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, n, 3): the character start and end and the score of each window's n best
-        spans, best first; a score of -inf marks no span (fewer than n exist)."""
-        start, end = scores.float().unbind(-1)
-        context = batch["context_mask"].bool()
-        width = start.shape[1]
-        pos = torch.arange(width, device=start.device)
-        length = pos[None, :] - pos[:, None]  # end - start, (T, T)
-        allowed = (length >= 0) & (length < self.max_answer_length)
-        allowed = allowed[None] & context[:, :, None] & context[:, None, :]
-        spans = (start[:, :, None] + end[:, None, :]).masked_fill(~allowed, -torch.inf)
-        top, index = spans.flatten(1).topk(min(self.n_best, width * width), dim=1)
-        first = batch["offset_start"].gather(1, index // width)
-        last = batch["offset_end"].gather(1, index % width)
-        return torch.stack([first.float(), last.float(), top], dim=-1)
 
 
 # -- the kind ------------------------------------------------------------------------------
@@ -320,6 +284,8 @@ class QAKind(TaskKind):
 
     # -- model ---------------------------------------------------------------------------
     def head(self, task: QATaskConfig, hidden, num_labels, dropout, context) -> nn.Module:
+        from mtfsl.model.heads import SpanHead
+
         return SpanHead(hidden, task.max_answer_length, task.n_best)
 
     def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
@@ -358,8 +324,10 @@ class QAKind(TaskKind):
                 )
 
     # -- evaluation ----------------------------------------------------------------------
-    def owned(self, batch, ids: torch.Tensor) -> np.ndarray:
+    def owned(self, batch, ids: Any) -> np.ndarray:
         """(question, char start, char end, score) for each window's candidate spans."""
+        import torch
+
         n = ids.shape[1]
         question = batch["sentence"].double()[:, None, None].expand(-1, n, 1)
         return torch.cat([question, ids.double()], dim=-1).flatten(0, 1).cpu().numpy()

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from scipy.stats import pearsonr, spearmanr
 
 from mtfsl.config import KShotSampler, MetricMode, Pooling, TaskConfig
 from mtfsl.data.splits import Split
@@ -49,6 +47,8 @@ def score_text(value: float) -> str:
 def correlations(gold: list[float], pred: list[float]) -> dict[str, float]:
     """Pearson and Spearman (x100) and the MSE. A correlation is undefined when either side is
     constant (an untrained model can predict one value): it is scored 0 and logged."""
+    from scipy.stats import pearsonr, spearmanr
+
     g, p = np.asarray(gold, np.float64), np.asarray(pred, np.float64)
     mse = float(np.mean((g - p) ** 2)) if len(g) else math.nan
     if len(g) < 2 or np.ptp(g) == 0 or np.ptp(p) == 0:
@@ -124,7 +124,9 @@ class RegressionKind(PairKind):
         return list(split.targets)
 
     # -- evaluation ----------------------------------------------------------------------
-    def owned(self, batch, ids: torch.Tensor) -> np.ndarray:
+    def owned(self, batch, ids) -> np.ndarray:
+        import torch
+
         sentence = batch["sentence"].double()
         rows = [sentence, torch.zeros_like(sentence), ids.double()]
         return torch.stack(rows, dim=1).cpu().numpy()

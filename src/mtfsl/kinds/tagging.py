@@ -6,17 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from seqeval.metrics.sequence_labeling import get_entities
-from torch import nn
 
 from mtfsl.config import AugMethod, KShotSampler, LabelScheme, MetricMode, TaskConfig
 from mtfsl.data import augment
 from mtfsl.data.context import document_ids, neighbour_context
-from mtfsl.data.features import featurize_words
 from mtfsl.data.labels import bio_labels, entity_types, to_iob2
 from mtfsl.data.splits import Split, warn_no_context
 from mtfsl.errors import ConfigError, DataError
@@ -24,6 +20,10 @@ from mtfsl.evaluation.metrics import entity_scores, flatten, label_scores
 from mtfsl.evaluation.report import split_report, tag_report, write_predictions
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.base import Batch, TaskKind, label_name
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class TagMetric(Enum):
@@ -186,6 +186,8 @@ class TaggingKind(TaskKind):
         return [[index[t] for t in tags] for tags in split.targets]
 
     def features(self, split, task, name, labels, tokenizer, model, cache_dir):
+        from mtfsl.data.features import featurize_words
+
         return featurize_words(
             split.inputs,
             self.label_ids(split, labels),
@@ -199,6 +201,8 @@ class TaggingKind(TaskKind):
     # -- evaluation ----------------------------------------------------------------------
     def owned(self, batch: Batch, ids: torch.Tensor) -> np.ndarray:
         """Windows own disjoint words, so each word appears once over all batches."""
+        import torch
+
         owned = batch["word_index"] >= 0
         sentence = batch["sentence"][:, None].expand_as(owned)[owned]
         rows = [sentence, batch["word_index"][owned], ids[owned]]
@@ -259,6 +263,8 @@ class TaggingKind(TaskKind):
         return words, " ".join(words), spans
 
     def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
+        from seqeval.metrics.sequence_labeling import get_entities
+
         entities = [
             {
                 "type": kind,

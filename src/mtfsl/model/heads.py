@@ -151,6 +151,45 @@ class RegressionHead(SequenceClassificationHead):
         return scores.float()
 
 
+class SpanHead(nn.Module):
+    """A linear layer scoring each token as the answer's start and end (the layout of
+    ``BertForQuestionAnswering.qa_outputs``); loss: the mean of the two cross-entropies.
+    Decoding searches every span of context tokens of at most ``max_answer_length`` tokens
+    (not only the top starts and ends) and returns the ``n_best`` best per window."""
+
+    def __init__(self, hidden_size: int, max_answer_length: int, n_best: int):
+        super().__init__()
+        self.qa_outputs = nn.Linear(hidden_size, 2)
+        self.max_answer_length, self.n_best = max_answer_length, n_best
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.qa_outputs(hidden)  # (B, T, 2): start and end logits
+
+    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        start, end = scores.float().unbind(-1)
+        ce = nn.functional.cross_entropy
+        return (ce(start, batch["start_positions"]) + ce(end, batch["end_positions"])) / 2
+
+    def loss_units(self, batch: Batch) -> torch.Tensor:
+        return torch.tensor(len(batch["start_positions"]), device=batch["input_ids"].device)
+
+    def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """(B, n, 3): the character start and end and the score of each window's n best
+        spans, best first; a score of -inf marks no span (fewer than n exist)."""
+        start, end = scores.float().unbind(-1)
+        context = batch["context_mask"].bool()
+        width = start.shape[1]
+        pos = torch.arange(width, device=start.device)
+        length = pos[None, :] - pos[:, None]  # end - start, (T, T)
+        allowed = (length >= 0) & (length < self.max_answer_length)
+        allowed = allowed[None] & context[:, :, None] & context[:, None, :]
+        spans = (start[:, :, None] + end[:, None, :]).masked_fill(~allowed, -torch.inf)
+        top, index = spans.flatten(1).topk(min(self.n_best, width * width), dim=1)
+        first = batch["offset_start"].gather(1, index // width)
+        last = batch["offset_end"].gather(1, index % width)
+        return torch.stack([first.float(), last.float(), top], dim=-1)
+
+
 class PromptHead(RowClassificationHead):
     """PET / LM-BFF: the encoder's masked-LM head scores each label's verbalizer word at the
     (single) mask position of every row."""
@@ -166,7 +205,7 @@ class PromptHead(RowClassificationHead):
         return self.mlm_head(at_mask)[:, self.label_ids]
 
 
-Head = TokenClassificationHead | SequenceClassificationHead | RegressionHead | PromptHead
+Head = TokenClassificationHead | SequenceClassificationHead | RegressionHead | SpanHead | PromptHead
 
 
 @dataclass

@@ -7,11 +7,12 @@ the vocabulary at the mask, and each label is the score of its verbalizer word.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-from transformers import PreTrainedTokenizerBase
+from typing import TYPE_CHECKING, Any
 
 from mtfsl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 def fill_template(cfg: Any, texts: Sequence[str], mask_token: str) -> list[str]:
