@@ -102,10 +102,18 @@ def test_report_writes_tables_and_plots(tmp_path: Path) -> None:
     )
     files = write_report(sweep, sweep / "report")
     assert (sweep / "report" / "report.csv").read_text().splitlines() == [
-        "group,metric,mean,std,n",
-        "few_shot.k=5,test/conll/f1,52.0000,2.8284,2",
-        "few_shot.k=10,test/conll/f1,61.0000,1.4142,2",
+        "group,job,metric,mean,std,n",
+        "few_shot.k=5,,test/conll/f1,52.0000,2.8284,2",
+        "few_shot.k=10,,test/conll/f1,61.0000,1.4142,2",
+        "few_shot.k=5,0,test/conll/f1,50.0000,,1",  # then each finished job's own value
+        "few_shot.k=5,1,test/conll/f1,54.0000,,1",
+        "few_shot.k=10,2,test/conll/f1,60.0000,,1",
+        "few_shot.k=10,3,test/conll/f1,62.0000,,1",
     ]
+    from mtfsl.sweep_report import varying
+
+    labels = varying(read_sweep(sweep))  # legend labels: what differs, not folder numbers
+    assert labels["0"] == "few_shot.k=5 seed=1" and labels["4"] == "few_shot.k=10 seed=3"
     report = (sweep / "report" / "report.md").read_text()
     assert "- 4: failed (few_shot.k=10 seed=3)" in report
     names = sorted(p.name for p in files if p.suffix == ".png")

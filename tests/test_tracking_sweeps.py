@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mtfsl.train import run
 from tests.test_train_e2e import TOY, train_cli
@@ -88,3 +89,21 @@ def test_joblib_launcher_runs_two_jobs_in_parallel(tmp_path: Path) -> None:
 def test_plugin_configs_compose(tmp_path: Path, override: str, expected: str) -> None:
     proc = train_cli([override, "--cfg", "hydra", "--package", "hydra"], tmp_path)
     assert expected in proc.stdout
+
+
+def test_optuna_searches_the_space_given_on_the_command_line(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    space = [
+        "hydra/sweeper=tune",
+        "trainer.lr=interval(1e-4, 1e-2)",  # the search space, from the command line
+        "trainer.batch_size=4",  # fixed: no longer searched
+        "trainer.warmup_ratio=0.0",
+        "hydra.sweeper.n_trials=2",
+        "trainer.max_steps=2",
+    ]
+    train_cli(["-m", *space, *TOY, f"hydra.sweep.dir={sweep}"], tmp_path)
+    for job in ("0", "1"):
+        cfg = yaml.safe_load((sweep / job / "config.yaml").read_text())
+        assert 1e-4 <= cfg["trainer"]["lr"] <= 1e-2 and cfg["trainer"]["batch_size"] == 4
+    # every sweep, not only the shipped experiments, ends with a summary
+    assert "test/conll/f1" in (sweep / "summary.md").read_text()

@@ -28,6 +28,7 @@ from mtfsl.summary import (
     REPLICATE_KEYS,
     Group,
     Job,
+    common_overrides,
     group_jobs,
     markdown,
     read_sweep,
@@ -52,13 +53,27 @@ def primary_suffixes(jobs: Sequence[Job]) -> tuple[str, ...]:
 def csv_table(groups: Sequence[Group], prefixes: Sequence[str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["group", "metric", "mean", "std", "n"])
-    for metric in reported_metrics(groups, prefixes):
+    writer.writerow(["group", "job", "metric", "mean", "std", "n"])
+    metrics = reported_metrics(groups, prefixes)
+    for metric in metrics:
         for g in groups:
             mean, std, n = g.stats(metric)
             if n:
-                writer.writerow([g.name, metric, f"{mean:.4f}", f"{std:.4f}", n])
+                writer.writerow([g.name, "", metric, f"{mean:.4f}", f"{std:.4f}", n])
+    # then every finished job's own value (its folder under the sweep), for plots elsewhere
+    for g in groups:
+        for job in g.finished():
+            for metric in metrics:
+                if metric in (job.metrics or {}):
+                    value = f"{job.metrics[metric]:.4f}"
+                    writer.writerow([g.name, job.path.name, metric, value, "", 1])
     return out.getvalue()
+
+
+def varying(jobs: Sequence[Job]) -> dict[str, str]:
+    """Per job folder, the overrides that differ between the jobs (a legend label)."""
+    common = common_overrides(jobs)
+    return {j.path.name: " ".join(o for o in j.overrides if o not in common) for j in jobs}
 
 
 def _k(job: Job) -> int | None:
@@ -81,7 +96,9 @@ def plot_vs_k(jobs: Sequence[Job], metric: str, path: Path) -> bool:
         points = [p for p in points if p[3]]
         if points:
             ks, means, stds, _ = zip(*points, strict=True)
-            ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, label=s.name[:60])
+            ns = "/".join(sorted({str(p[3]) for p in points}))
+            label = f"{s.name[:60]} (n={ns})"
+            ax.errorbar(ks, means, yerr=stds, marker="o", capsize=3, label=label)
     ax.set_xlabel("few_shot.k")
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)
@@ -104,6 +121,7 @@ def plot_curves(group: Group, path: Path) -> bool:
     ]
     if not any(train for _, train, _ in runs):
         return False
+    labels = varying(group.jobs)  # e.g. "seed=2", not the job's folder number
     fig, (loss_ax, dev_ax) = plt.subplots(1, 2, figsize=(10, 4))
     for job, train, dev in runs:
         for key in sorted({k for r in train for k in r if k.startswith("loss/")}):
@@ -112,7 +130,7 @@ def plot_curves(group: Group, path: Path) -> bool:
                 [r["step"] for r in rows],
                 [r[key] for r in rows],
                 lw=1,
-                label=f"{job.path.name} {key[5:]}",
+                label=f"{labels[job.path.name] or job.path.name} {key[5:]}",
             )
         for key in sorted({k for r in dev for k in r if k.endswith(primary)}):
             dev_ax.plot(
@@ -120,7 +138,7 @@ def plot_curves(group: Group, path: Path) -> bool:
                 [r[key] for r in dev],
                 marker=".",
                 lw=1,
-                label=f"{job.path.name} {key}",
+                label=f"{labels[job.path.name] or job.path.name} {key}",
             )
     loss_ax.set(xlabel="step", ylabel="training loss", title=group.name[:70])
     dev_ax.set(xlabel="step", ylabel="dev metric")
