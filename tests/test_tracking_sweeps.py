@@ -35,6 +35,21 @@ def test_tensorboard_gets_losses_dev_and_test_metrics(toy_cfg, tmp_path: Path) -
     history = json.loads((run_dir / "train_history.json").read_text())["history"]
     losses = [e.value for e in events.Scalars("train/loss/conll")]
     assert losses == pytest.approx([h["loss/conll"] for h in history])
+    # hyperparameters with the final metrics, in the same run (no sub-run of their own), so
+    # TensorBoard's HParams view compares runs
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert [p.name for p in (run_dir / "tensorboard").iterdir() if p.is_dir()] == []
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    names = {m.name.tag for m in experiment.experiment.metric_infos}
+    assert {"test/conll/f1", "best/dev/conll/f1"} <= names
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    assert start.hparams["trainer.max_steps"].number_value == 6
+    assert start.hparams["task.conll.kind"].string_value == "tagging"
+    assert events.Scalars("best/dev/conll/f1")[0].value == pytest.approx(metrics["dev/conll/f1"])
 
 
 def test_mlflow_gets_params_and_metrics(toy_cfg, tmp_path: Path) -> None:

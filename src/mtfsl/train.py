@@ -231,8 +231,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     # Not accelerator.end_training(): it destroys the process group, which the next job of a
     # sweep needs (process_group_teardown destroys it when the process exits).
     accelerator.wait_for_everyone()
-    for tracker in accelerator.trackers:
-        tracker.finish()
+    tracking.finish(accelerator, cfg.tracking, params, final)
     if main:
         write_json(run_dir / "metrics.json", metrics)
         write_json(run_dir / "dev_history.json", {"history": state.history})

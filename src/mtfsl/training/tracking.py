@@ -50,5 +50,26 @@ def start(accelerator: Accelerator, cfg: TrackingConfig, run_dir: Path, params: 
         import mlflow
 
         mlflow.set_tracking_uri(cfg.mlflow_uri or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}")
-    name = cfg.experiment if cfg.kind is Tracker.MLFLOW else "tensorboard"
-    accelerator.init_trackers(name, config=flat_params(params))
+    if cfg.kind is Tracker.TENSORBOARD:
+        # Not init_trackers(config=...): accelerate writes TensorBoard hyperparameters with no
+        # metrics, into a sub-run of their own, so the HParams view cannot compare runs.
+        # ``finish`` writes them with the final metrics into the run itself.
+        accelerator.init_trackers("tensorboard")
+        return
+    accelerator.init_trackers(cfg.experiment, config=flat_params(params))
+
+
+def finish(accelerator: Accelerator, cfg: TrackingConfig, params: dict, final: dict) -> None:
+    """Log the final metrics (the best checkpoint's dev scores, the test scores) at ``step``
+    was done by the caller; here TensorBoard also gets the hyperparameters with them (the
+    HParams plugin's summaries in the same run), then every tracker is closed."""
+    if cfg.kind is Tracker.TENSORBOARD and accelerator.is_main_process:
+        from torch.utils.tensorboard.summary import hparams
+
+        writer = accelerator.get_tracker("tensorboard", unwrap=True)
+        metrics = {k: float(v) for k, v in final.items() if k.startswith(("test/", "best/dev/"))}
+        for summary in hparams(flat_params(params), metrics):
+            writer.file_writer.add_summary(summary)
+        writer.flush()
+    for tracker in accelerator.trackers:
+        tracker.finish()
