@@ -65,6 +65,19 @@ def test_mlflow_gets_params_and_metrics(toy_cfg, tmp_path: Path) -> None:
     assert steps == [2, 4, 6]
 
 
+def test_wandb_offline_gets_params_and_metrics(toy_cfg, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir, metrics = tracked(toy_cfg, tmp_path, "WANDB")
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")  # what `wandb sync` uploads
+    (records,) = offline.glob("run-*.wandb")
+    data = records.read_bytes()  # protobuf records; each value is stored as its JSON text
+    for key in ("test/conll/f1", "best/dev/conll/f1", "train/loss/conll", "trainer.max_steps"):
+        assert key.encode() in data
+    at = data.index(b"\rtest/conll/f1\x82\x01") + 16  # the key, then the value's length
+    assert float(data[at + 1 : at + 1 + data[at]]) == pytest.approx(metrics["test/conll/f1"])
+
+
 def _span(run_dir: Path) -> tuple[datetime, datetime]:
     stamps = [line[1:24] for line in (run_dir / "train.log").read_text().splitlines()]
     times = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in stamps if s[:2] == "20"]

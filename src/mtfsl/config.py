@@ -132,6 +132,7 @@ class Tracker(Enum):
     NONE = "none"
     TENSORBOARD = "tensorboard"  # RUN/tensorboard/: tensorboard --logdir RUN/tensorboard
     MLFLOW = "mlflow"  # tracking.mlflow_uri, or a SQLite store RUN/mlflow.db
+    WANDB = "wandb"  # Weights & Biases, files in RUN/wandb/ (WANDB_MODE=offline: no network)
 
 
 class NanPolicy(Enum):
@@ -377,7 +378,7 @@ class TrainerConfig:
 class TrackingConfig:
     kind: Tracker = Tracker.NONE
     mlflow_uri: str | None = None  # null = SQLite store RUN/mlflow.db
-    experiment: str = "mtfsl"
+    experiment: str = "mtfsl"  # the MLflow experiment / W&B project
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Experiment tracking through accelerate's trackers (TensorBoard, MLflow)."""
+"""Experiment tracking through accelerate's trackers (TensorBoard, MLflow, W&B)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from accelerate import Accelerator
 from mtfsl.config import Tracker, TrackingConfig
 from mtfsl.errors import ConfigError
 
-_PACKAGES = {Tracker.TENSORBOARD: "tensorboard", Tracker.MLFLOW: "mlflow"}
+_PACKAGES = {Tracker.TENSORBOARD: "tensorboard", Tracker.MLFLOW: "mlflow", Tracker.WANDB: "wandb"}
 
 
 def flat_params(tree: Any, prefix: str = "") -> dict[str, str | int | float | bool]:
@@ -56,7 +56,9 @@ def start(accelerator: Accelerator, cfg: TrackingConfig, run_dir: Path, params: 
         # ``finish`` writes them with the final metrics into the run itself.
         accelerator.init_trackers("tensorboard")
         return
-    accelerator.init_trackers(cfg.experiment, config=flat_params(params))
+    # W&B: the run's files in the run folder, the run named after it
+    init = {"wandb": {"dir": str(run_dir), "name": run_dir.name}}
+    accelerator.init_trackers(cfg.experiment, config=flat_params(params), init_kwargs=init)
 
 
 def finish(accelerator: Accelerator, cfg: TrackingConfig, params: dict, final: dict) -> None:
