@@ -194,3 +194,25 @@ def test_prediction_flops_of_length_sorted_padded_batches() -> None:
     # attention positions; MiniLM: 6 x (4 x 384^2 + 2 x 384 x 1536) = 10,616,832 parameters
     flops = 2 * 10_616_832 * 13 + 4 * 6 * 384 * 59
     assert bench_train.prediction_flops([3, 5, 4], batch=2) == flops == 276_581_376
+
+
+def test_the_configuration_reference_is_generated_from_the_current_schema() -> None:
+    reference = load_script("config_reference")
+    text = reference.reference()
+    assert (SCRIPTS.parent / "docs" / "configuration.md").read_text() == text, (
+        "docs/configuration.md is stale: run python scripts/config_reference.py"
+    )
+    assert "| `task.NAME.stride` | int | `128` | Sub-tokens of context that consecutive" in text
+    assert "| `few_shot.max_steps` | int \\| None | `200` |" in text
+
+
+def test_results_table_means_and_stds_over_seeds(tmp_path: Path) -> None:
+    table = load_script("results_table")
+    for seed, acc in ((1, 60.0), (2, 64.0)):
+        folder = tmp_path / "glue" / "rte" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        metrics = {"test/rte/accuracy": acc, "time/train_seconds": 100.0 * seed}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+    text = table.glue_table(tmp_path)
+    assert "| rte | acc | 62.00 ± 2.83 | 2 | 150 | – |  |" in text
+    assert "| cola | MCC | – | 0 |" in text
