@@ -33,6 +33,23 @@ def field_value(obj: Any, name: str) -> Any:
     return obj
 
 
+def role_values(obj: dict, columns: Columns, optional: frozenset[str], where: str) -> dict:
+    """Per role, its column's value in ``obj`` (dotted names reach into nested objects); a
+    missing field is an error naming ``where`` and the config key, unless it is optional."""
+    values = {}
+    for role, column in columns.items():
+        value = field_value(obj, column.name)
+        if value is _MISSING:
+            if role in optional:
+                continue
+            raise DataError(
+                f"{where}: no field {column.name!r} ({column.key}); the object has "
+                f"{sorted(obj)[:10]}"
+            )
+        values[role] = value
+    return values
+
+
 class JsonlReader(Reader):
     name = "jsonl"
     schema = JsonlReaderConfig
@@ -53,17 +70,7 @@ class JsonlReader(Reader):
                 raise DataError(
                     f"{path}:{number}: expected a JSON object, found {type(obj).__name__}"
                 )
-            values = {}
-            for role, column in columns.items():
-                value = field_value(obj, column.name)
-                if value is _MISSING:
-                    if role in optional:
-                        continue
-                    raise DataError(
-                        f"{path}:{number}: no field {column.name!r} ({column.key}); the object has "
-                        f"{sorted(obj)[:10]}"
-                    )
-                values[role] = value
+            values = role_values(obj, columns, optional, f"{path}:{number}")
             found = True
             yield Record(values, number)
         if not found:

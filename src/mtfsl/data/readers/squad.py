@@ -1,6 +1,7 @@
 """SQuAD JSON (v1.1 and v2.0 layout): ``data[].paragraphs[].{context, qas[]}``, a record per
-question with its id, question, context and reference answers. Places are question numbers
-in file order (``train.json[12]``) and the question's id."""
+question with its id, question, context and reference answers (columns name a question's
+fields, dotted for nested ones, as in JSON lines). Places are question numbers in file order
+(``train.json[12]``) and the question's id."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from mtfsl.config import ReaderConfig
 from mtfsl.data.readers import register_reader
 from mtfsl.data.readers.base import Columns, Reader, Record, Records
+from mtfsl.data.readers.jsonl import role_values
 from mtfsl.errors import DataError
 
 
@@ -55,16 +57,8 @@ class SquadReader(Reader):
     ) -> Iterator[Record]:
         found = False
         for number, question in squad_questions(path):
-            values = {}
-            for role, column in columns.items():
-                if column.name not in question:
-                    if role in optional:
-                        continue
-                    raise DataError(
-                        f"{path}[{number}]: no field {column.name!r} ({column.key}) in question "
-                        f"{question.get('id', '?')!r}; it has {sorted(question)}"
-                    )
-                values[role] = question[column.name]
+            where = f"{path}[{number}] (question {question.get('id', '?')})"
+            values = role_values(question, columns, optional, where)
             found = True
             yield Record(values, number)
         if not found:
