@@ -127,6 +127,29 @@ def test_crf_matches_brute_force() -> None:
         assert paths[row, length:].tolist() == [0] * (4 - length)
 
 
+def test_crf_marginals_match_brute_force() -> None:
+    torch.manual_seed(1)
+    crf = CRF(3)
+    for p in crf.parameters():
+        torch.nn.init.normal_(p)
+    emissions = torch.randn(2, 3, 3)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    marginals = crf.marginals(emissions, mask)
+    for row, length in enumerate((3, 2)):
+        e = emissions[row, :length]
+        ones = torch.ones(1, length, dtype=torch.bool)
+        paths = list(itertools.product(range(3), repeat=length))
+        scores = torch.stack(
+            [crf.gold_score(e[None], torch.tensor(p)[None], ones)[0] for p in paths]
+        )
+        prob = torch.softmax(scores, 0)
+        for i in range(length):
+            for tag in range(3):
+                ref = sum(prob[j] for j, p in enumerate(paths) if p[i] == tag)
+                assert marginals[row, i, tag].item() == pytest.approx(ref.item(), abs=1e-5)
+    assert marginals[:, :2].sum(-1).flatten().tolist() == pytest.approx([1.0] * 4)
+
+
 def token_batch() -> dict[str, torch.Tensor]:
     labels = torch.tensor(
         [

@@ -72,11 +72,13 @@ def test_a_pair_task_trains_and_its_metrics_equal_scikit_learns(tmp_path: Path) 
         check=True,
     ).stdout
     record = json.loads(out)
+    score = record.pop("score")  # the softmax probability of the predicted label
     assert record == {
         "text": "A woman reads a long novel.",
         "text_pair": "A woman is reading.",
         "label": rows[0]["pred"],
     }
+    assert 0.5 <= score <= 1.0
     # the shipped YAML pools with BERT's pooler, so the task exports; a pipeline given the
     # two texts predicts what the evaluation wrote
     from transformers import pipeline
@@ -85,7 +87,9 @@ def test_a_pair_task_trains_and_its_metrics_equal_scikit_learns(tmp_path: Path) 
 
     classify = pipeline("text-classification", model=str(export(tmp_path / "run", tmp_path / "hf")))
     inputs = [{"text": r["text"], "text_pair": r["text_pair"]} for r in rows]
-    assert [p["label"] for p in classify(inputs)] == pred
+    outputs = classify(inputs)
+    assert [p["label"] for p in outputs] == pred
+    assert outputs[0]["score"] == pytest.approx(score, abs=1e-5)  # the same probability
 
 
 def test_pair_task_keys_are_checked() -> None:

@@ -129,6 +129,15 @@ def test_predict_and_exported_pipeline_match_training_predictions(
         ours = [(e["type"], e["start"], e["end"]) for e in record["entities"]]
         theirs = [(e["entity_group"], e["start"], e["end"]) for e in entities(line)]
         assert theirs == ours
+        # each word's score is the softmax probability of its tag at its first sub-token,
+        # what the pipeline reports per token; an entity's score is its words' mean
+        by_start = {t["start"]: t["score"] for t in tagger(line)}
+        starts = [sum(len(w) + 1 for w in record["words"][:i]) for i in range(len(record["words"]))]
+        assert record["scores"] == pytest.approx([by_start[s] for s in starts], abs=1e-5)
+        for e in record["entities"]:
+            a = starts.index(e["start"])
+            b = a + len(e["text"].split())
+            assert e["score"] == pytest.approx(sum(record["scores"][a:b]) / (b - a))
 
 
 def test_predict_uses_the_document_context_the_run_was_trained_with(
@@ -169,7 +178,22 @@ def test_sequence_classification_export(tmp_path: Path) -> None:
     texts = [r.split("\t")[0].replace("\\n", "\n") for r in rows]
     hf_dir = export(tmp_path / "run", tmp_path / "hf")
     classify = pipeline("text-classification", model=str(hf_dir), device="cpu")
-    assert [p["label"] for p in classify(texts)] == [r.split("\t")[2] for r in rows]
+    outputs = classify(texts)
+    assert [p["label"] for p in outputs] == [r.split("\t")[2] for r in rows]
+    # mtfsl-predict's score is the predicted intent's softmax probability, as the pipeline's
+    scored = subprocess.run(
+        [PREDICT, str(tmp_path / "run"), "--out-format", "jsonl"],
+        input="\n".join(t.replace("\n", " ") for t in texts[:2]) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for line, expected in zip(
+        scored, classify([t.replace("\n", " ") for t in texts[:2]]), strict=True
+    ):
+        record = json.loads(line)
+        assert record["label"] == expected["label"]
+        assert record["score"] == pytest.approx(expected["score"], abs=1e-5)
     cfg.task["banking77"].pooling, cfg.trainer.max_steps = Pooling.MEAN, 1
     run(cfg, tmp_path / "mean")
     with pytest.raises(ConfigError, match=r"pooling MEAN\) has no standard HF model class"):

@@ -68,8 +68,11 @@ def predict(
     docs: list[int | None] | None = None,
     lines: list[int] | None = None,
     own: range | None = None,
+    probabilities: list[Any] | None = None,
 ) -> list[Any]:
     """Predicted labels for word lists (token tasks; a tag per word) or texts (one label).
+    ``probabilities``: a list to fill with each input's probability of its predicted
+    label(s), where the task's head gives one.
 
     ``docs`` (a document index per input, as CoNLL files give) lets a run trained with
     ``data.context`` see the neighbouring sentences; without them each input stands alone.
@@ -95,5 +98,6 @@ def predict(
         run.accelerator,
         collator,
         run.cfg.trainer.eval_batch_size,
+        probabilities=probabilities,
     )
     return kind.to_labels(ids, labels)

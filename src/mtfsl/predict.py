@@ -94,9 +94,13 @@ def file_examples(path: Path, fmt: str, run: LoadedRun, task: str) -> Iterator[E
         yield Example(item, text, spans, record.values.get(label_role), record.doc, record.line)
 
 
-def write_jsonl(out: TextIO, kind: TaskKind, examples: Sequence[Example], pred: list) -> None:
-    for ex, labels in zip(examples, pred, strict=True):
-        out.write(json.dumps(kind.prediction_record(ex, labels), ensure_ascii=False) + "\n")
+def write_jsonl(
+    out: TextIO, kind: TaskKind, examples: Sequence[Example], pred: list, probs: list | None = None
+) -> None:
+    """A JSON record per example; with ``probs``, the predicted labels' probabilities."""
+    probs = probs or [None] * len(examples)
+    for ex, labels, p in zip(examples, pred, probs, strict=True):
+        out.write(json.dumps(kind.prediction_record(ex, labels, p), ensure_ascii=False) + "\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -201,6 +205,7 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
     with _output(args.output) as out:
         for rows, own in windows(read_examples(args, run, task), args.chunk_size, margin):
             docs = [r.doc for r in rows] if documents else None
+            probs: list = []
             pred = predict(
                 run,
                 task,
@@ -209,9 +214,10 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
                 docs=docs,
                 lines=[r.line for r in rows],
                 own=own,
+                probabilities=probs if fmt == "jsonl" else None,
             )
             if fmt == "jsonl":
-                write_jsonl(out, kind, rows[own.start : own.stop], pred)
+                write_jsonl(out, kind, rows[own.start : own.stop], pred, probs)
             else:
                 kind.write_rows(out, rows[own.start : own.stop], pred, fmt)
             release_memory()  # keeps the process's footprint flat over a long stream

@@ -35,13 +35,15 @@ def predict_ids(
     collator: PaddingCollator,
     batch_size: int,
     show: bool = False,
+    probabilities: list[Any] | None = None,
 ) -> list[Any]:
     """Predicted label ids in file order, as the task's kind (``cfg.kind``) shapes them (an
     array per sentence for tagging, an int per example for classification).
 
     Decoding (argmax, Viterbi, a span search) runs on the device; only the decoded rows
     travel back, so memory does not grow with the number of labels times positions. ``show``:
-    a progress bar (on a terminal, main process).
+    a progress bar (on a terminal, main process). ``probabilities``: a list to fill with each
+    example's probability of its predicted labels (left empty where the head has none).
     """
     kind = get_kind(cfg.kind)
     features, split = eval_set.features, eval_set.split
@@ -51,16 +53,23 @@ def predict_ids(
     shard = batches[accelerator.process_index :: accelerator.num_processes]
     loader = DataLoader(features, batch_sampler=shard, collate_fn=collator)
     model.eval()
-    rows = []
+    rows, probs = [], []
     bar = tqdm(loader, desc=f"eval {task}", leave=False, dynamic_ncols=True, disable=not show)
     for batch in bar:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with torch.profiler.record_function("mtfsl.predict"):  # scripts/profile_step.py
             with accelerator.autocast():
                 scores = model(task, batch)
-            rows.append(kind.owned(batch, model.decode(task, scores, batch)))
+            ids = model.decode(task, scores, batch)
+            rows.append(kind.owned(batch, ids))
+            if probabilities is not None:
+                p = model.probabilities(task, scores, batch, ids)
+                if p is not None:
+                    probs.append(kind.owned(batch, p))
     if accelerator.num_processes > 1:
-        rows = gather_object(rows)
+        rows, probs = gather_object(rows), gather_object(probs)
+    if probs:
+        probabilities.extend(kind.collect_probabilities(np.concatenate(probs), split))
     return kind.collect(cfg, np.concatenate(rows) if rows else np.empty((0, 3)), split)
 
 

@@ -175,6 +175,8 @@ class TaskKind:
         import torch
 
         rows = [batch["sentence"], torch.zeros_like(batch["sentence"]), ids]
+        if ids.is_floating_point():  # probabilities rather than label ids
+            rows = [r.double() for r in rows]
         return torch.stack(rows, dim=1).cpu().numpy()
 
     def collect(self, task: Any, rows: np.ndarray, split: Split) -> list[Any]:
@@ -186,6 +188,15 @@ class TaskKind:
         if missing := self.unpredicted(preds):  # windowing guarantees coverage: fail loudly
             raise RuntimeError(f"{missing} items of {split.path} received no prediction")
         return self.finish_predictions(preds)
+
+    def collect_probabilities(self, rows: np.ndarray, split: Split) -> list[Any]:
+        """Per example, the probability of each predicted label (``owned`` rows whose last
+        column is a probability): a float, or a list per word for a tagging kind."""
+        probs = [np.full(p.shape, np.nan) for p in self.empty_predictions(split)]
+        for example, position, p in rows:
+            probs[int(example)][int(position)] = p
+        shaped = [p.tolist() for p in probs]
+        return [p[0] for p in shaped] if not self.token_level else shaped
 
     def empty_predictions(self, split: Split) -> list[np.ndarray]:
         """Per example, an array of -1 the size of what it gets predicted."""
@@ -235,9 +246,11 @@ class TaskKind:
         """An input from one line of raw text, and each word's character span (if words)."""
         return line, []
 
-    def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
-        """The JSONL record mtfsl-predict writes for one example."""
-        return {"text": example.text, "label": pred}
+    def prediction_record(self, example: Any, pred: Any, prob: Any = None) -> dict[str, Any]:
+        """The JSONL record mtfsl-predict writes for one example (``prob``: the predicted
+        label's probability, where the head gives one)."""
+        record = {"text": example.text, "label": pred}
+        return record if prob is None else {**record, "score": prob}
 
     def write_rows(self, out: Any, examples: Sequence[Any], pred: list[Any], fmt: str) -> None:
         """mtfsl-predict's ``tsv`` (or the kind's own) output."""

@@ -156,9 +156,10 @@ class PairKind(ClassificationKind):
         pair = (values["text"], values["text_pair"])
         return pair, "\t".join(pair), []
 
-    def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
+    def prediction_record(self, example: Any, pred: Any, prob: Any = None) -> dict[str, Any]:
         first, second = example.item
-        return {"text": first, "text_pair": second, "label": pred}
+        record = {"text": first, "text_pair": second, "label": pred}
+        return record if prob is None else {**record, "score": prob}
 
     def write_rows(self, out: Any, examples: Any, pred: list[Any], fmt: str) -> None:
         if fmt != "tsv":

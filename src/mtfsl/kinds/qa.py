@@ -407,7 +407,7 @@ class QAKind(TaskKind):
         )
         return question, question.question, []
 
-    def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
+    def prediction_record(self, example: Any, pred: Any, prob: Any = None) -> dict[str, Any]:
         q = example.item
         return {
             "id": q.id,

@@ -185,7 +185,7 @@ class RegressionKind(PairKind):
     def placeholder(self, item: Any, labels: list[str]) -> Any:
         return 0.0
 
-    def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
+    def prediction_record(self, example: Any, pred: Any, prob: Any = None) -> dict[str, Any]:
         first, second = example.item
         return {"text": first, "text_pair": second, "score": pred}
 

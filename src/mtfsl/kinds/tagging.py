@@ -206,6 +206,8 @@ class TaggingKind(TaskKind):
         owned = batch["word_index"] >= 0
         sentence = batch["sentence"][:, None].expand_as(owned)[owned]
         rows = [sentence, batch["word_index"][owned], ids[owned]]
+        if ids.is_floating_point():  # probabilities rather than label ids
+            rows = [r.double() for r in rows]
         return torch.stack(rows, dim=1).cpu().numpy()
 
     def empty_predictions(self, split: Split) -> list[np.ndarray]:
@@ -262,19 +264,22 @@ class TaggingKind(TaskKind):
             start += len(w) + 1
         return words, " ".join(words), spans
 
-    def prediction_record(self, example: Any, pred: Any) -> dict[str, Any]:
+    def prediction_record(self, example: Any, pred: Any, prob: Any = None) -> dict[str, Any]:
+        """Words, tags and entities with character offsets; with ``prob`` (each word's
+        probability of its tag) also ``scores`` and each entity's mean over its words."""
         from seqeval.metrics.sequence_labeling import get_entities
 
-        entities = [
-            {
-                "type": kind,
-                "start": example.spans[a][0],
-                "end": example.spans[b][1],
-                "text": example.text[example.spans[a][0] : example.spans[b][1]],
-            }
-            for kind, a, b in get_entities(pred)
-        ]
-        return {"text": example.text, "words": example.item, "tags": pred, "entities": entities}
+        entities = []
+        for kind, a, b in get_entities(pred):
+            start, end = example.spans[a][0], example.spans[b][1]
+            entity = {"type": kind, "start": start, "end": end, "text": example.text[start:end]}
+            if prob is not None:
+                entity["score"] = sum(prob[a : b + 1]) / (b + 1 - a)
+            entities.append(entity)
+        record = {"text": example.text, "words": example.item, "tags": pred}
+        if prob is not None:
+            record["scores"] = prob
+        return {**record, "entities": entities}
 
     def write_rows(self, out: Any, examples: Any, pred: list[Any], fmt: str) -> None:
         for ex, tags in zip(examples, pred, strict=True):

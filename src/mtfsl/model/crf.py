@@ -49,6 +49,28 @@ class CRF(nn.Module):
         return (self.log_partition(emissions, mask) - self.gold_score(emissions, tags, mask)).mean()
 
     @torch.no_grad()
+    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """P(tag at position i = c | the row), (B, L, C), by the forward-backward algorithm;
+        positions outside the mask hold the last real position's values."""
+        emissions = emissions.float()
+        length = emissions.shape[1]
+        alphas = [self.start + emissions[:, 0]]
+        for i in range(1, length):
+            step = torch.logsumexp(
+                alphas[-1][:, :, None] + self.transitions + emissions[:, i, None, :], dim=1
+            )
+            alphas.append(torch.where(mask[:, i, None], step, alphas[-1]))
+        end = self.end.expand_as(alphas[0])
+        betas = [end]  # from the last position back: the end score after a row's last tag
+        for i in range(length - 2, -1, -1):
+            step = torch.logsumexp(
+                self.transitions + (emissions[:, i + 1] + betas[0])[:, None, :], dim=2
+            )
+            betas.insert(0, torch.where(mask[:, i + 1, None], step, end))
+        log_z = torch.logsumexp(alphas[-1] + self.end, dim=1)
+        return torch.exp(torch.stack(alphas, 1) + torch.stack(betas, 1) - log_z[:, None, None])
+
+    @torch.no_grad()
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Best tag sequence per row, (B, L); positions outside the mask hold 0."""
         emissions = emissions.float()

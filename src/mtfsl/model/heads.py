@@ -42,6 +42,11 @@ class TokenClassificationHead(nn.Module):
         """Predicted label id at every position, (B, T)."""
         return scores.argmax(-1)
 
+    def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor):
+        """The probability of each decoded id (softmax over the labels), shaped like ``ids``;
+        None for a head whose outputs are no distribution (a score, a span)."""
+        return scores.float().softmax(-1).gather(-1, ids[..., None]).squeeze(-1)
+
 
 def pack(values: torch.Tensor, select: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Move the selected positions of each row to its front, in order.
@@ -85,6 +90,19 @@ class CRFTokenHead(TokenClassificationHead):
         out[rows, cols] = path[mask]
         return out
 
+    def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor):
+        """Each word's marginal probability of its decoded tag under the CRF (over every tag
+        sequence of its window), not a softmax of its emissions alone."""
+        select = batch["word_index"] >= 0
+        emissions, mask = pack(scores, select)
+        marginals = self.crf.marginals(emissions, mask | ~mask.any(1, keepdim=True))
+        tags, _ = pack(ids, select)
+        chosen = marginals.gather(-1, tags[..., None]).squeeze(-1)
+        out = torch.zeros(select.shape, dtype=torch.float, device=scores.device)
+        rows, cols = select.nonzero(as_tuple=True)
+        out[rows, cols] = chosen[mask]
+        return out
+
 
 class RowClassificationHead(nn.Module):
     """One label per row (example): cross-entropy over rows, argmax decoding."""
@@ -98,6 +116,10 @@ class RowClassificationHead(nn.Module):
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Predicted label id per example, (B,)."""
         return scores.argmax(-1)
+
+    def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor):
+        """The softmax probability of each example's decoded label, (B,)."""
+        return scores.float().softmax(-1).gather(-1, ids[:, None]).squeeze(-1)
 
 
 class DensePooler(nn.Module):
@@ -150,6 +172,9 @@ class RegressionHead(SequenceClassificationHead):
         """The predicted score per example, (B,)."""
         return scores.float()
 
+    def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor) -> None:
+        return None  # a score, not a distribution
+
 
 class SpanHead(nn.Module):
     """A linear layer scoring each token as the answer's start and end (the layout of
@@ -172,6 +197,9 @@ class SpanHead(nn.Module):
 
     def loss_units(self, batch: Batch) -> torch.Tensor:
         return torch.tensor(len(batch["start_positions"]), device=batch["input_ids"].device)
+
+    def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor) -> None:
+        return None  # a span's score is its logit sum (see decode)
 
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         """(B, n, 3): the character start and end and the score of each window's n best

@@ -54,3 +54,7 @@ class MultiTaskModel(nn.Module):
 
     def decode(self, task: str, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.heads[task].decode(scores, batch)
+
+    def probabilities(self, task: str, scores: torch.Tensor, batch: Batch, ids: torch.Tensor):
+        """The probability of each decoded id (None where the head has no distribution)."""
+        return self.heads[task].probabilities(scores, batch, ids)
