@@ -384,7 +384,7 @@ def test_sigterm_while_tokenising_ends_interrupted(tmp_path: Path) -> None:
     from tests.conftest import FIXTURES
 
     args = [*TOY_ARGS, f"data.root={FIXTURES}", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = train_with_signal_at("mtfsl.train:prepare_task", args, tmp_path)
+    proc = train_with_signal_at("mtfsl.data.prepare:prepare_task", args, tmp_path)
     assert proc.returncode == 130, proc.stderr[-2000:]
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "interrupted"
@@ -670,10 +670,11 @@ def test_a_full_disk_is_one_line_and_a_failed_status(tmp_path: Path) -> None:
     args = [*TOY_ARGS, f"data.root={FIXTURES}", "hydra.run.dir=run"]
     code = (
         "import errno, sys\n"
+        "import mtfsl.data.prepare as p\n"
         "import mtfsl.train as t\n"
         "def full(*a, **k):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device', 'cache/features.arrow')\n"
-        "t.prepare_task = full\n"
+        "p.prepare_task = full  # mtfsl.train imports it when a job runs\n"
         f"sys.argv = ['mtfsl-train', *{args!r}]\n"
         "t.main()\n"
     )
