@@ -252,11 +252,15 @@ class TaskKind:
         record = {"text": example.text, "label": pred}
         return record if prob is None else {**record, "score": prob}
 
+    def tsv_fields(self, example: Any, pred: Any) -> list[str]:
+        """The fields of one example's ``tsv`` row in mtfsl-predict's output."""
+        return [example.text, str(pred)]
+
     def write_rows(self, out: Any, examples: Sequence[Any], pred: list[Any], fmt: str) -> None:
         """mtfsl-predict's ``tsv`` (or the kind's own) output."""
         from mtfsl.evaluation.report import escape_tsv
 
         if fmt != "tsv":
             raise ConfigError(f"--out-format {fmt}: kind {self.name} writes tsv or jsonl")
-        for ex, label in zip(examples, pred, strict=True):
-            out.write(f"{escape_tsv(ex.text)}\t{label}\n")
+        for ex, p in zip(examples, pred, strict=True):
+            out.write("\t".join(escape_tsv(f) for f in self.tsv_fields(ex, p)) + "\n")

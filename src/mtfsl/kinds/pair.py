@@ -161,11 +161,8 @@ class PairKind(ClassificationKind):
         record = {"text": first, "text_pair": second, "label": pred}
         return record if prob is None else {**record, "score": prob}
 
-    def write_rows(self, out: Any, examples: Any, pred: list[Any], fmt: str) -> None:
-        if fmt != "tsv":
-            raise ConfigError(f"--out-format {fmt}: kind {self.name} writes tsv or jsonl")
-        for ex, label in zip(examples, pred, strict=True):
-            out.write(f"{escape_tsv(ex.item[0])}\t{escape_tsv(ex.item[1])}\t{label}\n")
+    def tsv_fields(self, example: Any, pred: Any) -> list[str]:
+        return [*example.item, str(pred)]
 
 
 register_kind(PairKind())

@@ -417,13 +417,8 @@ class QAKind(TaskKind):
             "score": pred.score,
         }
 
-    def write_rows(self, out: Any, examples: Any, pred: list[Any], fmt: str) -> None:
-        from mtfsl.evaluation.report import escape_tsv
-
-        if fmt != "tsv":
-            raise ConfigError(f"--out-format {fmt}: kind {self.name} writes tsv or jsonl")
-        for ex, answer in zip(examples, pred, strict=True):
-            out.write(f"{escape_tsv(ex.item.question)}\t{escape_tsv(answer.text)}\n")
+    def tsv_fields(self, example: Any, pred: Any) -> list[str]:
+        return [example.item.question, pred.text]
 
 
 register_kind(QAKind())

@@ -189,8 +189,8 @@ class RegressionKind(PairKind):
         first, second = example.item
         return {"text": first, "text_pair": second, "score": pred}
 
-    def write_rows(self, out: Any, examples: Any, pred: list[Any], fmt: str) -> None:
-        super().write_rows(out, examples, [score_text(p) for p in pred], fmt)
+    def tsv_fields(self, example: Any, pred: Any) -> list[str]:
+        return [*example.item, score_text(pred)]
 
 
 register_kind(RegressionKind())
