@@ -1,12 +1,21 @@
-"""Prediction memory and speed: ``mtfsl-predict`` on the CoNLL-2003 test set, and on the same
-sentences repeated ``--times`` over (one or more counts), each in a fresh process.
+"""Prediction speed and memory of a finished run.
 
-Streaming means peak memory must not grow with the input; the printed peak RSS of the two
-runs shows whether it does. The repeated file is written to a temporary folder (never into
-the project) and deleted afterwards.
+``--backends``: the run's test split predicted by PyTorch, by the ONNX fp32 graph and by the
+int8 graph (``mtfsl-export --format onnx --int8``, made if missing), and for a tagging run by
+the HF ``Trainer.predict`` baseline of scripts/bench_train.py on the exported HF model, in
+one process, alternating sides for ``--rounds`` rounds (medians compared). Tokenisation is
+done once, outside the timings (HF's side is timed on pre-tokenised features too). Prints
+sentences/s, the ratios, each side's scores, how many predictions differ from PyTorch's and
+the largest score difference.
 
-Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_predict.py RUN_DIR [--times 4 16]
-Prints per input: sentences, seconds, sentences/s and peak RSS; writes ``--out`` (JSON).
+Otherwise (memory): ``mtfsl-predict`` on the CoNLL-2003 test set, and on the same sentences
+repeated ``--times`` over, each in a fresh process. Streaming means peak memory must not grow
+with the input; the printed peak RSS of the runs shows whether it does. The repeated file is
+written to a temporary folder (never into the project) and deleted afterwards.
+
+Usage:  MTFSL_DATA_ROOT=../shared/data python scripts/bench_predict.py RUN_DIR --backends
+        MTFSL_DATA_ROOT=../shared/data python scripts/bench_predict.py RUN_DIR [--times 4 16]
+Writes ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -44,6 +53,164 @@ def measure(run_dir: Path, source: Path, extra: list[str]) -> dict[str, float]:
     return {"sentences": sentences, "seconds": seconds, "peak_rss_mb": rss}
 
 
+def hf_trainer_side(run, task: str, hf_dir: Path, split):
+    """bench_train.py's baseline: run_ner-style features (first sub-token of each word
+    labelled), ``Trainer.predict`` with its defaults (file order, batch 8). Returns a timed
+    callable giving a tag per word."""
+    import numpy as np
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForTokenClassification,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainingArguments,
+    )
+
+    labels = run.labels[task]
+    model = AutoModelForTokenClassification.from_pretrained(hf_dir).eval()
+    tokenizer = run.tokenizer
+    max_length = run.cfg.model.max_length
+
+    def encode(batch):
+        enc = tokenizer(
+            batch["words"], is_split_into_words=True, truncation=True, max_length=max_length
+        )
+        enc["labels"] = []
+        for i in range(len(batch["words"])):
+            previous, row = None, []
+            for word in enc.word_ids(i):
+                row.append(-100 if word is None or word == previous else 0)
+                previous = word
+            enc["labels"].append(row)
+        return enc
+
+    raw = Dataset.from_dict({"words": list(split.inputs)})
+    test = raw.map(encode, batched=True, remove_columns=["words"])
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(), report_to=[], use_cpu=True, disable_tqdm=True
+    )
+    trainer = Trainer(
+        model=model, args=args, data_collator=DataCollatorForTokenClassification(tokenizer)
+    )
+
+    def predict():
+        out = trainer.predict(test)
+        pred = np.argmax(out.predictions, -1)
+        tags = [
+            [labels[p] for p, g in zip(prow, grow, strict=True) if g != -100]
+            for prow, grow in zip(pred, out.label_ids, strict=True)
+        ]
+        # words cut off by truncation get no tag from run_ner; "O" here, so it is scored
+        return [
+            t + ["O"] * (len(words) - len(t)) for t, words in zip(tags, split.inputs, strict=True)
+        ]
+
+    return predict
+
+
+def compare_backends(args: argparse.Namespace, root: str | None) -> None:
+    import statistics
+    import time
+    from dataclasses import replace
+
+    import torch
+
+    from mtfsl.data.batching import PaddingCollator
+    from mtfsl.data.prepare import EvalSet, split_features
+    from mtfsl.data.splits import load_task
+    from mtfsl.evaluation.evaluator import predict_ids
+    from mtfsl.export import export
+    from mtfsl.inference import load_run
+    from mtfsl.kinds import get_kind
+    from mtfsl.onnx_export import Compared, differing, export_onnx
+    from mtfsl.ort_model import Backend, OnnxTaskModel, onnx_dir
+
+    run = load_run(args.run_dir)
+    task = run.task(args.task)
+    cfg, labels = run.cfg.task[task], run.labels[task]
+    kind = get_kind(cfg.kind)
+    data = replace(run.cfg.data, root=root) if root else run.cfg.data
+    split = load_task(task, cfg, data).splits["test"]
+    features = split_features(split, cfg, task, labels, run.tokenizer, run.cfg, cache=False)
+    eval_set = EvalSet(features, split)
+    collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
+    folder = onnx_dir(args.run_dir, task)
+    if not (folder / Backend.ONNX_INT8.graph).is_file():
+        export_onnx(args.run_dir, folder, task, int8=True, check_split=None)
+    graphs = {
+        b: OnnxTaskModel(run.model, task, cfg.kind, folder / b.graph)
+        for b in (Backend.ONNX, Backend.ONNX_INT8)
+    }
+
+    def ours(model):
+        batch = run.cfg.trainer.eval_batch_size
+        return lambda: kind.to_labels(
+            predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch), labels
+        )
+
+    sides = {"torch": ours(run.model), **{b.value: ours(g) for b, g in graphs.items()}}
+    if kind.token_level and not args.no_hf:
+        hf_dir = Path(tempfile.mkdtemp()) / "hf"
+        sides["hf_trainer_predict"] = hf_trainer_side(
+            run, task, export(args.run_dir, hf_dir, task), split
+        )
+    preds, seconds = {}, {name: [] for name in sides}
+    for _ in range(args.rounds):
+        for name, side in sides.items():
+            start = time.perf_counter()
+            preds[name] = side()
+            seconds[name].append(time.perf_counter() - start)
+    fp32 = Compared(graphs[Backend.ONNX], run.model)  # the score differences, untimed
+    ours(fp32)()
+    int8 = Compared(graphs[Backend.ONNX_INT8], run.model, fp32.reference)
+    ours(int8)()
+    n = len(split)
+    median = {name: statistics.median(s) for name, s in seconds.items()}
+    decisions = {name: [kind.decision(p) for p in pred] for name, pred in preds.items()}
+    results = {
+        "examples": n,
+        "rounds": args.rounds,
+        "threads": torch.get_num_threads(),
+        "sides": {},
+    }
+    for name in sides:
+        differ, total = differing(decisions["torch"], decisions[name])
+        scores = kind.score(cfg, split.targets, preds[name], run.cfg.metrics.mode)
+        results["sides"][name] = {
+            "seconds": seconds[name],
+            "median_seconds": median[name],
+            "examples_per_second": n / median[name],
+            "scores": scores,
+            "differ_from_torch": differ,
+            "predictions": total,
+        }
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
+        print(
+            f"{name}: {n / median[name]:.0f} examples/s (median of {args.rounds}: "
+            f"{median[name]:.2f} s); {shown}; {differ} of {total} predictions differ from torch's"
+        )
+    results["max_abs_score_diff"] = {"onnx": fp32.max_diff, "onnx-int8": int8.max_diff}
+    print(
+        f"max |score difference| against torch: onnx {fp32.max_diff:.2e}, "
+        f"onnx-int8 {int8.max_diff:.2e}"
+    )
+    ratios = {
+        f"{a} / {b}": median[b] / median[a]
+        for a, b in [
+            ("onnx", "torch"),
+            ("onnx-int8", "torch"),
+            ("torch", "hf_trainer_predict"),
+            ("onnx", "hf_trainer_predict"),
+            ("onnx-int8", "hf_trainer_predict"),
+        ]
+        if a in median and b in median
+    }
+    for name, ratio in ratios.items():
+        print(f"speed ratio {name}: {ratio:.2f}")
+    results["ratios"] = ratios
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a finished mtfsl-train run (CoNLL NER)")
@@ -52,8 +219,15 @@ def main() -> None:
     )
     parser.add_argument("--chunk-size", help="passed to mtfsl-predict")
     parser.add_argument("--out", type=Path, default=Path("bench_predict.json"))
+    parser.add_argument("--backends", action="store_true", help="PyTorch against ONNX (above)")
+    parser.add_argument("--rounds", type=int, default=3, help="--backends: rounds of all sides")
+    parser.add_argument("--task", help="--backends: which task of a multi-task run")
+    parser.add_argument("--no-hf", action="store_true", help="--backends: skip HF's side")
     args = parser.parse_args()
     root = os.environ.get("MTFSL_DATA_ROOT")
+    if args.backends:
+        compare_backends(args, root)
+        return
     test = Path(root or "") / "conll2003" / "test.txt"
     if not root or not test.is_file():
         sys.exit("bench_predict: set MTFSL_DATA_ROOT to the folder holding conll2003/test.txt")

@@ -71,7 +71,7 @@ def glue_table(out: Path) -> str:
 
 
 CROSS_KIND = [
-    ("conll", "entity_f1", "entity F1"),
+    ("conll", "f1", "entity F1"),
     ("rte", "accuracy", "acc"),
     ("stsb", "spearman", "Spearman"),
 ]

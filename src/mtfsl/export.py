@@ -1,9 +1,12 @@
-"""``mtfsl-export RUN_DIR OUT_DIR``: one task of a run as a standard Hugging Face folder.
+"""``mtfsl-export RUN_DIR [OUT_DIR]``: one task of a run as a standard Hugging Face folder,
+or (``--format onnx``) as an ONNX graph for ONNX Runtime.
 
 The task's kind picks the class: tagging runs (linear token head) become
-``AutoModelForTokenClassification``; classification runs with ``pooling: POOLER`` (BERT's
-dense + tanh over [CLS]) become ``AutoModelForSequenceClassification``. Both carry
-``id2label``, so ``transformers.pipeline(..., model=OUT_DIR)`` loads them with no mtfsl code.
+``AutoModelForTokenClassification``; classification, pair and regression runs with ``pooling:
+POOLER`` (BERT's dense + tanh over [CLS]) ``AutoModelForSequenceClassification``; QA runs
+``AutoModelForQuestionAnswering``. Each carries ``id2label``, so ``transformers.pipeline(...,
+model=OUT_DIR)`` loads it with no mtfsl code. The ONNX graph is the same model
+(``mtfsl.onnx_export``); ``mtfsl-predict RUN --backend onnx`` predicts with it.
 """
 
 from __future__ import annotations
@@ -79,17 +82,73 @@ def export(run_dir: Path, out_dir: Path, task: str | None = None) -> Path:
     return out_dir
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtfsl-export", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
-    p.add_argument("out_dir", type=Path)
+    p.add_argument(
+        "out_dir", type=Path, nargs="?", help="default: RUN_DIR/hf/TASK or RUN_DIR/onnx/TASK"
+    )
     p.add_argument("--task", help="which task of a multi-task run")
-    args = p.parse_args(argv)
+    p.add_argument("--format", choices=["hf", "onnx"], default="hf")
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="onnx: also a dynamically quantised int8 graph (model_int8.onnx), checked too",
+    )
+    p.add_argument(
+        "--check",
+        choices=["dev", "test", "none"],
+        default="dev",
+        help="onnx: predict this split of the run's task with the graphs and PyTorch and "
+        "print both scores and how many predictions differ (default dev)",
+    )
+    p.add_argument("--data-root", help="onnx --check: data.root, if not the run's own")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     try:
-        out = export(args.run_dir, args.out_dir, args.task)
+        if args.format == "onnx":
+            out = _export_onnx(args)
+        else:
+            out = export(args.run_dir, args.out_dir or _default_out(args, "hf"), args.task)
+            print(f"exported to {out}; load with transformers.pipeline(..., model='{out}')")
     except (MtfslError, OSError) as err:
         sys.exit(f"mtfsl-export: error: {err}")
-    print(f"exported to {out}; load with transformers.pipeline(..., model='{out}')")
+
+
+def _default_out(args: argparse.Namespace, fmt: str) -> Path:
+    from mtfsl.config import load_run_config
+
+    tasks = list(load_run_config(args.run_dir).task)
+    task = args.task or (tasks[0] if len(tasks) == 1 else None)
+    if task is None:
+        raise ConfigError(f"--task: the run has several tasks {tasks}")
+    return args.run_dir / fmt / task
+
+
+def _export_onnx(args: argparse.Namespace) -> Path:
+    import datasets
+
+    from mtfsl.onnx_export import export_onnx, summary
+
+    datasets.disable_progress_bars()  # the check's tokenising bar
+
+    out = args.out_dir or _default_out(args, "onnx")
+    split = None if args.check == "none" else args.check
+    record = export_onnx(args.run_dir, out, args.task, args.int8, split, args.data_root)
+    if record["check"]:
+        from mtfsl.config import load_run_config
+
+        cfg = load_run_config(args.run_dir).task[record["task"]]
+        for line in summary(record["check"], get_kind(cfg.kind).primary_metric(cfg)):
+            print(line)
+    print(
+        f"exported to {out}; predict with mtfsl-predict {args.run_dir} --backend onnx"
+        + ("" if out == args.run_dir / "onnx" / record["task"] else f" --onnx-dir {out}")
+    )
+    return out
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ class LoadedRun:
     tokenizer: PreTrainedTokenizerBase
     labels: dict[str, list[str]]
     accelerator: Accelerator
+    checkpoint: Path  # the best checkpoint's folder, as loaded
+    # what computes the scores when not ``model`` (an ONNX Runtime graph: mtfsl.ort_model)
+    backend: Any = None
 
     def task(self, name: str | None) -> str:
         """The task to predict: ``name``, or the run's only task."""
@@ -56,7 +59,7 @@ def load_run(run_dir: Path) -> LoadedRun:
     load_weights(best, model)
     accelerator = build_accelerator(cfg.hardware, 1)
     model.to(accelerator.device).eval()
-    return LoadedRun(cfg, model, tokenizer, labels, accelerator)
+    return LoadedRun(cfg, model, tokenizer, labels, accelerator, best)
 
 
 def predict(
@@ -91,7 +94,7 @@ def predict(
     feats = split_features(split, task_cfg, task, labels, run.tokenizer, run.cfg, cache=False)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     ids = predict_ids(
-        run.model,
+        run.backend or run.model,
         task_cfg,
         task,
         EvalSet(feats, split),

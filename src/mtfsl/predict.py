@@ -133,6 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--task", help="which task of a multi-task run")
     p.add_argument(
+        "--backend",
+        choices=["torch", "onnx", "onnx-int8"],
+        default="torch",
+        help="what runs the model: PyTorch, or the graph of mtfsl-export --format onnx "
+        "(fp32, or int8 when exported with --int8); same windows, batches and outputs",
+    )
+    p.add_argument(
+        "--onnx-dir", type=Path, help="the ONNX export to use (default RUN_DIR/onnx/TASK)"
+    )
+    p.add_argument(
         "--chunk-size",
         type=int,
         default=4096,
@@ -270,10 +280,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     datasets.disable_progress_bars()  # keep standard error for errors
     try:
         run = load_run(args.run_dir)
+        task = run.task(args.task)
+        if args.backend != "torch":
+            from mtfsl.ort_model import Backend, attach_onnx, onnx_dir
+
+            folder = args.onnx_dir or onnx_dir(args.run_dir, task)
+            attach_onnx(run, args.run_dir, task, Backend(args.backend), folder)
         if args.score:
-            score_file(args, run, run.task(args.task))
+            score_file(args, run, task)
         else:
-            run_prediction(args, run, run.task(args.task))
+            run_prediction(args, run, task)
     except (MtfslError, OSError) as err:
         sys.exit(f"mtfsl-predict: error: {err}")
 

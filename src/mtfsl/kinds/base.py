@@ -69,6 +69,9 @@ class TaskKind:
     token_level: ClassVar[bool] = False
     # What mtfsl-predict writes by default, and the suffix of predictions/ files.
     out_format: ClassVar[str] = "tsv"
+    # The outputs of the kind's standard HF class (``export_model``), as the ONNX graph
+    # names them: the names optimum's ORTModelFor... classes read.
+    onnx_outputs: ClassVar[tuple[str, ...]] = ("logits",)
 
     # -- config --------------------------------------------------------------------------
     def validate(self, key: str, task: Any) -> None:
@@ -227,6 +230,11 @@ class TaskKind:
     ) -> str:
         raise NotImplementedError
 
+    def decision(self, pred: Any) -> Any:
+        """What a prediction decides (labels, a span), without its scores: what two backends
+        are compared on (the check of ``mtfsl-export --format onnx``)."""
+        return pred
+
     def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
         """``path`` plus the kind's suffix: the predictions of one split, in file order."""
         raise NotImplementedError
@@ -237,6 +245,13 @@ class TaskKind:
     ) -> PreTrainedModel:
         """The task as one standard Hugging Face model with the same weights."""
         raise ConfigError(f"export: task '{name}' (kind {self.name}) has no standard HF class")
+
+    def scores_from_outputs(self, outputs: list[np.ndarray]) -> torch.Tensor:
+        """The head's scores (what its ``forward`` returns) from the exported model's outputs
+        (``onnx_outputs``, in that order), so the head's own decoding can run on them."""
+        import torch
+
+        return torch.from_numpy(outputs[0])
 
     def placeholder(self, item: Any, labels: list[str]) -> Any:
         """A stand-in gold label for an input predicted without one (features need labels)."""

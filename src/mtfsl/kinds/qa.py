@@ -31,6 +31,7 @@ from mtfsl.kinds.base import TaskKind
 
 if TYPE_CHECKING:
     import datasets
+    import torch
     from torch import nn
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,7 @@ class QAKind(TaskKind):
     roles = ("id", "question", "context", "answers")
     label_role = "answers"
     out_format = "jsonl"  # mtfsl-predict's default
+    onnx_outputs = ("start_logits", "end_logits")  # AutoModelForQuestionAnswering's
 
     def columns(self, key: str, task: QATaskConfig) -> dict[str, Any]:
         from mtfsl.data.readers.base import Column
@@ -352,6 +354,9 @@ class QAKind(TaskKind):
     def to_labels(self, ids: list[Any], labels: list[str]) -> list[Any]:
         return list(ids)
 
+    def decision(self, pred: Answer) -> Any:
+        return pred.text, pred.start
+
     def score(self, task: Any, gold, pred, mode: MetricMode) -> dict:
         return squad_scores([[text for text, _ in refs] for refs in gold], [p.text for p in pred])
 
@@ -391,6 +396,12 @@ class QAKind(TaskKind):
         model = AutoModelForQuestionAnswering.from_config(config)
         model.qa_outputs.load_state_dict(head.qa_outputs.state_dict())
         return model
+
+    def scores_from_outputs(self, outputs: list[np.ndarray]) -> torch.Tensor:
+        import torch
+
+        start, end = (torch.from_numpy(o) for o in outputs)
+        return torch.stack([start, end], dim=-1)  # the head's (batch, tokens, 2)
 
     def placeholder(self, item: Any, labels: list[str]) -> Any:
         return []

@@ -8,7 +8,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.report import atomic_write, escape_tsv
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.pair import PairKind
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +184,11 @@ class RegressionKind(PairKind):
         # HF's regression layout: one output, no activation (a pipeline applies none either)
         config.problem_type = "regression"
         return super().export_model(task, name, head, encoder, config)
+
+    def scores_from_outputs(self, outputs: list[np.ndarray]) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(outputs[0]).squeeze(-1)  # HF's (batch, 1): the head's (batch,)
 
     def placeholder(self, item: Any, labels: list[str]) -> Any:
         return 0.0

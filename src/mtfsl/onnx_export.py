@@ -1,0 +1,310 @@
+"""``mtfsl-export RUN [OUT] --format onnx``: one task as an ONNX graph for ONNX Runtime.
+
+The graph is the task's standard HF model (the kind's ``export_model``, as ``--format hf``
+writes it), so optimum's ``ORTModelFor...`` classes and mtfsl-predict both load it. Beside it:
+``config.json`` (with ``id2label``), the tokenizer, and ``onnx_export.json``, which records the
+exporter, the runtime's fusions, the checkpoint it came from, and the check below.
+
+Written by hand on ``torch.onnx`` rather than optimum's exporter: optimum-onnx (0.1) requires
+transformers < 4.58 and cannot be installed beside transformers 5.
+
+The check: the graph (and the int8 one) predicts the run's dev split next to the PyTorch
+model, on the same windows and batches; the scores, the number of predictions that differ and
+the largest score difference are printed and recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mtfsl.errors import ConfigError, MtfslError
+from mtfsl.kinds import get_kind
+from mtfsl.ort_model import (
+    RECORD,
+    Backend,
+    OnnxTaskModel,
+    checkpoint_fingerprint,
+    require_onnx,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
+
+    from mtfsl.inference import LoadedRun
+
+log = logging.getLogger(__name__)
+
+OPSET = 17  # LayerNormalization is an ONNX op from 17 on
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def input_names(model: PreTrainedModel) -> list[str]:
+    """The inputs the model's forward takes (MPNet, for one, has no segment ids)."""
+    import inspect
+
+    accepted = inspect.signature(model.forward).parameters
+    return [name for name in INPUTS if name in accepted]
+
+
+def trace(model: PreTrainedModel, path: Path, inputs: list[str], outputs: list[str]) -> None:
+    """Write ``model`` as an ONNX graph with dynamic batch and sequence axes.
+
+    The TorchScript exporter on eager attention, because ONNX Runtime's BERT fusions match
+    the graph it writes: measured on all-MiniLM-L6-v2 (ORT 1.32), all 6 attention blocks
+    fused into Attention ops, against none for the dynamo exporter's graph or SDPA's."""
+    import torch
+
+    model.set_attn_implementation("eager")
+    dummy = {name: torch.ones(2, 8, dtype=torch.long) for name in inputs}
+    dummy["input_ids"] = torch.arange(16, dtype=torch.long).reshape(2, 8) + 1
+    axes = {name: {0: "batch", 1: "sequence"} for name in inputs}
+    axes |= {name: {0: "batch"} for name in outputs}
+    with warnings.catch_warnings():  # the tracer's notes on Python control flow
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            tuple(dummy[name] for name in inputs),
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Only errors from ONNX Runtime's tools, which log to the root logger or to loggers named
+    after their own modules."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def optimise(path: Path, config: Any) -> dict[str, int]:
+    """ONNX Runtime's transformer optimisations (attention, embedding + LayerNorm, skip +
+    LayerNorm and bias + GELU fusions) applied in place; the fused operators, counted."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    # its per-pattern notes (a tiny test vocabulary smaller than the position table...) are
+    # not the user's; what fused is recorded instead
+    with _quiet():
+        optimised = optimize_model(
+            str(path),
+            model_type="bert",  # the encoder-only fusion set; MPNet gets those that match
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+        )
+    optimised.save_model_to_file(str(path))
+    return {k: v for k, v in optimised.get_fused_operator_statistics().items() if v}
+
+
+def quantise(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation: int8 weights, activations quantised per batch at run time."""
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # the fused ops (com.microsoft domain) defeat ONNX's shape inference; their outputs are
+    # float, which the quantiser must then be told
+    with _quiet():  # its advice to pre-process is for static quantisation
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
+        )
+
+
+class Compared:
+    """In ``predict_ids``, the scores of ``graph``, compared batch by batch with the PyTorch
+    model's. PyTorch's scores are kept (``reference``): given them, a second ``Compared``
+    replays them instead of running PyTorch again (``graph=None``: PyTorch's predictions)."""
+
+    def __init__(self, graph: OnnxTaskModel | None, model: Any, reference: list | None = None):
+        self.graph, self.model = graph, model
+        self.replay = reference is not None
+        self.reference: list[torch.Tensor] = reference if reference is not None else []
+        self.batches, self.max_diff = 0, 0.0
+
+    def eval(self) -> Compared:
+        return self
+
+    def __call__(self, task: str, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.replay:
+            expected = self.reference[self.batches]
+        else:
+            expected = self.model(task, batch)
+            self.reference.append(expected)
+        self.batches += 1
+        if self.graph is None:
+            return expected
+        scores = self.graph(task, batch)
+        self.max_diff = max(self.max_diff, float((scores.float() - expected.float()).abs().max()))
+        return scores
+
+    def decode(self, task: str, scores: torch.Tensor, batch: Any) -> torch.Tensor:
+        return self.model.decode(task, scores, batch)
+
+    def probabilities(self, task: str, scores: torch.Tensor, batch: Any, ids: Any) -> Any:
+        return self.model.probabilities(task, scores, batch, ids)
+
+
+def differing(a: list[Any], b: list[Any]) -> tuple[int, int]:
+    """(predictions that differ, predictions): per word for word lists, else per example."""
+    total = differ = 0
+    for x, y in zip(a, b, strict=True):
+        xs, ys = (x, y) if isinstance(x, list) else ([x], [y])
+        total += len(xs)
+        differ += sum(p != q for p, q in zip(xs, ys, strict=True))
+    return differ, total
+
+
+def _eval_set(run: LoadedRun, task: str, split: str, data_root: str | None) -> Any:
+    from mtfsl.data.prepare import EvalSet, split_features
+    from mtfsl.data.splits import load_task
+
+    data = replace(run.cfg.data, root=data_root) if data_root else run.cfg.data
+    try:
+        splits = load_task(task, run.cfg.task[task], data).splits
+    except MtfslError as err:
+        raise ConfigError(
+            f"--check {split}: cannot read the run's data ({err}); pass --data-root, or "
+            "--check none to skip the check"
+        ) from None
+    if split not in splits:
+        raise ConfigError(f"--check {split}: task '{task}' has no {split} split ({list(splits)})")
+    examples = splits[split]
+    features = split_features(
+        examples, run.cfg.task[task], task, run.labels[task], run.tokenizer, run.cfg, cache=False
+    )
+    return EvalSet(features, examples)
+
+
+def check(
+    run: LoadedRun, task: str, graphs: dict[Backend, Path], split: str, data_root: str | None
+) -> dict[str, Any]:
+    """Each graph's predictions and scores on ``split`` beside PyTorch's."""
+    from mtfsl.data.batching import PaddingCollator
+    from mtfsl.evaluation.evaluator import predict_ids
+
+    cfg, labels = run.cfg.task[task], run.labels[task]
+    kind, eval_set = get_kind(cfg.kind), _eval_set(run, task, split, data_root)
+    collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
+
+    def predict(model: Compared) -> list[Any]:
+        batch = run.cfg.trainer.eval_batch_size
+        ids = predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch)
+        return kind.to_labels(ids, labels)
+
+    def score(pred: list[Any]) -> dict[str, float]:
+        return kind.score(cfg, eval_set.split.targets, pred, run.cfg.metrics.mode)
+
+    results: dict[str, Any] = {"split": split, "examples": len(eval_set.split)}
+    reference: list | None = None
+    for backend, graph in graphs.items():
+        compared = Compared(OnnxTaskModel(run.model, task, cfg.kind, graph), run.model, reference)
+        pred = predict(compared)
+        reference = compared.reference
+        if "torch" not in results:  # PyTorch's predictions from the kept scores
+            torch_pred = predict(Compared(None, run.model, reference))
+            results["torch"] = {"metrics": score(torch_pred)}
+        differ, total = differing(
+            [kind.decision(p) for p in torch_pred], [kind.decision(p) for p in pred]
+        )
+        results[backend.value] = {
+            "metrics": score(pred),
+            "differ": differ,
+            "predictions": total,
+            "max_abs_score_diff": compared.max_diff,
+        }
+    return results
+
+
+def summary(check_result: dict[str, Any], metric: str) -> list[str]:
+    """Lines for the console: each backend's headline score and differences."""
+    torch_value = check_result["torch"]["metrics"][metric]
+    lines = [f"{check_result['split']} {metric}: torch {torch_value:.2f}"]
+    for name, result in check_result.items():
+        if isinstance(result, dict) and "differ" in result:
+            value = result["metrics"][metric]
+            change = value - torch_value
+            lines.append(
+                f"{check_result['split']} {metric}: {name} {value:.2f} ({change:+.2f});"
+                f" {result['differ']} of {result['predictions']} predictions differ from "
+                f"torch's, max |score difference| {result['max_abs_score_diff']:.2e}"
+            )
+    return lines
+
+
+def export_onnx(
+    run_dir: Path,
+    out_dir: Path,
+    task: str | None = None,
+    int8: bool = False,
+    check_split: str | None = "dev",
+    data_root: str | None = None,
+) -> dict[str, Any]:
+    """Export, optimise (and quantise) one task of a run into ``out_dir``; check the graphs
+    on ``check_split`` unless it is None. Returns the record written as onnx_export.json."""
+    require_onnx()
+    import onnx
+    import onnxruntime
+    import torch
+
+    from mtfsl.export import to_hf
+    from mtfsl.inference import load_run
+
+    run = load_run(run_dir)
+    name = run.task(task)
+    kind = get_kind(run.cfg.task[name].kind)
+    model = to_hf(run, name)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")  # a failure leaves no half export
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        inputs, outputs = input_names(model), list(kind.onnx_outputs)
+        trace(model, tmp / Backend.ONNX.graph, inputs, outputs)
+        fused = optimise(tmp / Backend.ONNX.graph, model.config)
+        graphs = {Backend.ONNX: tmp / Backend.ONNX.graph}
+        if int8:
+            quantise(graphs[Backend.ONNX], tmp / Backend.ONNX_INT8.graph)
+            graphs[Backend.ONNX_INT8] = tmp / Backend.ONNX_INT8.graph
+        model.config.save_pretrained(tmp)
+        run.tokenizer.save_pretrained(tmp)
+        record = {
+            "task": name,
+            "kind": kind.name,
+            "checkpoint": checkpoint_fingerprint(run.checkpoint),
+            "exporter": f"torch.onnx (TorchScript), opset {OPSET}, eager attention",
+            "versions": {
+                "torch": torch.__version__,
+                "onnx": onnx.__version__,
+                "onnxruntime": onnxruntime.__version__,
+            },
+            "inputs": inputs,
+            "outputs": outputs,
+            "fused_operators": fused,
+            "int8": "onnxruntime.quantization.quantize_dynamic, QInt8 weights" if int8 else None,
+            "check": check(run, name, graphs, check_split, data_root) if check_split else None,
+        }
+        (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return record

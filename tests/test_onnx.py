@@ -1,0 +1,146 @@
+"""ONNX export and ONNX Runtime prediction on tiny runs: each kind's graph gives PyTorch's
+predictions, the runtime's fusions are applied and recorded, int8 is an explicit and checked
+choice, and a graph exported from another checkpoint is refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mtfsl.onnx_export import differing, export_onnx
+from mtfsl.train import run
+from tests import test_pair, test_qa, test_regression
+from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
+from tests.test_predict_export import PREDICT, predict_cli, trained
+from tests.test_train_e2e import read_conll_pred
+
+
+def test_differences_are_counted_per_word_or_per_example() -> None:
+    assert differing([["O", "B-PER"], ["O"]], [["O", "O"], ["O"]]) == (1, 3)
+    assert differing(["a", "b", "c"], ["a", "c", "c"]) == (1, 3)
+    assert differing([0.5, 1.25], [0.5, 1.25]) == (0, 2)
+
+
+def predict(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PREDICT, str(run_dir), *args], capture_output=True, text=True)
+
+
+def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
+    toy_cfg, tmp_path: Path
+) -> None:
+    run_dir = trained(toy_cfg, tmp_path)
+    record = export_onnx(run_dir, run_dir / "onnx" / "conll", int8=True)
+    # the tiny BERT's 2 layers fused whole: embeddings + LayerNorm, attention, bias + GELU,
+    # and the two residual + LayerNorm of each layer
+    assert record["fused_operators"] == {
+        "EmbedLayerNormalization": 1,
+        "Attention": 2,
+        "BiasGelu": 2,
+        "SkipLayerNormalization": 4,
+    }
+    assert record["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    check = record["check"]
+    # PyTorch's dev scores here are those of the evaluation that kept the best checkpoint
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert check["torch"]["metrics"] == {
+        k.split("/")[-1]: v for k, v in metrics.items() if k.startswith("dev/conll/")
+    }
+    dev_words = sum(len(s) for s in read_conll_pred(run_dir / "predictions/dev_conll.conll"))
+    assert check["onnx"]["predictions"] == check["onnx-int8"]["predictions"] == dev_words
+    assert check["onnx"]["differ"] == 0 and check["onnx"]["max_abs_score_diff"] < 1e-4
+    assert check["onnx"]["metrics"] == check["torch"]["metrics"]
+    assert 0 < check["onnx-int8"]["max_abs_score_diff"] < 0.5  # int8 is near, not equal
+
+    test = str(FIXTURES / "toy_conll" / "toy.test")
+    reference = read_conll_pred(run_dir / "predictions" / "test_conll.conll")
+    out = tmp_path / "onnx.conll"
+    predict_cli(run_dir, test, "conll", out, "--backend", "onnx")
+    assert read_conll_pred(out) == reference  # words, gold and predicted tags
+    predict_cli(run_dir, test, "conll", out, "--backend", "onnx-int8", "--chunk-size", "2")
+    assert [len(s) for s in read_conll_pred(out)] == [len(s) for s in reference]
+    report = ("--output", str(tmp_path / "report.txt"))
+    scored = predict(run_dir, test, "--format", "conll", "--score", "--backend", "onnx", *report)
+    assert json.loads(scored.stdout) == {
+        k.replace("test/", "toy.test/"): v for k, v in metrics.items() if k.startswith("test/")
+    }
+    # probabilities from the graph's logits, through the head's own softmax
+    text = "EU rejects German call\n"
+    records = [
+        json.loads(
+            subprocess.run(
+                [PREDICT, str(run_dir), "--out-format", "jsonl", "--backend", backend],
+                input=text,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        for backend in ("torch", "onnx")
+    ]
+    assert records[1]["tags"] == records[0]["tags"]
+    assert records[1]["scores"] == pytest.approx(records[0]["scores"], abs=1e-5)
+
+
+def test_a_missing_or_stale_graph_is_refused_with_the_command_to_fix_it(
+    toy_cfg, tmp_path: Path
+) -> None:
+    run_dir = trained(toy_cfg, tmp_path)
+    test = str(FIXTURES / "toy_conll" / "toy.test")
+    missing = predict(run_dir, test, "--format", "conll", "--backend", "onnx")
+    assert missing.returncode != 0
+    assert f"mtfsl-export {run_dir} {run_dir}/onnx/conll --format onnx" in missing.stderr
+    export_onnx(run_dir, run_dir / "onnx" / "conll", check_split=None)
+    no_int8 = predict(run_dir, test, "--format", "conll", "--backend", "onnx-int8")
+    assert "model_int8.onnx not found (export with --int8" in no_int8.stderr
+    # the best checkpoint changes (a resumed run): the old graph is not used
+    labels = run_dir / "checkpoints" / "best" / "labels.json"
+    labels.write_text(json.dumps(json.loads(labels.read_text()), indent=1))
+    stale = predict(run_dir, test, "--format", "conll", "--backend", "onnx")
+    assert stale.returncode != 0 and "exported from a different checkpoint" in stale.stderr
+
+
+KINDS = {  # a tiny run of each other kind with a standard HF class, and its test file
+    "classification": (
+        [*TOY_INTENTS, "task.banking77.pooling=POOLER", "trainer.max_steps=10"],
+        "toy_intents/toy_test.csv",
+    ),
+    "pair": (test_pair.TOY, "toy_pairs/test.tsv"),
+    "regression": (test_regression.TOY, "toy_stsb/test.tsv"),
+    # trained on its two test questions, so that their best spans are clear of the rest
+    "qa": (
+        [*test_qa.TOY, "task.squad.files.train=test.json", "trainer.max_steps=40"],
+        "toy_squad/test.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_each_kind_scores_a_file_through_its_graph_as_through_pytorch(
+    tmp_path: Path, kind: str
+) -> None:
+    overrides, test = KINDS[kind]
+    cfg = compose_cfg([*overrides, f"data.cache_dir={tmp_path / 'cache'}"])
+    metrics = run(cfg, tmp_path / "run")
+    (name,) = cfg.task
+    record = export_onnx(tmp_path / "run", tmp_path / "onnx", check_split="test")
+    check = record["check"]
+    assert check["onnx"]["max_abs_score_diff"] < 1e-4
+    if kind == "regression":  # scores, not labels: equal to float32 rounding (the tiny
+        # model's near-constant scores make the correlations sensitive to it)
+        assert check["onnx"]["metrics"] == pytest.approx(check["torch"]["metrics"], rel=1e-3)
+    else:
+        assert check["onnx"]["differ"] == 0
+        assert check["onnx"]["metrics"] == check["torch"]["metrics"]
+    fmt = cfg.task[name].reader.format
+    scored = predict(
+        tmp_path / "run",
+        *(str(FIXTURES / test), "--format", fmt, "--score", "--backend", "onnx"),
+        *("--onnx-dir", str(tmp_path / "onnx"), "--output", str(tmp_path / "report.txt")),
+    )
+    assert scored.returncode == 0, scored.stderr
+    expected = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith("test/")}
+    got = {k.split("/", 1)[1]: v for k, v in json.loads(scored.stdout).items()}
+    assert got == pytest.approx(expected, rel=1e-3, abs=1e-3)
