@@ -129,11 +129,10 @@ def _default_out(args: argparse.Namespace, fmt: str) -> Path:
 
 
 def _export_onnx(args: argparse.Namespace) -> Path:
-    import datasets
-
     from mtfsl.onnx_export import export_onnx, summary
+    from mtfsl.utils.console import library_bars
 
-    datasets.disable_progress_bars()  # the check's tokenising bar
+    library_bars(False)  # the check's tokenising bar, the weights' loading bar
 
     out = args.out_dir or _default_out(args, "onnx")
     split = None if args.check == "none" else args.check

@@ -125,6 +125,9 @@ def quantise(source: Path, target: Path) -> None:
             str(source),
             str(target),
             weight_type=QuantType.QInt8,
+            # a scale per output channel: -0.06 dev F1 on CoNLL-2003 against -0.88 with one
+            # scale per tensor (all-MiniLM-L6-v2, docs/performance.md)
+            per_channel=True,
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
 
@@ -298,7 +301,9 @@ def export_onnx(
             "inputs": inputs,
             "outputs": outputs,
             "fused_operators": fused,
-            "int8": "onnxruntime.quantization.quantize_dynamic, QInt8 weights" if int8 else None,
+            "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights"
+            if int8
+            else None,
             "check": check(run, name, graphs, check_split, data_root) if check_split else None,
         }
         (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

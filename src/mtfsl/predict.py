@@ -273,11 +273,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.chunk_size < 1:
         sys.exit(f"mtfsl-predict: error: --chunk-size={args.chunk_size}: expected >= 1")
-    import datasets
-
     from mtfsl.inference import load_run
+    from mtfsl.utils.console import library_bars
 
-    datasets.disable_progress_bars()  # keep standard error for errors
+    library_bars(False)  # keep standard error for errors
     try:
         run = load_run(args.run_dir)
         task = run.task(args.task)

@@ -28,6 +28,7 @@ from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.kinds import get_kind
+from mtfsl.utils.console import library_bars
 
 # torch, transformers, accelerate and datasets are imported inside the functions that run a
 # job, after Hydra has read the command line: --help, --cfg and shell completion would
@@ -74,20 +75,6 @@ def _augment(data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) 
             **{"before": len(train), "after": len(augmented)},
         }
         write_json(run_dir / "augmentation" / f"{name}.json", record)
-
-
-def _library_bars(on: bool) -> None:
-    """datasets' tokenising and transformers' weight-loading bars: off unless asked for, so
-    the console holds mtfsl's own two bars and the log."""
-    import datasets
-    import transformers
-
-    if on:
-        datasets.enable_progress_bars()
-        transformers.utils.logging.enable_progress_bar()
-    else:
-        datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
 
 
 def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
@@ -154,7 +141,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
         project_dir=run_dir,
     )
     main = accelerator.is_main_process
-    _library_bars(cfg.trainer.library_progress_bars)
+    library_bars(cfg.trainer.library_progress_bars)
     if not resume and main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
