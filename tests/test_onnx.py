@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from tests import test_pair, test_qa, test_regression
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 from tests.test_predict_export import PREDICT, predict_cli, trained
 from tests.test_train_e2e import read_conll_pred
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_differences_are_counted_per_word_or_per_example() -> None:
@@ -82,6 +85,24 @@ def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
     ]
     assert records[1]["tags"] == records[0]["tags"]
     assert records[1]["scores"] == pytest.approx(records[0]["scores"], abs=1e-5)
+
+    # the benchmark's sides predict the same 30 test words (HF's baseline included)
+    out = tmp_path / "bench.json"
+    bench = [sys.executable, str(ROOT / "scripts" / "bench_predict.py"), str(run_dir)]
+    subprocess.run([*bench, "--backends", "--rounds", "1", "--out", str(out)], check=True)
+    sides = json.loads(out.read_text())["sides"]
+    assert {name: side["predictions"] for name, side in sides.items()} == {
+        "torch": 30,
+        "onnx": 30,
+        "onnx-int8": 30,
+        "hf_trainer_predict": 30,
+    }
+    assert sides["onnx"]["differ_from_torch"] == 0
+    assert (
+        sides["onnx"]["scores"]
+        == sides["torch"]["scores"]
+        == {k.split("/")[-1]: v for k, v in metrics.items() if k.startswith("test/")}
+    )
 
 
 def test_a_missing_or_stale_graph_is_refused_with_the_command_to_fix_it(
