@@ -135,3 +135,24 @@ def test_optuna_searches_the_space_given_on_the_command_line(tmp_path: Path) -> 
         assert 1e-4 <= cfg["trainer"]["lr"] <= 1e-2 and cfg["trainer"]["batch_size"] == 4
     # every sweep, not only the shipped experiments, ends with a summary
     assert "test/conll/f1" in (sweep / "summary.md").read_text()
+
+    # the study is stored in the sweep folder; the same command continues it, numbering
+    # its jobs after the stored trials, and fails a trial an interrupted sweep left running
+    import optuna
+
+    storage = f"sqlite:///{sweep / 'optuna.db'}"
+    study = optuna.load_study(study_name="mtfsl", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert [t.params["trainer.lr"] for t in study.trials] == [
+        yaml.safe_load((sweep / j / "config.yaml").read_text())["trainer"]["lr"] for j in ("0", "1")
+    ]
+    study.ask()  # trial 2: started by a sweep that was then killed
+    first = (sweep / "0" / "config.yaml").read_text()
+    more = [a.replace("n_trials=2", "n_trials=1") for a in space]
+    train_cli(["-m", *more, *TOY, f"hydra.sweep.dir={sweep}"], tmp_path)
+    study = optuna.load_study(study_name="mtfsl", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE"]
+    assert (sweep / "0" / "config.yaml").read_text() == first  # not overwritten
+    assert not (sweep / "2").exists()
+    lr = yaml.safe_load((sweep / "3" / "config.yaml").read_text())["trainer"]["lr"]
+    assert study.trials[3].params["trainer.lr"] == lr

@@ -610,6 +610,14 @@ def task_names(tasks: Any) -> str:
     return shown if len(names) <= 4 else f"{shown}+{len(names) - 4}more"
 
 
+def sqlite_url(path: str) -> str:
+    """``sqlite:///ABSOLUTE_PATH`` with its folder created: the Optuna study's storage, opened
+    before Hydra makes the sweep folder (``hydra/sweeper=tune``)."""
+    target = Path(path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{target}"
+
+
 def register_configs() -> None:
     """Put the schemas into Hydra's ConfigStore: ``train.yaml`` extends ``train_schema``; a
     task YAML extends ``schema/kind/KIND`` and ``schema/reader/FORMAT``."""
@@ -619,6 +627,8 @@ def register_configs() -> None:
     if not OmegaConf.has_resolver("mtfsl.task_names"):
         # the default run folder names the task mix: outputs/DATE/TIME-conll+rte
         OmegaConf.register_new_resolver("mtfsl.task_names", task_names)
+    if not OmegaConf.has_resolver("mtfsl.sqlite"):
+        OmegaConf.register_new_resolver("mtfsl.sqlite", sqlite_url)
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for name, kind in KINDS.items():
