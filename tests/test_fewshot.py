@@ -22,7 +22,7 @@ from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds.tagging import TagMetric
 from mtfsl.train import run
-from tests.conftest import FIXTURES, compose_cfg, tagging_task
+from tests.conftest import FIXTURES, classification_task, compose_cfg, tagging_task
 from tests.test_kshot import corpus, totals
 
 HUANG = FIXTURES / "fewshot"
@@ -211,3 +211,32 @@ def test_run_folders_are_named_after_the_task_mix() -> None:
     assert task_names({"conll": 1, "rte": 2}) == "conll+rte"
     assert task_names(["a", "b", "c", "d", "e", "f"]) == "a+b+c+d+2more"
     assert task_names({"my/task": 1}) == "my_task"
+
+
+def test_min_words_keeps_short_sentences_out_of_the_draw() -> None:
+    from mtfsl.data.splits import Split, TaskData
+
+    inputs = [["Ann", "ran"], ["Bo", "sat", "down"], ["Cy", "ran"], ["Di", "ate", "it"]]
+    tags = [["B-PER", "O"], ["B-PER", "O", "O"], ["B-PER", "O"], ["B-PER", "O", "O"]]
+    train = Split(Path("t.txt"), inputs, tags, [1, 4, 8, 11])
+    data = TaskData("t", ["B-PER", "I-PER", "O"], {"train": train})
+    fs = FewShotConfig(k=2, sampler=KShotSampler.EXACT, min_words=3)
+    few, record = apply_few_shot(data, tagging_task(), fs, 0, None)
+    # only the two 3-word sentences may be drawn, and K=2 takes both
+    assert record["ids"] == [1, 3] and record["pool"] == 2 and record["min_words"] == 3
+    assert few.splits["train"].lines == [4, 11]
+    fs.k = 3
+    with pytest.raises(ConfigError, match="only 2 mentions of type PER"):
+        apply_few_shot(data, tagging_task(), fs, 0, None)
+    fs.k, fs.min_words = 3, 0  # without the filter all four sentences are candidates
+    assert len(apply_few_shot(data, tagging_task(), fs, 0, None)[1]["ids"]) == 3
+    texts = TaskData("c", ["a"], {"train": Split(Path("c.csv"), ["x y"], ["a"], [2])})
+    fs = FewShotConfig(k=1, sampler=KShotSampler.PER_CLASS, min_words=3)
+    with pytest.raises(ConfigError, match=r"few_shot\.min_words: only for token tasks"):
+        apply_few_shot(texts, classification_task(), fs, 0, None)
+
+
+def test_the_entlm_config_filters_short_sentences() -> None:
+    cfg = compose_cfg(["few_shot=entlm"])
+    fs = cfg.few_shot
+    assert (fs.k, fs.sampler, fs.min_words) == (5, KShotSampler.EXACT, 11)

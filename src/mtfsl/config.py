@@ -278,6 +278,9 @@ class FewShotConfig:
     suffixes: list[str] = field(default_factory=lambda: [".words", ".ner"])
     # Token escapes of the split files, undone on reading (Huang et al. escape parentheses).
     unescape: dict[str, str] = field(default_factory=dict)
+    # Token tasks: draw only from training sentences of at least this many words (EntLM's
+    # sampler skips sentences of 10 words or fewer: 11, as few_shot=entlm sets). 0 = all.
+    min_words: int = 0
     # The budget of a K-shot run that sets no trainer.max_steps: epochs of a few dozen
     # examples are a handful of steps (K=16 CoNLL: 26 sentences, 3 epochs of batch 32 = 3
     # steps), so it trains max_steps steps of batch_size, evaluating dev every

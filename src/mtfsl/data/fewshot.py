@@ -66,6 +66,16 @@ def load_split_file(fs: FewShotConfig, task: Any, labels: list[str], root: Path 
     return split
 
 
+def _pool(split: Split, min_words: int, token_level: bool) -> list[int]:
+    """The examples a sampler may draw from: all, or (``few_shot.min_words``) the sentences
+    of at least that many words."""
+    if not min_words:
+        return list(range(len(split)))
+    if not token_level:
+        raise ConfigError("few_shot.min_words: only for token tasks (sentences of words)")
+    return [i for i, words in enumerate(split.inputs) if len(words) >= min_words]
+
+
 def apply_few_shot(
     data: TaskData, task: Any, fs: FewShotConfig, run_seed: int, root: Path | None
 ) -> tuple[TaskData, dict[str, Any] | None]:
@@ -86,12 +96,17 @@ def apply_few_shot(
         record["lines"] = splits["train"].lines
     else:
         draw = SAMPLERS[sampler]
-        ids = draw(full.targets, fs.k, rng, _short_handler(fs.shortfall, notes, "train"))
+        pool = _pool(full, fs.min_words, kind.token_level)
+        short = _short_handler(fs.shortfall, notes, "train")
+        # indices into the pool, in the sampler's order (sorted, or draw order with repeats)
+        ids = [pool[j] for j in draw(full.subset(pool).targets, fs.k, rng, short)]
         splits["train"] = full.subset(ids)
         record.update(train_file=str(full.path), ids=ids, lines=splits["train"].lines)
+        if fs.min_words:
+            record["min_words"], record["pool"] = fs.min_words, len(pool)
         if fs.dev is FewShotDev.K_SHOT:  # LM-BFF: same protocol, disjoint examples
             taken = set(ids)
-            rest = [i for i in range(len(full)) if i not in taken]
+            rest = [i for i in pool if i not in taken]
             short = _short_handler(fs.shortfall, notes, "dev")
             dev_ids = [rest[j] for j in draw(full.subset(rest).targets, fs.k, rng, short)]
             splits["dev"] = full.subset(dev_ids)
