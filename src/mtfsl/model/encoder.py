@@ -201,9 +201,10 @@ def build_encoder_for(
     """The encoder and tokenizer for a run's tasks, with its masked-LM head when a task's
     kind needs one; returns the head contexts of the tasks that have one."""
     kinds = {name: get_kind(task.kind) for name, task in cfg.task.items()}
-    if not any(kind.needs_masked_lm(cfg.task[name]) for name, kind in kinds.items()):
-        return *build_encoder(cfg.model), {}
-    encoder, tokenizer, mlm_head = build_masked_lm(cfg.model)
+    if any(kind.needs_masked_lm(cfg.task[name]) for name, kind in kinds.items()):
+        encoder, tokenizer, mlm_head = build_masked_lm(cfg.model)
+    else:
+        (encoder, tokenizer), mlm_head = build_encoder(cfg.model), None
     contexts = {
         name: context
         for name, kind in kinds.items()

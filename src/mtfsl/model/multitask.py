@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -41,13 +43,40 @@ class MultiTaskModel(nn.Module):
         )
         self.weighting = weighting
 
-    def forward(self, task: str, batch: Batch) -> torch.Tensor:
+    def encode(self, batch: Batch) -> torch.Tensor:
         # segment ids only where a task's features have them (text pairs)
         segments = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
-        hidden = self.encoder(
+        return self.encoder(
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **segments
         ).last_hidden_state
-        return self.heads[task](hidden, batch)
+
+    def forward(self, task: str, batch: Batch) -> torch.Tensor:
+        return self.heads[task](self.encode(batch), batch)
+
+    def uses_support(self, task: str) -> bool:
+        """Whether the task's head decodes by distance to the training words
+        (``model/metric_heads.py``), so needs ``remember_support`` before evaluating."""
+        return getattr(self.heads[task], "uses_support", False)
+
+    @torch.no_grad()
+    def remember_support(self, task: str, batches: Iterable[Batch]) -> int:
+        """Give the task's head the states and tags of every labelled word of ``batches``
+        (its training split), as the encoder maps them now; returns how many words."""
+        from mtfsl.data.features import IGNORE_INDEX
+
+        training = self.training
+        self.eval()  # the states evaluation will compare with: no dropout
+        states, tags, sequences = [], [], []
+        for batch in batches:
+            labelled = batch["labels"] != IGNORE_INDEX
+            states.append(self.encode(batch)[labelled].float())
+            tags.append(batch["labels"][labelled])
+            sequences += [
+                row[keep].tolist() for row, keep in zip(batch["labels"], labelled, strict=True)
+            ]
+        self.heads[task].remember(torch.cat(states), torch.cat(tags), sequences)
+        self.train(training)
+        return sum(len(t) for t in tags)
 
     def loss(self, task: str, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         return self.heads[task].loss(scores, batch)

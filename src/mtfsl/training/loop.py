@@ -448,6 +448,8 @@ class Trainer:
             if split not in task.evals:
                 continue
             start = time.perf_counter()
+            if self.net.uses_support(name):  # a metric decoder: the support as encoded now
+                self.net.remember_support(name, self._support_batches(task))
             scores, pred = evaluate_split(
                 self.net,
                 name,
@@ -466,6 +468,15 @@ class Trainer:
             self.write_outputs(split, self.predictions)
         self.objective.train()
         return results
+
+    def _support_batches(self, task: PreparedTask) -> Iterator[Batch]:
+        """The task's training features in length-sorted batches, on the device."""
+        from mtfsl.data.batching import sorted_batches
+
+        batches = sorted_batches(task.train["length"], self.cfg.trainer.eval_batch_size)
+        loader = DataLoader(task.train, batch_sampler=batches, collate_fn=self.collator)
+        for batch in loader:
+            yield {k: v.to(self.accelerator.device) for k, v in batch.items()}
 
     def write_outputs(self, split: str, predictions: dict[str, list]) -> None:
         """``reports/`` and ``predictions/`` files of ``split`` (main process only)."""

@@ -1,0 +1,168 @@
+"""Metric-based NER decoding over the encoder's word states (few-shot NER's standard baselines).
+
+The head trains as the linear head does (fine-tuning on the support set, or not at all with
+a frozen encoder); at evaluation it tags each word by its distance to the support set: the
+states and tags of every labelled word of the training split, as the encoder maps them at
+that moment. ``remember`` stores them (buffers: they are saved with the checkpoint, so
+``mtfsl-predict`` decodes without the training data).
+
+- ``PROTOTYPE`` (ProtoBERT; Snell et al. 2017 as used by Ding et al. 2021): a word's score
+  for a tag is minus its distance to the tag's centroid;
+- ``NEAREST`` (NNShot; Yang & Katiyar 2020): minus its distance to the nearest support word
+  of that tag;
+- ``STRUCTSHOT`` (Yang & Katiyar 2020): NNShot's scores as emissions (a softmax at
+  temperature ``tau``) and abstract O/B/I transitions estimated from the support tags,
+  decoded by Viterbi.
+
+Written here: no maintained package implements these decoders over a Hugging Face encoder.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import nn
+
+from mtfsl.kinds.tagging import Distance, TagDecoder
+from mtfsl.model.crf import CRF
+from mtfsl.model.heads import Batch, TokenClassificationHead, pack
+
+
+def distances(states: torch.Tensor, support: torch.Tensor, kind: Distance) -> torch.Tensor:
+    """(N, M) distances between N states and M support states."""
+    if kind is Distance.COSINE:
+        a = nn.functional.normalize(states, dim=-1)
+        b = nn.functional.normalize(support, dim=-1)
+        return 1 - a @ b.T
+    squared = states.pow(2).sum(-1, keepdim=True) - 2 * states @ support.T
+    return (squared + support.pow(2).sum(-1)[None, :]).clamp(min=0)
+
+
+def abstract_transitions(sequences: list[list[int]], labels: list[str]) -> torch.Tensor:
+    """Log transition probabilities (from, to) between IOB2 tags, from abstract counts over
+    the support's tag sequences (add-one smoothed): O->O, O->B, B/I->O, B/I->B of the same or
+    another type, B/I->I of the same type. Each abstract probability is shared among the tags
+    it stands for; I after O or after another type stays impossible (IOB2)."""
+    types = sorted({t[2:] for t in labels if t[:2] in ("B-", "I-")})
+
+    def abstract(previous: str, tag: str) -> str:
+        if tag == "O":
+            return "O" if previous == "O" else "X-O"
+        same = previous != "O" and previous[2:] == tag[2:]
+        if tag.startswith("B-"):
+            return "O-B" if previous == "O" else ("X-B-same" if same else "X-B-other")
+        return "X-I-same" if same else "invalid"
+
+    names = ["O", "O-B", "X-O", "X-B-same", "X-B-other", "X-I-same"]
+    counts = dict.fromkeys(names, 1.0)
+    for tags in sequences:
+        for a, b in itertools.pairwise(tags):
+            kind = abstract(labels[a], labels[b])
+            if kind in counts:
+                counts[kind] += 1
+    from_o = counts["O"] + counts["O-B"]
+    from_x = counts["X-O"] + counts["X-B-same"] + counts["X-B-other"] + counts["X-I-same"]
+    others = max(len(types) - 1, 1)
+    share = {
+        "O": counts["O"] / from_o,
+        "O-B": counts["O-B"] / from_o / len(types),
+        "X-O": counts["X-O"] / from_x,
+        "X-B-same": counts["X-B-same"] / from_x,
+        "X-B-other": counts["X-B-other"] / from_x / others,
+        "X-I-same": counts["X-I-same"] / from_x,
+    }
+    table = torch.full((len(labels), len(labels)), float("-inf"))
+    for i, a in enumerate(labels):
+        for j, b in enumerate(labels):
+            kind = abstract(
+                a if a[:2] in ("B-", "I-") else "O", b if b[:2] in ("B-", "I-") else "O"
+            )
+            if kind in share:
+                table[i, j] = float(torch.tensor(share[kind]).log())
+    return table
+
+
+class MetricTokenHead(TokenClassificationHead):
+    """Trains as ``TokenClassificationHead``; evaluates by distance to the support words."""
+
+    uses_support = True
+
+    def __init__(
+        self,
+        hidden_size: int,
+        labels: list[str],
+        dropout: float,
+        decoder: TagDecoder,
+        distance: Distance,
+        tau: float,
+    ) -> None:
+        super().__init__(hidden_size, len(labels), dropout)
+        self.labels, self.decoder, self.distance, self.tau = labels, decoder, distance, tau
+        self.register_buffer("support", torch.zeros(0, hidden_size))
+        self.register_buffer("support_tags", torch.zeros(0, dtype=torch.long))
+        self.crf = CRF(len(labels)) if decoder is TagDecoder.STRUCTSHOT else None
+        if self.crf is not None:
+            self.crf.requires_grad_(False)  # set from the support's tags, never trained
+
+    @torch.no_grad()
+    def remember(self, states: torch.Tensor, tags: torch.Tensor, sequences: list[list[int]]):
+        """The support: every labelled word's state and tag (and, for StructShot, the tag
+        sequences its transitions are estimated from)."""
+        self.support = states.float()
+        self.support_tags = tags.long()
+        if self.crf is not None:
+            table = abstract_transitions(sequences, self.labels).to(states.device)
+            self.crf.transitions.copy_(table)
+            # a sentence starts as if after O, and may end after any tag
+            self.crf.start.copy_(table[self.labels.index("O")] if "O" in self.labels else 0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # the support's size is the stored one, not the empty one a new head starts with
+        for name in ("support", "support_tags"):
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.training or not len(self.support):
+            return super().forward(hidden, batch)
+        return self.scores(hidden.float())
+
+    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, T, labels): minus the distance to each tag's centroid or nearest support word;
+        -inf for a tag the support lacks."""
+        flat = hidden.flatten(0, 1)
+        n = len(self.labels)
+        out = torch.full((flat.shape[0], n), float("-inf"), device=hidden.device)
+        present = torch.unique(self.support_tags)
+        if self.decoder is TagDecoder.PROTOTYPE:
+            sums = torch.zeros(n, flat.shape[1], device=hidden.device)
+            sums.index_add_(0, self.support_tags, self.support)
+            counts = torch.bincount(self.support_tags, minlength=n).clamp(min=1)[:, None]
+            centroids = (sums / counts)[present]
+            out[:, present] = -distances(flat, centroids, self.distance)
+        else:
+            for start in range(0, len(self.support), 4096):  # bounded memory on large support
+                block = -distances(flat, self.support[start : start + 4096], self.distance)
+                tags = self.support_tags[start : start + 4096]
+                index = tags[None, :].expand_as(block)
+                out = out.scatter_reduce(1, index, block, reduce="amax", include_self=True)
+        return out.view(*hidden.shape[:2], n)
+
+    def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.crf is None or self.training or not len(self.support):
+            return scores.argmax(-1)
+        select = batch["word_index"] >= 0
+        emissions, mask = pack((scores / self.tau).log_softmax(-1), select)
+        path = self.crf.viterbi(emissions, mask | ~mask.any(1, keepdim=True))
+        out = torch.zeros(select.shape, dtype=torch.long, device=scores.device)
+        rows, cols = select.nonzero(as_tuple=True)
+        out[rows, cols] = path[mask]
+        return out
+
+    def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor):
+        """Softmax over minus the distances (ProtoBERT's distribution; for StructShot its
+        emissions' at temperature ``tau``)."""
+        scale = self.tau if self.crf is not None else 1.0
+        return (scores.float() / scale).softmax(-1).gather(-1, ids[..., None]).squeeze(-1)
