@@ -64,6 +64,18 @@ def pack(values: torch.Tensor, select: torch.Tensor) -> tuple[torch.Tensor, torc
     return values.gather(1, index), mask
 
 
+def viterbi_words(crf: CRF, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The CRF's best tag sequence over each row's words (first sub-tokens), as a tag id at
+    every position (B, T); positions that are no word's first sub-token hold 0."""
+    select = batch["word_index"] >= 0
+    emissions, mask = pack(scores, select)
+    path = crf.viterbi(emissions, mask | ~mask.any(1, keepdim=True))
+    out = torch.zeros(select.shape, dtype=torch.long, device=scores.device)
+    rows, cols = select.nonzero(as_tuple=True)
+    out[rows, cols] = path[mask]
+    return out
+
+
 class CRFTokenHead(TokenClassificationHead):
     """Linear emissions over each word's first sub-token, a CRF over the word sequence."""
 
@@ -82,13 +94,7 @@ class CRFTokenHead(TokenClassificationHead):
         return (batch["labels"] != IGNORE_INDEX).any(1).sum()  # the rows with a labelled word
 
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
-        select = batch["word_index"] >= 0
-        emissions, mask = pack(scores, select)
-        path = self.crf.viterbi(emissions, mask | ~mask.any(1, keepdim=True))
-        out = torch.zeros(select.shape, dtype=torch.long, device=scores.device)
-        rows, cols = select.nonzero(as_tuple=True)
-        out[rows, cols] = path[mask]
-        return out
+        return viterbi_words(self.crf, scores, batch)
 
     def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor):
         """Each word's marginal probability of its decoded tag under the CRF (over every tag

@@ -26,7 +26,7 @@ from torch import nn
 
 from mtfsl.kinds.tagging import Distance, TagDecoder
 from mtfsl.model.crf import CRF
-from mtfsl.model.heads import Batch, TokenClassificationHead, pack
+from mtfsl.model.heads import Batch, TokenClassificationHead, viterbi_words
 
 
 def distances(states: torch.Tensor, support: torch.Tensor, kind: Distance) -> torch.Tensor:
@@ -153,13 +153,7 @@ class MetricTokenHead(TokenClassificationHead):
     def decode(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         if self.crf is None or self.training or not len(self.support):
             return scores.argmax(-1)
-        select = batch["word_index"] >= 0
-        emissions, mask = pack((scores / self.tau).log_softmax(-1), select)
-        path = self.crf.viterbi(emissions, mask | ~mask.any(1, keepdim=True))
-        out = torch.zeros(select.shape, dtype=torch.long, device=scores.device)
-        rows, cols = select.nonzero(as_tuple=True)
-        out[rows, cols] = path[mask]
-        return out
+        return viterbi_words(self.crf, (scores / self.tau).log_softmax(-1), batch)
 
     def probabilities(self, scores: torch.Tensor, batch: Batch, ids: torch.Tensor):
         """Softmax over minus the distances (ProtoBERT's distribution; for StructShot its
