@@ -46,7 +46,7 @@ mkdir -p "$out/glue" "$out/squad"
 for d in rte mrpc stsb cola sst2 mix conll_glue; do mkdir -p "$out/glue/$d"; done
 for d in k16 k64 all; do mkdir -p "$out/squad/$d"; done
 # Most wanted first, so a stopped run leaves the most useful part of the tables: the quick
-# tasks to three seeds, then the long ones.
-crosskind 1; quick 1; quick 2; quick 3; crosskind 2; crosskind 3
+# tasks to three seeds, the cross-kind mix, then the long ones.
+quick 1; quick 2; quick 3; crosskind 1; crosskind 2; crosskind 3
 long 1; mix 1; long 2; long 3; mix 2; mix 3
 squad 1; squad 2; squad 3
