@@ -38,6 +38,13 @@ class LabelScheme(Enum):
     NONE = "none"  # plain per-token tags (POS) or class labels: no chunk structure
 
 
+class Distance(Enum):
+    """The distance of the metric-based decoders (model/metric_heads.py)."""
+
+    EUCLIDEAN = "euclidean"  # squared Euclidean distance
+    COSINE = "cosine"  # 1 - cosine similarity
+
+
 class Pooling(Enum):
     """How a sequence head turns sub-token states into one vector."""
 

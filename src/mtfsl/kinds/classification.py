@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mtfsl.config import AugMethod, KShotSampler, MetricMode, Pooling, TaskConfig
+from mtfsl.config import AugMethod, Distance, KShotSampler, MetricMode, Pooling, TaskConfig
 from mtfsl.data import augment
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
@@ -34,10 +35,34 @@ class TextTaskConfig(TaskConfig):
     label_column: str | None = None
 
 
+class TextDecoder(Enum):
+    """How a classification head turns a pooled text state into a label at evaluation."""
+
+    LINEAR = "linear"  # the trained linear layer
+    # Fit on the training texts' pooled states, as the encoder maps them before each
+    # evaluation (model/metric_heads.py), L2-normalised as a sentence-transformer's are:
+    CENTROID = "centroid"  # the nearest class centroid (by ``distance``)
+    LOGISTIC = "logistic"  # scikit-learn's logistic regression (SetFit's default head)
+
+
+class TextObjective(Enum):
+    """What trains the encoder of a classification task."""
+
+    CROSS_ENTROPY = "cross_entropy"  # the linear head's cross-entropy
+    # SetFit (Tunstall et al. 2022): the cosine similarity of two texts' pooled states
+    # regressed to 1 (same class) or 0 (different), over every pair of texts in a batch,
+    # the rarer of the two kinds repeated to as many pairs as the other (SetFit's
+    # oversampling); decode with CENTROID or LOGISTIC.
+    PAIRS = "pairs"
+
+
 @dataclass
 class ClassificationTaskConfig(TextTaskConfig):
     kind: str = "classification"
     pooling: Pooling = Pooling.CLS
+    decoder: TextDecoder = TextDecoder.LINEAR
+    objective: TextObjective = TextObjective.CROSS_ENTROPY
+    distance: Distance = Distance.COSINE  # CENTROID
 
 
 class ClassificationKind(TaskKind):
@@ -53,6 +78,13 @@ class ClassificationKind(TaskKind):
             "text": Column(f"{key}.text_column", task.text_column, "text"),
             "label": Column(f"{key}.label_column", task.label_column, "label"),
         }
+
+    def validate(self, key: str, task: Any) -> None:
+        if task.objective is TextObjective.PAIRS and task.decoder is TextDecoder.LINEAR:
+            raise ConfigError(
+                f"{key}.objective=PAIRS trains no linear layer: set {key}.decoder to "
+                "CENTROID or LOGISTIC (fit on the training texts' states)"
+            )
 
     def metric_names(self, task: Any) -> frozenset[str]:
         return frozenset({"accuracy", "macro_f1", "mcc"})
@@ -108,7 +140,14 @@ class ClassificationKind(TaskKind):
     ) -> nn.Module:
         from mtfsl.model.heads import SequenceClassificationHead
 
-        return SequenceClassificationHead(hidden, num_labels, dropout, task.pooling)
+        if task.decoder is TextDecoder.LINEAR:
+            return SequenceClassificationHead(hidden, num_labels, dropout, task.pooling)
+        from mtfsl.model.metric_heads import MetricTextHead
+
+        pairs = task.objective is TextObjective.PAIRS
+        return MetricTextHead(
+            hidden, num_labels, dropout, task.pooling, task.decoder, task.distance, pairs
+        )
 
     def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
         index = {label: i for i, label in enumerate(labels)}
@@ -154,6 +193,15 @@ class ClassificationKind(TaskKind):
 
     # -- export and prediction -----------------------------------------------------------
     def export_model(self, task, name, head, encoder, config):
+        if task.decoder is not TextDecoder.LINEAR:
+            raise ConfigError(
+                f"export: task '{name}' has a {task.decoder.name} decoder over normalised "
+                "states, which no standard HF class holds; exportable are linear heads"
+            )
+        return self.export_pooled(task, name, head, config)
+
+    def export_pooled(self, task, name, head, config):
+        """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler)."""
         from transformers import AutoModelForSequenceClassification
 
         from mtfsl.export import copy_into

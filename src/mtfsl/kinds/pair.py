@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mtfsl.config import AugMethod, MetricMode, Pooling, TaskConfig
+from mtfsl.config import AugMethod, Distance, MetricMode, Pooling, TaskConfig
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.report import atomic_write, escape_tsv
 from mtfsl.kinds import register_kind
-from mtfsl.kinds.classification import ClassificationKind
+from mtfsl.kinds.classification import ClassificationKind, TextDecoder, TextObjective
 
 if TYPE_CHECKING:
     import datasets
@@ -76,6 +76,9 @@ class PairTaskConfig(TaskConfig):
     text_pair_column: str | None = None
     label_column: str | None = None
     pooling: Pooling = Pooling.CLS
+    decoder: TextDecoder = TextDecoder.LINEAR  # as a classification task's
+    objective: TextObjective = TextObjective.CROSS_ENTROPY
+    distance: Distance = Distance.COSINE
     # The class whose F1 is reported as f1 (MRPC: "1", the paraphrases); null = none.
     positive_label: str | None = None
 
@@ -96,6 +99,7 @@ class PairKind(ClassificationKind):
         }
 
     def validate(self, key: str, task: PairTaskConfig) -> None:
+        super().validate(key, task)
         if (
             task.positive_label is not None
             and task.labels

@@ -183,7 +183,7 @@ class RegressionKind(PairKind):
     def export_model(self, task, name, head, encoder, config):
         # HF's regression layout: one output, no activation (a pipeline applies none either)
         config.problem_type = "regression"
-        return super().export_model(task, name, head, encoder, config)
+        return self.export_pooled(task, name, head, config)
 
     def scores_from_outputs(self, outputs: list[np.ndarray]) -> torch.Tensor:
         import torch

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mtfsl.config import AugMethod, KShotSampler, LabelScheme, MetricMode, TaskConfig
+from mtfsl.config import (
+    AugMethod,
+    Distance,
+    KShotSampler,
+    LabelScheme,
+    MetricMode,
+    TaskConfig,
+)
 from mtfsl.data import augment
 from mtfsl.data.context import document_ids, neighbour_context
 from mtfsl.data.labels import bio_labels, entity_types, to_iob2
@@ -40,11 +47,6 @@ class TagDecoder(Enum):
     PROTOTYPE = "prototype"  # nearest tag centroid of the support words (ProtoBERT)
     NEAREST = "nearest"  # the tag of the nearest support word (NNShot)
     STRUCTSHOT = "structshot"  # NNShot emissions + abstract transitions, Viterbi
-
-
-class Distance(Enum):
-    EUCLIDEAN = "euclidean"  # squared Euclidean distance
-    COSINE = "cosine"  # 1 - cosine similarity
 
 
 @dataclass

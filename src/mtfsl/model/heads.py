@@ -150,15 +150,17 @@ class SequenceClassificationHead(RowClassificationHead):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def pool(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """(B, hidden): one state per example."""
         if self.pooling is Pooling.MEAN:
             mask = batch["attention_mask"][:, :, None].to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-        elif self.pooling is Pooling.POOLER:
-            pooled = self.pooler(hidden[:, 0])
-        else:
-            pooled = hidden[:, 0]
-        return self.classifier(self.dropout(pooled))
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        if self.pooling is Pooling.POOLER:
+            return self.pooler(hidden[:, 0])
+        return hidden[:, 0]
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(hidden, batch)))
 
 
 class RegressionHead(SequenceClassificationHead):

@@ -15,6 +15,11 @@ that moment. ``remember`` stores them (buffers: they are saved with the checkpoi
   decoded by Viterbi.
 
 Written here: no maintained package implements these decoders over a Hugging Face encoder.
+
+``MetricTextHead`` does the same for one label per text (classification and text pairs):
+the nearest class centroid, or scikit-learn's logistic regression fit on the support's
+normalised states (SetFit's head), optionally with SetFit's pair objective training the
+encoder.
 """
 
 from __future__ import annotations
@@ -24,9 +29,17 @@ import itertools
 import torch
 from torch import nn
 
-from mtfsl.kinds.tagging import Distance, TagDecoder
+from mtfsl.config import Distance, Pooling
+from mtfsl.data.features import IGNORE_INDEX
+from mtfsl.kinds.classification import TextDecoder
+from mtfsl.kinds.tagging import TagDecoder
 from mtfsl.model.crf import CRF
-from mtfsl.model.heads import Batch, TokenClassificationHead, viterbi_words
+from mtfsl.model.heads import (
+    Batch,
+    SequenceClassificationHead,
+    TokenClassificationHead,
+    viterbi_words,
+)
 
 
 def distances(states: torch.Tensor, support: torch.Tensor, kind: Distance) -> torch.Tensor:
@@ -83,6 +96,13 @@ def abstract_transitions(sequences: list[list[int]], labels: list[str]) -> torch
     return table
 
 
+def resize_buffers(head: nn.Module, names: tuple[str, ...], state_dict: dict, prefix: str):
+    """Give a head's support buffers the stored sizes (a new head starts with empty ones)."""
+    for name in names:
+        if prefix + name in state_dict:
+            setattr(head, name, torch.empty_like(state_dict[prefix + name]))
+
+
 class MetricTokenHead(TokenClassificationHead):
     """Trains as ``TokenClassificationHead``; evaluates by distance to the support words."""
 
@@ -105,6 +125,13 @@ class MetricTokenHead(TokenClassificationHead):
         if self.crf is not None:
             self.crf.requires_grad_(False)  # set from the support's tags, never trained
 
+    def support_rows(self, hidden: torch.Tensor, batch: Batch):
+        """What one batch of the training split adds to the support: the states and tags of
+        its labelled words, and each sentence's tag sequence."""
+        labelled = batch["labels"] != IGNORE_INDEX
+        rows = zip(batch["labels"], labelled, strict=True)
+        return hidden[labelled], batch["labels"][labelled], [r[k].tolist() for r, k in rows]
+
     @torch.no_grad()
     def remember(self, states: torch.Tensor, tags: torch.Tensor, sequences: list[list[int]]):
         """The support: every labelled word's state and tag (and, for StructShot, the tag
@@ -118,10 +145,7 @@ class MetricTokenHead(TokenClassificationHead):
             self.crf.start.copy_(table[self.labels.index("O")] if "O" in self.labels else 0)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the support's size is the stored one, not the empty one a new head starts with
-        for name in ("support", "support_tags"):
-            if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name]))
+        resize_buffers(self, ("support", "support_tags"), state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -160,3 +184,110 @@ class MetricTokenHead(TokenClassificationHead):
         emissions' at temperature ``tau``)."""
         scale = self.tau if self.crf is not None else 1.0
         return (scores.float() / scale).softmax(-1).gather(-1, ids[..., None]).squeeze(-1)
+
+
+def pair_loss(states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """SetFit's objective on one batch: every pair of its texts, cosine similarity regressed
+    to 1 (same label) or 0 (sentence-transformers' ``CosineSimilarityLoss``); the rarer kind
+    of pair is repeated to as many as the other (SetFit's default ``oversampling``)."""
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    first, second = torch.triu_indices(len(labels), len(labels), 1, device=labels.device)
+    same = labels[first] == labels[second]
+    kinds = [torch.nonzero(same).flatten(), torch.nonzero(~same).flatten()]
+    kinds = [k for k in kinds if len(k)]
+    if not kinds:  # one text: no pair
+        return states.sum() * 0.0
+    most = max(len(k) for k in kinds)
+    pairs = torch.cat([k[torch.arange(most, device=k.device) % len(k)] for k in kinds])
+    loss = CosineSimilarityLoss(nn.Identity())  # its model is never called here
+    target = same[pairs].float()
+    return loss.compute_loss_from_embeddings([states[first[pairs]], states[second[pairs]]], target)
+
+
+class MetricTextHead(SequenceClassificationHead):
+    """Trains as ``SequenceClassificationHead`` (or, with ``pairs``, trains only the encoder
+    by ``pair_loss``); evaluates by a classifier fit on the support's pooled states: minus
+    the distance to each class centroid, or a logistic regression's logits. Classes the
+    support lacks score -inf."""
+
+    uses_support = True
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_labels: int,
+        dropout: float,
+        pooling: Pooling,
+        decoder: TextDecoder,
+        distance: Distance,
+        pairs: bool,
+    ) -> None:
+        super().__init__(hidden_size, num_labels, dropout, pooling)
+        self.decoder, self.distance, self.pairs = decoder, distance, pairs
+        if pairs:  # the objective trains the encoder only: no gradient, no update here
+            self.classifier.requires_grad_(False)
+        # the fitted classifier: class centroids, or the regression's weights; and a bias
+        self.register_buffer("fitted_weight", torch.zeros(0, hidden_size))
+        self.register_buffer("fitted_bias", torch.zeros(0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        resize_buffers(self, ("fitted_weight", "fitted_bias"), state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def states(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The pooled states the fitted classifier reads; L2-normalised for the regression,
+        as the sentence-transformer it stands on normalises its embeddings."""
+        pooled = self.pool(hidden, batch).float()
+        if self.decoder is TextDecoder.LOGISTIC:
+            return nn.functional.normalize(pooled, dim=-1)
+        return pooled
+
+    def support_rows(self, hidden: torch.Tensor, batch: Batch):
+        return self.states(hidden, batch), batch["labels"], []
+
+    @torch.no_grad()
+    def remember(self, states: torch.Tensor, tags: torch.Tensor, sequences: list[list[int]]):
+        n = self.classifier.out_features
+        present = torch.unique(tags)
+        bias = torch.full((n,), float("-inf"), device=states.device)
+        weight = torch.zeros(n, states.shape[1], device=states.device)
+        if self.decoder is TextDecoder.CENTROID:
+            weight.index_add_(0, tags, states)
+            weight /= torch.bincount(tags, minlength=n).clamp(min=1)[:, None]
+            bias[present] = 0.0
+        elif len(present) == 1:  # nothing to regress: the one class wins
+            bias[present] = 0.0
+        else:
+            weight[present], bias[present] = logistic_regression(states, tags)
+        self.fitted_weight, self.fitted_bias = weight, bias
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.training and self.pairs:
+            return self.pool(hidden, batch)  # what pair_loss compares
+        if self.training or not len(self.fitted_bias):
+            return super().forward(hidden, batch)
+        states = self.states(hidden, batch)
+        if self.decoder is TextDecoder.CENTROID:
+            return self.fitted_bias - distances(states, self.fitted_weight, self.distance)
+        return states @ self.fitted_weight.T + self.fitted_bias
+
+    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.pairs:
+            return pair_loss(scores.float(), batch["labels"])
+        return super().loss(scores, batch)
+
+
+def logistic_regression(states: torch.Tensor, tags: torch.Tensor):
+    """scikit-learn's ``LogisticRegression`` (its defaults, as SetFit's head) on the support,
+    as (classes, hidden) weights and (classes,) biases of a softmax over the present classes
+    in sorted order: the same probabilities as its ``predict_proba``."""
+    from sklearn.linear_model import LogisticRegression
+
+    fit = LogisticRegression(max_iter=1000).fit(states.cpu().numpy(), tags.cpu().numpy())
+    weight = torch.as_tensor(fit.coef_, dtype=torch.float32)
+    bias = torch.as_tensor(fit.intercept_, dtype=torch.float32)
+    if len(fit.classes_) == 2:  # one decision function: logits (0, w.x + b) give its sigmoid
+        weight = torch.cat([torch.zeros_like(weight), weight])
+        bias = torch.cat([torch.zeros_like(bias), bias])
+    return weight.to(states.device), bias.to(states.device)

@@ -54,27 +54,24 @@ class MultiTaskModel(nn.Module):
         return self.heads[task](self.encode(batch), batch)
 
     def uses_support(self, task: str) -> bool:
-        """Whether the task's head decodes by distance to the training words
+        """Whether the task's head decodes by what it fits on the training split
         (``model/metric_heads.py``), so needs ``remember_support`` before evaluating."""
         return getattr(self.heads[task], "uses_support", False)
 
     @torch.no_grad()
     def remember_support(self, task: str, batches: Iterable[Batch]) -> int:
-        """Give the task's head the states and tags of every labelled word of ``batches``
-        (its training split), as the encoder maps them now; returns how many words."""
-        from mtfsl.data.features import IGNORE_INDEX
-
+        """Give the task's head the states and labels of ``batches`` (its training split) as
+        the encoder maps them now (every labelled word, or every text); returns how many."""
+        head = self.heads[task]
         training = self.training
         self.eval()  # the states evaluation will compare with: no dropout
         states, tags, sequences = [], [], []
         for batch in batches:
-            labelled = batch["labels"] != IGNORE_INDEX
-            states.append(self.encode(batch)[labelled].float())
-            tags.append(batch["labels"][labelled])
-            sequences += [
-                row[keep].tolist() for row, keep in zip(batch["labels"], labelled, strict=True)
-            ]
-        self.heads[task].remember(torch.cat(states), torch.cat(tags), sequences)
+            rows = head.support_rows(self.encode(batch), batch)
+            states.append(rows[0].float())
+            tags.append(rows[1])
+            sequences += rows[2]
+        head.remember(torch.cat(states), torch.cat(tags), sequences)
         self.train(training)
         return sum(len(t) for t in tags)
 
