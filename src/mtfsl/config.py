@@ -272,6 +272,21 @@ class DataConfig:
 
 
 @dataclass
+class SelfTrainingConfig:
+    """Self-training (Huang et al. 2020): the K-shot model (the teacher) labels the training
+    examples outside the K-shot draw, whose own labels are never read; those it is sure of
+    join the K-shot set to train a new model from the pretrained encoder (the student),
+    which is the next round's teacher. See mtfsl/self_training.py."""
+
+    rounds: int = 0  # 0 = off
+    # An example joins when every label predicted for it (each word's tag, or its class)
+    # has at least this probability.
+    threshold: float = 0.9
+    pool: int | None = None  # at most this many unlabelled examples (drawn, the run's seed)
+    max_steps: int | None = None  # a student's step budget; null = the teacher's
+
+
+@dataclass
 class FewShotConfig:
     k: int | None = None  # null = full training data
     sampler: KShotSampler = KShotSampler.AUTO
@@ -295,6 +310,7 @@ class FewShotConfig:
     max_steps: int | None = 200
     batch_size: int | None = 8
     eval_every_steps: int | None = 50
+    self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
 
 
 @dataclass
@@ -752,8 +768,31 @@ def validate(cfg: TrainConfig) -> None:
     _validate_tasks(cfg)
 
 
+def _validate_self_training(cfg: TrainConfig) -> None:
+    from mtfsl.kinds import get_kind
+
+    st = cfg.few_shot.self_training
+    _check(st.rounds >= 0, "few_shot.self_training.rounds", st.rounds, ">= 0")
+    if not st.rounds:
+        return
+    _check(cfg.few_shot.k is not None, "few_shot.k", None, "K for self-training (a K-shot run)")
+    _check(0 < st.threshold <= 1, "few_shot.self_training.threshold", st.threshold, "in (0, 1]")
+    for key in ("pool", "max_steps"):
+        value = getattr(st, key)
+        _check(value is None or value >= 1, f"few_shot.self_training.{key}", value, ">= 1 or null")
+    for name, task in cfg.task.items():
+        kind = get_kind(task.kind)
+        _check(
+            kind.pseudo_labels,
+            "few_shot.self_training.rounds",
+            st.rounds,
+            f"0 for task {name}: kind {kind.name} gives no label probabilities to pseudo-label by",
+        )
+
+
 def _validate_few_shot(cfg: TrainConfig) -> None:
     fs = cfg.few_shot
+    _validate_self_training(cfg)
     if fs.k is None:
         return
     if fs.sampler is KShotSampler.SPLIT_FILE:

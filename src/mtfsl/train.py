@@ -25,9 +25,10 @@ from mtfsl.config import (
     to_train_config,
 )
 from mtfsl.data.splits import TaskData, data_root, load_task
-from mtfsl.errors import MtfslError
+from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
 from mtfsl.kinds import get_kind
+from mtfsl.self_training import pool_for, self_train
 from mtfsl.utils.console import library_bars
 
 # torch, transformers, accelerate and datasets are imported inside the functions that run a
@@ -94,6 +95,7 @@ def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
         data, record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, root)
         if record is not None and run_dir is not None:
             write_json(run_dir / "few_shot" / f"{name}.json", record)
+        pool_for(data, full.splits["train"], task, cfg)
         if aug.methods:
             _augment(data, cfg, translate, run_dir)
         _limit(data, cfg.data.limit_train, cfg.data.limit_eval)
@@ -150,9 +152,26 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     accelerator.wait_for_everyone()  # every process reads the attempt the main one started
     params = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
     tracking.start(accelerator, cfg.tracking, run_dir, params)
+    if resume and cfg.few_shot.self_training.rounds:
+        raise ConfigError(
+            "resume: a self-training run (few_shot.self_training.rounds > 0) cannot be resumed "
+            "(its teacher and students share the run folder's states); start it again"
+        )
     data = load_data(cfg, run_dir if main else None)
-    set_seed(cfg.seed)
-    model, tokenizer, (trainable, total) = build_model(cfg, {n: d.labels for n, d in data.items()})
+    labels = {n: d.labels for n, d in data.items()}
+
+    def build():
+        set_seed(cfg.seed)
+        model, tokenizer, counts = build_model(cfg, labels)
+        if cfg.hardware.fast_dropout:
+            use_fast_dropout(model)
+        if cfg.hardware.compile:  # in place, so parameter names (and checkpoints) stay the same
+            model.encoder.compile(dynamic=True)
+        if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks
+            set_seed(cfg.seed, device_specific=True)
+        return model, tokenizer, counts
+
+    model, tokenizer, (trainable, total) = build()
     # The main process fills the tokenisation cache; the others then read it.
     with accelerator.main_process_first():
         tasks = {name: prepare_task(d, cfg, tokenizer) for name, d in data.items()}
@@ -164,16 +183,16 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
             len(task.train_split),
             len(task.train),
         )
-    if cfg.hardware.fast_dropout:
-        use_fast_dropout(model)
-    if cfg.hardware.compile:  # in place, so parameter names (and checkpoints) stay the same
-        model.encoder.compile(dynamic=True)
-    if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks
-        set_seed(cfg.seed, device_specific=True)
     trainer = Trainer(cfg, model, tokenizer, tasks, run_dir, accelerator)
     if resume:
         trainer.resume()
     state = trainer.fit()
+    rounds: dict[str, float] = {}
+    if cfg.few_shot.self_training.rounds:
+        trainer.restore_best()  # the teacher
+        trainer, state, rounds = self_train(
+            cfg, run_dir, accelerator, trainer, tasks, lambda: build()[:2]
+        )
     try:
         best = trainer.restore_best()
         metrics: dict[str, Any] = {}
@@ -208,7 +227,8 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
             "time/train_tokens_per_second": state.train_tokens / max(state.train_seconds, 1e-9),
         }
     )
-    metrics.update({f"train/{n}/examples": len(t.train_split) for n, t in tasks.items()})
+    metrics.update({f"train/{n}/examples": len(t.train_split) for n, t in trainer.tasks.items()})
+    metrics.update(rounds)
     metrics.update(peak_memory_mb())
     metrics["train/processes"] = accelerator.num_processes
     metrics["train/trainable_parameters"], metrics["train/parameters"] = trainable, total

@@ -72,6 +72,9 @@ class TaskKind:
     # The outputs of the kind's standard HF class (``export_model``), as the ONNX graph
     # names them: the names optimum's ORTModelFor... classes read.
     onnx_outputs: ClassVar[tuple[str, ...]] = ("logits",)
+    # The head gives each predicted label's probability, so a model can pseudo-label
+    # unlabelled examples (few_shot.self_training).
+    pseudo_labels: ClassVar[bool] = True
 
     # -- config --------------------------------------------------------------------------
     def validate(self, key: str, task: Any) -> None:

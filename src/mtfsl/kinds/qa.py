@@ -192,6 +192,7 @@ def featurize_questions(
 class QAKind(TaskKind):
     name = "qa"
     schema = QATaskConfig
+    pseudo_labels = False  # no label probabilities
     roles = ("id", "question", "context", "answers")
     label_role = "answers"
     out_format = "jsonl"  # mtfsl-predict's default

@@ -67,6 +67,7 @@ def correlations(gold: list[float], pred: list[float]) -> dict[str, float]:
 class RegressionKind(PairKind):
     name = "regression"
     schema = RegressionTaskConfig
+    pseudo_labels = False  # no label probabilities
 
     def validate(self, key: str, task: RegressionTaskConfig) -> None:
         for field in ("labels", "labels_file", "label_names", "label_map"):
