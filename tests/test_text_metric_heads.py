@@ -134,3 +134,30 @@ def test_a_setfit_run_predicts_from_its_checkpoint(tmp_path: Path) -> None:
         text=True,
     )
     assert export.returncode != 0 and "LOGISTIC decoder" in export.stderr
+
+
+def test_a_frozen_encoder_run_keeps_its_fitted_head(tmp_path: Path) -> None:
+    """A head-only checkpoint holds the trainable tensors only, and the fitted centroids."""
+    cfg = compose_cfg(
+        [
+            *TOY_INTENTS,
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "finetune=head_only",
+            "task.banking77.decoder=CENTROID",
+            "trainer.max_steps=2",
+        ]
+    )
+    run(cfg, tmp_path / "run")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "run/checkpoints/best/model.safetensors"), "pt") as f:
+        assert f.get_tensor("heads.banking77.fitted_weight").shape == (4, 32)
+    rows = (tmp_path / "run/predictions/test_banking77.tsv").read_text().splitlines()[1:]
+    predicted = subprocess.run(
+        [PREDICT, str(tmp_path / "run")],
+        input="\n".join(r.split("\t")[0] for r in rows) + "\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert [p.split("\t")[-1] for p in predicted] == [r.split("\t")[2] for r in rows]

@@ -65,14 +65,17 @@ def save_checkpoint(
 ) -> None:
     """Write into a temporary folder, then swap it in, so ``folder`` is always complete.
 
-    ``trainable_only`` (LoRA, BitFit, head-only runs) saves just the parameters that train:
-    the rest is the pretrained encoder, which loading starts from.
+    ``trainable_only`` (LoRA, BitFit, head-only runs) saves just the parameters that train
+    and the heads' buffers: the rest is the pretrained encoder, which loading starts from.
     """
     tmp, old = _copies(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     if trainable_only:
         names = {n for n, p in model.named_parameters() if p.requires_grad}
+        # and what the heads fit rather than train (a metric decoder's support): a frozen
+        # encoder's run decodes with it too
+        names |= {n for n, _ in model.named_buffers() if n.startswith("heads.")}
         tensors = {n: t.contiguous() for n, t in model.state_dict().items() if n in names}
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"partial": "true"})
     else:
