@@ -207,6 +207,10 @@ class ModelConfig:
     encoder_dropout: float | None = None
     tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions())
     tiny: TinyEncoderConfig = field(default_factory=TinyEncoderConfig)
+    # An earlier run folder (or checkpoint folder) of the same model to start from: its
+    # fine-tuned encoder, and the heads of tasks with the same name and labels (others start
+    # anew), e.g. tag-set extension: K-shot on held-out types from a run on the others.
+    init_from: str | None = None
 
 
 @dataclass
@@ -702,6 +706,10 @@ def validate(cfg: TrainConfig) -> None:
         value = getattr(cfg.few_shot, key)
         _check(value is None or value >= 1, f"few_shot.{key}", value, ">= 1 or null")
     _validate_few_shot(cfg)
+    if cfg.model.init_from is not None:
+        from mtfsl.model.init_from import checkpoint_folder
+
+        checkpoint_folder(cfg.model.init_from)  # a missing run stops before any work
     aug = cfg.augmentation
     _check(aug.copies >= 1, "augmentation.copies", aug.copies, ">= 1")
     _check(0 < aug.p <= 1, "augmentation.p", aug.p, "in (0, 1]")

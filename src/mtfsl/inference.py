@@ -9,6 +9,7 @@ from typing import Any
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from safetensors import safe_open
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.config import TrainConfig, load_run_config
@@ -54,6 +55,10 @@ def load_run(run_dir: Path) -> LoadedRun:
     if best is None:
         raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")
     labels = json.loads((best / "labels.json").read_text())
+    with safe_open(str(best / "model.safetensors"), framework="pt") as f:
+        partial = (f.metadata() or {}).get("partial") == "true"
+    if not partial:  # the checkpoint holds every weight: the run it started from is not needed
+        cfg.model.init_from = None
     set_seed(cfg.seed)  # a partial checkpoint loads over the same (seeded) base weights
     model, tokenizer, _ = build_model(cfg, labels)
     load_weights(best, model)

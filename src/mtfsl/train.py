@@ -45,6 +45,8 @@ def to_config(dcfg: DictConfig) -> TrainConfig:
     cfg = to_train_config(dcfg)
     if note := apply_few_shot_budget(cfg):
         log.info(note)
+    if cfg.model.init_from is not None:  # as config.yaml records it: from any folder
+        cfg.model.init_from = str(Path(cfg.model.init_from).expanduser().resolve())
     return cfg
 
 

@@ -3,7 +3,7 @@ F1 (seqeval, conlleval semantics) or tag accuracy, CoNLL prediction files."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +62,9 @@ class TaggingTaskConfig(TaskConfig):
     decoder: TagDecoder = TagDecoder.LINEAR
     distance: Distance = Distance.EUCLIDEAN
     tau: float = 0.1  # STRUCTSHOT: temperature of the emission softmax
+    # Only these entity types (after label_map); every other B-/I- tag is read as O, e.g.
+    # tag-set extension: a run on [LOC, ORG, MISC], then K-shot on [PER]. Empty = all.
+    only_types: list[str] = field(default_factory=list)
     # Where the words and the tags are: a column index (conll, csv/tsv without header) or a
     # field name (jsonl, csv/tsv header, datasets); null = the reader's default (conll: the
     # first and the last column; named fields: tokens and ner_tags, run_ner's layout).
@@ -79,6 +82,13 @@ def _rename(tag: str, renames: dict[str, str]) -> str:
     return tag
 
 
+def _kept(tags: list[str], types: list[str]) -> list[str]:
+    """``only_types``: the B-/I- tags of other types read as O."""
+    if not types:
+        return tags
+    return [t if t[:2] not in ("B-", "I-") or t[2:] in types else "O" for t in tags]
+
+
 class TaggingKind(TaskKind):
     name = "tagging"
     schema = TaggingTaskConfig
@@ -92,6 +102,8 @@ class TaggingKind(TaskKind):
             raise ConfigError(
                 f"{key}.decoder={task.decoder.name}: decodes without the CRF; set {key}.crf=false"
             )
+        if task.only_types and task.label_scheme is LabelScheme.NONE:
+            raise ConfigError(f"{key}.only_types: entity types need a chunk scheme, not NONE")
         if task.tau <= 0:
             raise ConfigError(f"{key}.tau={task.tau}: expected > 0")
         if task.metric is TagMetric.ENTITY and task.label_scheme is LabelScheme.NONE:
@@ -135,7 +147,7 @@ class TaggingKind(TaskKind):
                 label_name(t, names, f"{where} (token {j + 1})") for j, t in enumerate(labels)
             ]
             words.append(tokens)
-            tags.append([_rename(t, task.label_map) for t in labels] if task.label_map else labels)
+            tags.append(_kept([_rename(t, task.label_map) for t in labels], task.only_types))
             lines.append(record.line)
             docs.append(record.doc)
         split = Split(

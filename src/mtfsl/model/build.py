@@ -28,4 +28,8 @@ def build_model(
         build_weighting(cfg.loss_weights, list(cfg.task)),
         contexts,
     )
+    if cfg.model.init_from is not None:
+        from mtfsl.model.init_from import init_from
+
+        init_from(model, cfg.model.init_from, labels)
     return model, tokenizer, apply_finetune(model, cfg.finetune)

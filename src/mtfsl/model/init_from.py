@@ -1,0 +1,72 @@
+"""Start a model from an earlier run (``model.init_from``): its fine-tuned encoder, and the
+heads of the tasks that have the same name and label set in both runs.
+
+This is what tag-set extension needs (Yang & Katiyar 2020): a source run trained on the full
+data of some entity types, then a few-shot run on held-out types that starts from the source
+run's encoder with a new head. Loading goes through safetensors directly, as
+``training/checkpoint.py`` does, because the checkpoint is the runner's own layout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mtfsl.errors import ConfigError
+
+if TYPE_CHECKING:  # torch stays unimported for the config check (config.validate)
+    from mtfsl.model.multitask import MultiTaskModel
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_folder(source: str) -> Path:
+    """The best checkpoint of run folder ``source`` (or ``source`` itself, a checkpoint)."""
+    folder = Path(source).expanduser()
+    if (folder / "checkpoints" / "best").is_dir():
+        folder = folder / "checkpoints" / "best"
+    if not (folder / "model.safetensors").is_file() or not (folder / "labels.json").is_file():
+        raise ConfigError(
+            f"model.init_from={source}: no checkpoint there (expected a run folder with "
+            "checkpoints/best/, or a checkpoint folder with model.safetensors and labels.json)"
+        )
+    return folder
+
+
+def init_from(model: MultiTaskModel, source: str, labels: dict[str, list[str]]) -> list[str]:
+    """Load the source checkpoint's encoder tensors, and its heads where the task name and
+    labels match; returns the names of the heads loaded. A partial checkpoint (a head-only
+    or BitFit run) holds only what it trained: the rest stays as built (pretrained)."""
+    from safetensors.torch import load_file
+
+    folder = checkpoint_folder(source)
+    stored = load_file(str(folder / "model.safetensors"))
+    their_labels = json.loads((folder / "labels.json").read_text())
+    heads = sorted(t for t in labels if t in their_labels and their_labels[t] == labels[t])
+    own = model.state_dict()
+    take = {}
+    for name, tensor in stored.items():
+        if name.startswith("heads."):
+            if name.split(".")[1] in heads:
+                take[name] = tensor
+            continue
+        if name not in own or own[name].shape != tensor.shape:
+            what = "absent from" if name not in own else f"of shape {tuple(own[name].shape)} in"
+            raise ConfigError(
+                f"model.init_from={source}: its tensor {name} {tuple(tensor.shape)} is {what} "
+                "this run's model (a different encoder, or LoRA adapters: start from a full, "
+                "head-only or BitFit run with the same model)"
+            )
+        take[name] = tensor
+    model.load_state_dict(take, strict=False)
+    encoder = sum(1 for n in take if not n.startswith("heads."))
+    log.info(
+        "model.init_from %s: %d encoder tensors; heads %s (others start anew: a different "
+        "name or label set)",
+        folder,
+        encoder,
+        heads or "none",
+    )
+    return heads
