@@ -115,3 +115,56 @@ def test_a_nearest_neighbour_run_tags_its_training_words_as_their_gold(
         text=True,
     )
     assert export.returncode != 0 and "NEAREST decoder" in export.stderr
+
+
+def test_supervised_contrastive_loss_by_hand() -> None:
+    from mtfsl.model.metric_heads import supervised_contrastive_loss
+
+    states = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.0, 3.0]])  # normalised: (1,0) (1,0) (0,1)
+    loss = supervised_contrastive_loss(states, torch.tensor([0, 0, 1]), tau=1.0)
+    # words 0 and 1: log(e^1 / (e^1 + e^0)) each; word 2 has no other of its tag
+    assert loss.item() == pytest.approx(math.log(1 + math.e) - 1)
+    alone = supervised_contrastive_loss(states, torch.tensor([0, 1, 2]), tau=1.0)
+    assert alone.item() == 0.0
+
+
+def test_contrastive_token_learning_separates_the_tags() -> None:
+    from mtfsl.model.metric_heads import supervised_contrastive_loss
+
+    g = torch.Generator().manual_seed(2)
+    x, tags = torch.randn(15, 24, generator=g), torch.arange(15) % 3
+    encoder = torch.nn.Linear(24, 8)
+    optimizer = torch.optim.Adam(encoder.parameters(), lr=0.05)
+    losses = []
+    for _ in range(80):
+        loss = supervised_contrastive_loss(encoder(x), tags, tau=0.1)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    h = MetricTokenHead(8, ["B-PER", "I-PER", "O"], 0.0, TagDecoder.PROTOTYPE, Distance.COSINE, 0.1)
+    with torch.no_grad():
+        states = encoder(x)
+    h.eval().remember(states, tags, [])
+    assert h(states[None], {}).argmax(-1)[0].tolist() == tags.tolist()
+
+
+def test_the_contrastive_objective_needs_a_metric_decoder() -> None:
+    from mtfsl.config import compose_config, validate
+
+    with pytest.raises(ConfigError, match="objective=CONTRASTIVE trains no linear layer"):
+        validate(compose_config(["task.conll.objective=CONTRASTIVE"]))
+
+
+def test_a_contrastive_run_trains_the_encoder_only(toy_cfg, tmp_path: Path) -> None:
+    from mtfsl.kinds.tagging import TagObjective
+
+    toy_cfg.task["conll"].decoder = TagDecoder.NEAREST
+    toy_cfg.task["conll"].objective = TagObjective.CONTRASTIVE
+    toy_cfg.trainer.max_steps, toy_cfg.trainer.lr, toy_cfg.trainer.batch_size = 8, 5e-3, 4
+    metrics = run(toy_cfg, tmp_path / "run")
+    # the linear layer (hidden 32 x 9 tags + 9) takes no part
+    assert metrics["train/parameters"] - metrics["train/trainable_parameters"] == 32 * 9 + 9
+    history = json.loads((tmp_path / "run/dev_history.json").read_text())["history"]
+    assert history and all(0 <= h["dev/conll/f1"] <= 100 for h in history)

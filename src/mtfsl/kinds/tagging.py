@@ -49,6 +49,17 @@ class TagDecoder(Enum):
     STRUCTSHOT = "structshot"  # NNShot emissions + abstract transitions, Viterbi
 
 
+class TagObjective(Enum):
+    """What trains the encoder of a tagging task."""
+
+    CROSS_ENTROPY = "cross_entropy"  # the linear (or CRF) head's
+    # CONTaiNER-style (Das et al. 2022) contrastive token learning with a supervised
+    # contrastive loss (Khosla et al. 2020) over the labelled words of each batch: a word's
+    # normalised state is pulled to those of the same tag, pushed from the others
+    # (temperature ``contrastive_tau``); decode with PROTOTYPE, NEAREST or STRUCTSHOT.
+    CONTRASTIVE = "contrastive"
+
+
 @dataclass
 class TaggingTaskConfig(TaskConfig):
     kind: str = "tagging"
@@ -62,6 +73,8 @@ class TaggingTaskConfig(TaskConfig):
     decoder: TagDecoder = TagDecoder.LINEAR
     distance: Distance = Distance.EUCLIDEAN
     tau: float = 0.1  # STRUCTSHOT: temperature of the emission softmax
+    objective: TagObjective = TagObjective.CROSS_ENTROPY
+    contrastive_tau: float = 0.1  # CONTRASTIVE: temperature of the similarities
     # Only these entity types (after label_map); every other B-/I- tag is read as O, e.g.
     # tag-set extension: a run on [LOC, ORG, MISC], then K-shot on [PER]. Empty = all.
     only_types: list[str] = field(default_factory=list)
@@ -102,6 +115,13 @@ class TaggingKind(TaskKind):
             raise ConfigError(
                 f"{key}.decoder={task.decoder.name}: decodes without the CRF; set {key}.crf=false"
             )
+        if task.objective is TagObjective.CONTRASTIVE and task.decoder is TagDecoder.LINEAR:
+            raise ConfigError(
+                f"{key}.objective=CONTRASTIVE trains no linear layer: set {key}.decoder to "
+                "PROTOTYPE, NEAREST or STRUCTSHOT (distances to the training words)"
+            )
+        if task.contrastive_tau <= 0:
+            raise ConfigError(f"{key}.contrastive_tau={task.contrastive_tau}: expected > 0")
         if task.only_types and task.label_scheme is LabelScheme.NONE:
             raise ConfigError(f"{key}.only_types: entity types need a chunk scheme, not NONE")
         if task.tau <= 0:
@@ -221,7 +241,12 @@ class TaggingKind(TaskKind):
             from mtfsl.model.metric_heads import MetricTokenHead
 
             labels = context  # head_context: StructShot's transitions need the tag names
-            return MetricTokenHead(hidden, labels, dropout, task.decoder, task.distance, task.tau)
+            contrastive = (
+                task.contrastive_tau if task.objective is TagObjective.CONTRASTIVE else None
+            )
+            return MetricTokenHead(
+                hidden, labels, dropout, task.decoder, task.distance, task.tau, contrastive
+            )
         cls = CRFTokenHead if task.crf else TokenClassificationHead
         return cls(hidden, num_labels, dropout)
 

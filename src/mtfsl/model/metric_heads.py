@@ -116,9 +116,14 @@ class MetricTokenHead(TokenClassificationHead):
         decoder: TagDecoder,
         distance: Distance,
         tau: float,
+        contrastive: float | None = None,
     ) -> None:
         super().__init__(hidden_size, len(labels), dropout)
         self.labels, self.decoder, self.distance, self.tau = labels, decoder, distance, tau
+        # the temperature of supervised_contrastive_loss, which then trains the encoder alone
+        self.contrastive = contrastive
+        if contrastive is not None:
+            self.classifier.requires_grad_(False)
         self.register_buffer("support", torch.zeros(0, hidden_size))
         self.register_buffer("support_tags", torch.zeros(0, dtype=torch.long))
         self.crf = CRF(len(labels)) if decoder is TagDecoder.STRUCTSHOT else None
@@ -149,9 +154,18 @@ class MetricTokenHead(TokenClassificationHead):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.training and self.contrastive is not None:
+            return hidden  # what supervised_contrastive_loss compares
         if self.training or not len(self.support):
             return super().forward(hidden, batch)
         return self.scores(hidden.float())
+
+    def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
+        if self.contrastive is None:
+            return super().loss(scores, batch)
+        labelled = batch["labels"] != IGNORE_INDEX
+        states = scores[labelled].float()
+        return supervised_contrastive_loss(states, batch["labels"][labelled], self.contrastive)
 
     def scores(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, T, labels): minus the distance to each tag's centroid or nearest support word;
@@ -184,6 +198,26 @@ class MetricTokenHead(TokenClassificationHead):
         emissions' at temperature ``tau``)."""
         scale = self.tau if self.crf is not None else 1.0
         return (scores.float() / scale).softmax(-1).gather(-1, ids[..., None]).squeeze(-1)
+
+
+def supervised_contrastive_loss(states: torch.Tensor, tags: torch.Tensor, tau: float):
+    """Khosla et al. (2020)'s supervised contrastive loss over N word states: for each word
+    with another of its tag, minus the mean log-probability of those words in a softmax
+    (temperature ``tau``) over the cosine similarities to all the other words; averaged over
+    such words. Written here: neither torch nor sentence-transformers has it, and it is a
+    few lines over a similarity matrix."""
+    z = nn.functional.normalize(states, dim=-1)
+    logits = (z @ z.T) / tau
+    self_mask = torch.eye(len(tags), dtype=torch.bool, device=tags.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - logits.logsumexp(dim=1, keepdim=True)
+    positive = (tags[:, None] == tags[None, :]) & ~self_mask
+    counts = positive.sum(1)
+    anchors = counts > 0
+    if not anchors.any():  # no two words share a tag: nothing to pull together
+        return states.sum() * 0.0
+    mean_positive = log_prob.masked_fill(~positive, 0.0).sum(1)[anchors] / counts[anchors]
+    return -mean_positive.mean()
 
 
 def pair_loss(states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
