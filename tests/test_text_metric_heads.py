@@ -41,19 +41,21 @@ def test_nearest_centroid_by_hand() -> None:
     assert p.item() == pytest.approx(1 / (1 + torch.e**-4))
 
 
-@pytest.mark.parametrize("classes", [2, 3])
-def test_the_logistic_head_gives_scikit_learns_probabilities(classes: int) -> None:
+@pytest.mark.parametrize(("classes", "c"), [(2, 1.0), (3, 1.0), (3, 100.0)])
+def test_the_logistic_head_gives_scikit_learns_probabilities(classes: int, c: float) -> None:
     g = torch.Generator().manual_seed(0)
     raw = torch.randn(30, 4, generator=g)
     tags = torch.arange(30) % classes
     raw[:, 0] += 2.0 * tags  # a learnable direction
-    h = MetricTextHead(4, classes, 0.0, Pooling.CLS, TextDecoder.LOGISTIC, Distance.COSINE, False)
+    h = MetricTextHead(
+        4, classes, 0.0, Pooling.CLS, TextDecoder.LOGISTIC, Distance.COSINE, False, c
+    )
     h.eval()
     states = torch.nn.functional.normalize(raw, dim=-1)  # what support_rows gives
     hidden, batch = as_hidden(raw)
     assert torch.equal(h.support_rows(hidden, {**batch, "labels": tags})[0], states)
     h.remember(states, tags, [])
-    expected = LogisticRegression(max_iter=1000).fit(states.numpy(), tags.numpy())
+    expected = LogisticRegression(C=c, max_iter=1000).fit(states.numpy(), tags.numpy())
     probs = h(hidden, batch).softmax(-1)
     assert probs.numpy() == pytest.approx(expected.predict_proba(states.numpy()), abs=1e-5)
 

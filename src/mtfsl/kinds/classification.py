@@ -63,6 +63,10 @@ class ClassificationTaskConfig(TextTaskConfig):
     decoder: TextDecoder = TextDecoder.LINEAR
     objective: TextObjective = TextObjective.CROSS_ENTROPY
     distance: Distance = Distance.COSINE  # CENTROID
+    # LOGISTIC: the inverse regularisation strength (scikit-learn's C; 1.0 is its and
+    # SetFit's default). On unit-length states a larger C fits closer: scripts/logistic_c.py
+    # picks it on held-out training texts.
+    logistic_c: float = 1.0
 
 
 class ClassificationKind(TaskKind):
@@ -80,6 +84,8 @@ class ClassificationKind(TaskKind):
         }
 
     def validate(self, key: str, task: Any) -> None:
+        if not task.logistic_c > 0:
+            raise ConfigError(f"{key}.logistic_c={task.logistic_c}: expected > 0")
         if task.objective is TextObjective.PAIRS and task.decoder is TextDecoder.LINEAR:
             raise ConfigError(
                 f"{key}.objective=PAIRS trains no linear layer: set {key}.decoder to "
@@ -146,7 +152,14 @@ class ClassificationKind(TaskKind):
 
         pairs = task.objective is TextObjective.PAIRS
         return MetricTextHead(
-            hidden, num_labels, dropout, task.pooling, task.decoder, task.distance, pairs
+            hidden,
+            num_labels,
+            dropout,
+            task.pooling,
+            task.decoder,
+            task.distance,
+            pairs,
+            task.logistic_c,
         )
 
     def label_ids(self, split: Split, labels: list[str]) -> list[Any]:

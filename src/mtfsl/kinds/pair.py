@@ -79,6 +79,7 @@ class PairTaskConfig(TaskConfig):
     decoder: TextDecoder = TextDecoder.LINEAR  # as a classification task's
     objective: TextObjective = TextObjective.CROSS_ENTROPY
     distance: Distance = Distance.COSINE
+    logistic_c: float = 1.0
     # The class whose F1 is reported as f1 (MRPC: "1", the paraphrases); null = none.
     positive_label: str | None = None
 

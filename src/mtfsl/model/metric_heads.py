@@ -256,9 +256,10 @@ class MetricTextHead(SequenceClassificationHead):
         decoder: TextDecoder,
         distance: Distance,
         pairs: bool,
+        c: float = 1.0,
     ) -> None:
         super().__init__(hidden_size, num_labels, dropout, pooling)
-        self.decoder, self.distance, self.pairs = decoder, distance, pairs
+        self.decoder, self.distance, self.pairs, self.c = decoder, distance, pairs, c
         if pairs:  # the objective trains the encoder only: no gradient, no update here
             self.classifier.requires_grad_(False)
         # the fitted classifier: class centroids, or the regression's weights; and a bias
@@ -293,7 +294,7 @@ class MetricTextHead(SequenceClassificationHead):
         elif len(present) == 1:  # nothing to regress: the one class wins
             bias[present] = 0.0
         else:
-            weight[present], bias[present] = logistic_regression(states, tags)
+            weight[present], bias[present] = logistic_regression(states, tags, self.c)
         self.fitted_weight, self.fitted_bias = weight, bias
 
     def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -312,13 +313,13 @@ class MetricTextHead(SequenceClassificationHead):
         return super().loss(scores, batch)
 
 
-def logistic_regression(states: torch.Tensor, tags: torch.Tensor):
-    """scikit-learn's ``LogisticRegression`` (its defaults, as SetFit's head) on the support,
-    as (classes, hidden) weights and (classes,) biases of a softmax over the present classes
-    in sorted order: the same probabilities as its ``predict_proba``."""
+def logistic_regression(states: torch.Tensor, tags: torch.Tensor, c: float = 1.0):
+    """scikit-learn's ``LogisticRegression`` (SetFit's head; its defaults but ``C``) on the
+    support, as (classes, hidden) weights and (classes,) biases of a softmax over the present
+    classes in sorted order: the same probabilities as its ``predict_proba``."""
     from sklearn.linear_model import LogisticRegression
 
-    fit = LogisticRegression(max_iter=1000).fit(states.cpu().numpy(), tags.cpu().numpy())
+    fit = LogisticRegression(C=c, max_iter=1000).fit(states.cpu().numpy(), tags.cpu().numpy())
     weight = torch.as_tensor(fit.coef_, dtype=torch.float32)
     bias = torch.as_tensor(fit.intercept_, dtype=torch.float32)
     if len(fit.classes_) == 2:  # one decision function: logits (0, w.x + b) give its sigmoid
