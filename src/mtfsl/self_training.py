@@ -110,9 +110,8 @@ def self_train(
     from mtfsl.training.loop import Trainer
 
     st = cfg.few_shot.self_training
-    student_cfg = replace(cfg, trainer=replace(cfg.trainer, max_steps=st.max_steps))
-    if st.max_steps is None:
-        student_cfg = cfg
+    budget = replace(cfg.trainer, max_steps=st.max_steps)
+    student_cfg = cfg if st.max_steps is None else replace(cfg, trainer=budget)
     metrics: dict[str, float] = {}
     support = {name: task.train_split for name, task in tasks.items()}  # the K-shot sets
     for n in range(1, st.rounds + 1):
