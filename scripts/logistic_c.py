@@ -5,6 +5,9 @@ mean-pooled states (what ``decoder=LOGISTIC`` fits on) are scored with each C.
 
     python scripts/logistic_c.py ../shared/data [--seeds 1 2] [--c 1 10 100 1000]
         [--held-out 1500] [overrides ...]      (default: experiment=fewshot_banking77)
+
+Overrides replace the default, so name the experiment with them, e.g.
+``experiment=fewshot_banking77 model=mpnet``.
 """
 
 from __future__ import annotations

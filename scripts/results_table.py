@@ -43,6 +43,10 @@ def cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ± {std:.2f}"
 
 
+def seeds(values: list[float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in values)
+
+
 def commits(found: list[dict]) -> str:
     return ",".join(sorted({r.get("_commit", "?") for r in found}))
 
@@ -50,21 +54,21 @@ def commits(found: list[dict]) -> str:
 def glue_table(out: Path) -> str:
     mix = runs(out / "glue" / "mix")
     rows = [
-        "| task | metric (dev) | alone | n | train s | in the GLUE mix | n |",
-        "|---|---|---|---|---|---|---|",
+        "| task | metric (dev) | alone | n | per seed | train s | in the GLUE mix | n |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for task, metrics in GLUE:
         alone = runs(out / "glue" / task)
         secs = [r["time/train_seconds"] for r in alone]
         for metric, shown in metrics:
             key = f"test/{task}/{metric}"
+            values = [r[key] for r in alone]
             in_mix = [r[key] for r in mix if key in r]
+            mixed = f"{cell(in_mix)} | {len(in_mix)}" if in_mix else "– |"
+            secs_cell = f"{statistics.mean(secs):.0f}" if secs else ""
             rows.append(
-                f"| {task} | {shown} | {cell([r[key] for r in alone])} | {len(alone)} | "
-                f"{statistics.mean(secs):.0f} | {cell(in_mix) if in_mix else '–'} | "
-                f"{len(in_mix) if in_mix else ''} |"
-                if secs
-                else f"| {task} | {shown} | – | 0 | | {cell(in_mix)} | {len(in_mix)} |"
+                f"| {task} | {shown} | {cell(values)} | {len(alone)} | {seeds(values)} | "
+                f"{secs_cell} | {mixed} |"
             )
     found = [r for task, _ in GLUE for r in runs(out / "glue" / task)] + mix
     return "\n".join(rows) + f"\n\ncommits: {commits(found)}\n"
@@ -91,7 +95,10 @@ def cross_kind_table(out: Path) -> str:
 
 
 def squad_table(out: Path) -> str:
-    rows = ["| training questions | exact match | F1 | n | train s |", "|---|---|---|---|---|"]
+    rows = [
+        "| training questions | exact match | F1 | n | F1 per seed | train s |",
+        "|---|---|---|---|---|---|",
+    ]
     found = []
     for folder, shown in SQUAD:
         done = runs(out / "squad" / folder)
@@ -100,7 +107,9 @@ def squad_table(out: Path) -> str:
         f1 = [r["test/squad/f1"] for r in done]
         secs = [r["time/train_seconds"] for r in done]
         mean_secs = f"{statistics.mean(secs):.0f}" if secs else ""
-        rows.append(f"| {shown} | {cell(em)} | {cell(f1)} | {len(done)} | {mean_secs} |")
+        rows.append(
+            f"| {shown} | {cell(em)} | {cell(f1)} | {len(done)} | {seeds(f1)} | {mean_secs} |"
+        )
     return "\n".join(rows) + f"\n\ncommits: {commits(found)}\n"
 
 
