@@ -51,11 +51,17 @@ def commits(found: list[dict]) -> str:
     return ",".join(sorted({r.get("_commit", "?") for r in found}))
 
 
+def in_mix(found: list[dict], key: str) -> str:
+    values = [r[key] for r in found if key in r]
+    return f"{cell(values)} | {len(values)}" if values else "– |"
+
+
 def glue_table(out: Path) -> str:
-    mix = runs(out / "glue" / "mix")
+    mix, mix5 = runs(out / "glue" / "mix"), runs(out / "glue" / "mix5")
     rows = [
-        "| task | metric (dev) | alone | n | per seed | train s | in the GLUE mix | n |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | metric (dev) | alone | n | per seed | train s | in the GLUE mix | n "
+        "| in the mix with CoLA | n |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task, metrics in GLUE:
         alone = runs(out / "glue" / task)
@@ -63,14 +69,12 @@ def glue_table(out: Path) -> str:
         for metric, shown in metrics:
             key = f"test/{task}/{metric}"
             values = [r[key] for r in alone]
-            in_mix = [r[key] for r in mix if key in r]
-            mixed = f"{cell(in_mix)} | {len(in_mix)}" if in_mix else "– |"
             secs_cell = f"{statistics.mean(secs):.0f}" if secs else ""
             rows.append(
                 f"| {task} | {shown} | {cell(values)} | {len(alone)} | {seeds(values)} | "
-                f"{secs_cell} | {mixed} |"
+                f"{secs_cell} | {in_mix(mix, key)} | {in_mix(mix5, key)} |"
             )
-    found = [r for task, _ in GLUE for r in runs(out / "glue" / task)] + mix
+    found = [r for task, _ in GLUE for r in runs(out / "glue" / task)] + mix + mix5
     return "\n".join(rows) + f"\n\ncommits: {commits(found)}\n"
 
 

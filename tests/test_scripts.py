@@ -214,5 +214,5 @@ def test_results_table_means_and_stds_over_seeds(tmp_path: Path) -> None:
         metrics = {"test/rte/accuracy": acc, "time/train_seconds": 100.0 * seed}
         (folder / "metrics.json").write_text(json.dumps(metrics))
     text = table.glue_table(tmp_path)
-    assert "| rte | acc | 62.00 ± 2.83 | 2 | 60.00, 64.00 | 150 | – | |" in text
-    assert "| cola | MCC | – | 0 |  |  | – | |" in text
+    assert "| rte | acc | 62.00 ± 2.83 | 2 | 60.00, 64.00 | 150 | – | | – | |" in text
+    assert "| cola | MCC | – | 0 |  |  | – | | – | |" in text
