@@ -47,6 +47,12 @@ def seeds(values: list[float]) -> str:
     return ", ".join(f"{v:.2f}" for v in values)
 
 
+def train_seconds(found: list[dict], empty: str = "") -> str:
+    """The runs' mean training time in seconds, or ``empty`` when none finished."""
+    secs = [r["time/train_seconds"] for r in found]
+    return f"{statistics.mean(secs):.0f}" if secs else empty
+
+
 def commits(found: list[dict]) -> str:
     return ",".join(sorted({r.get("_commit", "?") for r in found}))
 
@@ -63,18 +69,17 @@ def glue_table(out: Path) -> str:
         "| in the mix with CoLA | n |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    found = mix + mix5
     for task, metrics in GLUE:
         alone = runs(out / "glue" / task)
-        secs = [r["time/train_seconds"] for r in alone]
+        found += alone
         for metric, shown in metrics:
             key = f"test/{task}/{metric}"
             values = [r[key] for r in alone]
-            secs_cell = f"{statistics.mean(secs):.0f}" if secs else ""
             rows.append(
                 f"| {task} | {shown} | {cell(values)} | {len(alone)} | {seeds(values)} | "
-                f"{secs_cell} | {in_mix(mix, key)} | {in_mix(mix5, key)} |"
+                f"{train_seconds(alone)} | {in_mix(mix, key)} | {in_mix(mix5, key)} |"
             )
-    found = [r for task, _ in GLUE for r in runs(out / "glue" / task)] + mix + mix5
     return "\n".join(rows) + f"\n\ncommits: {commits(found)}\n"
 
 
@@ -93,9 +98,8 @@ def cross_kind_table(out: Path) -> str:
     for task, metric, shown in CROSS_KIND:
         values = [r[f"test/{task}/{metric}"] for r in mix if f"test/{task}/{metric}" in r]
         rows.append(f"| {task} | {shown} | {cell(values)} | {len(values)} |")
-    secs = [r["time/train_seconds"] for r in mix]
-    mean_secs = f"{statistics.mean(secs):.0f}" if secs else "–"
-    return "\n".join(rows) + f"\n\ntrain s: {mean_secs}; commits: {commits(mix)}\n"
+    secs = train_seconds(mix, "–")
+    return "\n".join(rows) + f"\n\ntrain s: {secs}; commits: {commits(mix)}\n"
 
 
 def squad_table(out: Path) -> str:
@@ -109,10 +113,9 @@ def squad_table(out: Path) -> str:
         found += done
         em = [r["test/squad/exact_match"] for r in done]
         f1 = [r["test/squad/f1"] for r in done]
-        secs = [r["time/train_seconds"] for r in done]
-        mean_secs = f"{statistics.mean(secs):.0f}" if secs else ""
         rows.append(
-            f"| {shown} | {cell(em)} | {cell(f1)} | {len(done)} | {seeds(f1)} | {mean_secs} |"
+            f"| {shown} | {cell(em)} | {cell(f1)} | {len(done)} | {seeds(f1)} | "
+            f"{train_seconds(done)} |"
         )
     return "\n".join(rows) + f"\n\ncommits: {commits(found)}\n"
 
