@@ -84,6 +84,7 @@ class PaddingCollator:
             "labels": IGNORE_INDEX,
             "word_index": -1,
             "token_type_ids": 0,
+            "case_ids": 0,  # tagging with case_features: WordCase.NONE
             # extractive QA: which tokens are context, and their character offsets
             "context_mask": 0,
             "offset_start": -1,

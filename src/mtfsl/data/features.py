@@ -20,6 +20,7 @@ from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.data import cache
+from mtfsl.data.casing import word_cases
 
 IGNORE_INDEX = -100
 _FEATURES_VERSION = "3"  # bump when the produced columns change, to invalidate caches
@@ -90,8 +91,15 @@ def plan_windows(
 class WindowFeaturizer:
     """Batched ``datasets.map`` function: sentences in, one row per window out."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int, stride: int):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        max_length: int,
+        stride: int,
+        casing: bool = False,
+    ):
         self.tokenizer = tokenizer
+        self.casing = casing  # also a ``case_ids`` column: each sub-token's word shape
         self.prefix, self.suffix = _special_tokens(tokenizer)
         self.budget = max_length - len(self.prefix) - len(self.suffix)
         if self.budget < 4:
@@ -131,8 +139,18 @@ class WindowFeaturizer:
         ids += self.suffix
         return ids, labels, index
 
+    def window_cases(self, pieces: list[list[int]], cases: list[int], w: Window) -> list[int]:
+        """The word shape (``data/casing.py``) of every sub-token of one window, aligned with
+        ``window_row``'s ids: each sub-token gets its word's, special tokens NONE (0)."""
+        out = [0] * len(self.prefix)
+        for word in range(w.start, w.end):
+            out += [cases[word]] * len(pieces[word])
+        return out + [0] * len(self.suffix)
+
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         columns = ("input_ids", "labels", "word_index", "sentence", "length")
+        if self.casing:
+            columns += ("case_ids",)
         out: dict[str, list[Any]] = {k: [] for k in columns}
         empty = [[]] * len(batch["words"])
         left, right = batch.get("left", empty), batch.get("right", empty)
@@ -142,9 +160,13 @@ class WindowFeaturizer:
             zip(batch["sentence"], pieces_batch, batch["label_ids"], strict=True)
         ):
             own = (len(left[i]), len(left[i]) + len(label_ids))
+            cases = word_cases(words[i], own[0]) if self.casing else []
             for w in plan_windows([len(p) for p in pieces], self.budget, self.stride, own):
                 ids, labels, index = self.window_row(pieces, label_ids, w, own[0])
-                for key, value in zip(columns, (ids, labels, index, sid, len(ids)), strict=True):
+                values = [ids, labels, index, sid, len(ids)]
+                if self.casing:
+                    values.append(self.window_cases(pieces, cases, w))
+                for key, value in zip(columns, values, strict=True):
                     out[key].append(value)
         return out
 
@@ -203,18 +225,22 @@ def featurize_words(
     stride: int,
     cache_dir: str | Path | None,
     context: list[tuple[list[str], list[str]]] | None = None,
+    casing: bool = False,
 ) -> datasets.Dataset:
     """Word sequences into windows (a row per window), with ``context`` (left and right words
-    of document context per sentence) filling their free room; cached with a batched
-    ``datasets.map``. The cache key hashes the examples, labels, context, tokenizer and
-    settings, so a second run on the same data and tokenizer reuses the Arrow file."""
-    fn = WindowFeaturizer(tokenizer, max_length, stride)
+    of document context per sentence) filling their free room, and with ``casing`` each
+    sub-token's word shape (``case_ids``); cached with a batched ``datasets.map``. The cache
+    key hashes the examples, labels, context, tokenizer and settings, so a second run on the
+    same data and tokenizer reuses the Arrow file."""
+    fn = WindowFeaturizer(tokenizer, max_length, stride, casing)
     columns = {"words": words, "label_ids": label_ids, "sentence": list(range(len(words)))}
     if context:
         columns["left"], columns["right"] = (list(side) for side in zip(*context, strict=True))
     raw = datasets.Dataset.from_dict(columns)
     vocab = tokenizer.backend_tokenizer.to_str()
     key = [words, label_ids, context or [], vocab, type(fn).__name__, max_length, stride]
+    if casing:  # appended only when on, so the caches of earlier runs stay valid
+        key.append("casing")
     return cached_map(fn, raw, key, cache_dir)
 
 

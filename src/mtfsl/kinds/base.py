@@ -161,6 +161,12 @@ class TaskKind:
     def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
         raise NotImplementedError
 
+    def input_embeddings(self, task: Any) -> dict[str, int]:
+        """Extra per-token input columns of the task's features, each with its vocabulary
+        size: the model adds a learned embedding of each to the encoder's input embeddings
+        (tagging's ``case_ids``). None by default."""
+        return {}
+
     def features(
         self,
         split: Split,

@@ -78,6 +78,10 @@ class TaggingTaskConfig(TaskConfig):
     # Only these entity types (after label_map); every other B-/I- tag is read as O, e.g.
     # tag-set extension: a run on [LOC, ORG, MISC], then K-shot on [PER]. Empty = all.
     only_types: list[str] = field(default_factory=list)
+    # A learned embedding of each word's shape (lower, Title, UPPER, mixed, number, other;
+    # data/casing.py) added to its sub-tokens' input embeddings: the capitalisation an
+    # uncased encoder's tokenizer removes. Starts at zero, so the encoder starts as shipped.
+    case_features: bool = False
     # Where the words and the tags are: a column index (conll, csv/tsv without header) or a
     # field name (jsonl, csv/tsv header, datasets); null = the reader's default (conll: the
     # first and the last column; named fields: tokens and ner_tags, run_ner's layout).
@@ -268,7 +272,13 @@ class TaggingKind(TaskKind):
             model.stride,
             cache_dir,
             split.context,
+            task.case_features,
         )
+
+    def input_embeddings(self, task: TaggingTaskConfig) -> dict[str, int]:
+        from mtfsl.data.casing import CASE_VOCAB
+
+        return {"case_ids": CASE_VOCAB} if task.case_features else {}
 
     # -- evaluation ----------------------------------------------------------------------
     def owned(self, batch: Batch, ids: torch.Tensor) -> np.ndarray:
@@ -307,10 +317,11 @@ class TaggingKind(TaskKind):
     def export_model(self, task, name, head, encoder, config):
         from transformers import AutoModelForTokenClassification
 
-        if task.crf or task.decoder is not TagDecoder.LINEAR:
+        if task.crf or task.decoder is not TagDecoder.LINEAR or task.case_features:
             raise ConfigError(
-                f"export: task '{name}' has a CRF head or a {task.decoder.name} decoder, which "
-                "no standard HF class holds; exportable are linear token heads"
+                f"export: task '{name}' has a CRF head, a {task.decoder.name} decoder or "
+                "case_features, which no standard HF class holds; exportable are linear token "
+                "heads over the encoder's own inputs"
             )
         model = AutoModelForTokenClassification.from_config(config)
         model.classifier.load_state_dict(head.classifier.state_dict())

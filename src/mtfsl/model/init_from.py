@@ -54,10 +54,15 @@ def init_from(model: MultiTaskModel, source: str, labels: dict[str, list[str]]) 
             continue
         if name not in own or own[name].shape != tensor.shape:
             what = "absent from" if name not in own else f"of shape {tuple(own[name].shape)} in"
+            why = (
+                "the source run's tasks had case_features: set task.NAME.case_features=true"
+                if name.startswith("input_embeddings.")
+                else "a different encoder, or LoRA adapters: start from a full, head-only or "
+                "BitFit run with the same model"
+            )
             raise ConfigError(
                 f"model.init_from={source}: its tensor {name} {tuple(tensor.shape)} is {what} "
-                "this run's model (a different encoder, or LoRA adapters: start from a full, "
-                "head-only or BitFit run with the same model)"
+                f"this run's model ({why})"
             )
         take[name] = tensor
     model.load_state_dict(take, strict=False)

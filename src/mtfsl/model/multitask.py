@@ -42,12 +42,32 @@ class MultiTaskModel(nn.Module):
             }
         )
         self.weighting = weighting
+        self.input_embeddings = self._input_embeddings(tasks, hidden)
+
+    @staticmethod
+    def _input_embeddings(tasks: dict[str, tuple[TaskConfig, int]], hidden: int) -> nn.ModuleDict:
+        """One embedding per extra input column that a task's kind declares (tagging's
+        ``case_ids``), shared by the tasks that declare it; zero at the start, so the encoder
+        first computes what it shipped with and learns how much the column matters."""
+        sizes: dict[str, int] = {}
+        for cfg, _ in tasks.values():
+            for column, size in get_kind(cfg.kind).input_embeddings(cfg).items():
+                sizes[column] = max(size, sizes.get(column, 0))
+        embeddings = nn.ModuleDict({k: nn.Embedding(n, hidden) for k, n in sorted(sizes.items())})
+        for embedding in embeddings.values():
+            nn.init.zeros_(embedding.weight)
+        return embeddings
 
     def encode(self, batch: Batch) -> torch.Tensor:
         # segment ids only where a task's features have them (text pairs)
         segments = {"token_type_ids": batch["token_type_ids"]} if "token_type_ids" in batch else {}
+        inputs = {"input_ids": batch["input_ids"]}
+        extra = [emb(batch[k]) for k, emb in self.input_embeddings.items() if k in batch]
+        if extra:  # the word embeddings plus the extra columns', then the encoder as usual
+            words = self.encoder.get_input_embeddings()(inputs.pop("input_ids"))
+            inputs["inputs_embeds"] = words + sum(extra)
         return self.encoder(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **segments
+            **inputs, attention_mask=batch["attention_mask"], **segments
         ).last_hidden_state
 
     def forward(self, task: str, batch: Batch) -> torch.Tensor:

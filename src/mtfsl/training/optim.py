@@ -16,11 +16,13 @@ ParamGroups = list[dict[str, object]]
 def param_groups(
     model: nn.Module, cfg: TrainerConfig, weighting_lr: float | None = None
 ) -> ParamGroups:
-    """Encoder, heads and learned loss weights may use different learning rates; biases,
-    norms and loss weights get no weight decay (decay would pull the weights to zero)."""
+    """Encoder, heads, extra input embeddings and learned loss weights may use different
+    learning rates; biases, norms and loss weights get no weight decay (decay would pull the
+    weights to zero)."""
     lrs = {
         "encoder": cfg.lr,
         "heads": cfg.head_lr if cfg.head_lr is not None else cfg.lr,
+        "input_embeddings": cfg.input_lr if cfg.input_lr is not None else cfg.lr,
         "weighting": weighting_lr if weighting_lr is not None else cfg.lr,
     }
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
