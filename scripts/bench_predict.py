@@ -145,7 +145,7 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     def ours(model):
         batch = run.cfg.trainer.eval_batch_size
         return lambda: kind.to_labels(
-            predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch), labels
+            cfg, predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch), labels
         )
 
     sides = {"torch": ours(run.model), **{b.value: ours(g) for b, g in graphs.items()}}

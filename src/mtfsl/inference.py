@@ -108,4 +108,4 @@ def predict(
         run.cfg.trainer.eval_batch_size,
         probabilities=probabilities,
     )
-    return kind.to_labels(ids, labels)
+    return kind.to_labels(task_cfg, ids, labels)

@@ -211,7 +211,7 @@ def check(
     def predict(model: Compared) -> list[Any]:
         batch = run.cfg.trainer.eval_batch_size
         ids = predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch)
-        return kind.to_labels(ids, labels)
+        return kind.to_labels(cfg, ids, labels)
 
     def score(pred: list[Any]) -> dict[str, float]:
         return kind.score(cfg, eval_set.split.targets, pred, run.cfg.metrics.mode)

@@ -81,7 +81,7 @@ def pseudo_label(trainer: Any, task: Any, threshold: float) -> tuple[Split, dict
     ids = predict_ids(trainer.net, task.cfg, task.name, pool, *args, probabilities=probs)
     if len(probs) != len(ids):
         raise RuntimeError(f"task {task.name}: its head gave no probabilities to select by")
-    pred = task.kind.to_labels(ids, task.labels)
+    pred = task.kind.to_labels(task.cfg, ids, task.labels)
     keep, least = select(pred, probs, threshold)
     chosen = replace(pool.split.subset(keep), targets=[pred[i] for i in keep])
     record = {

@@ -78,6 +78,12 @@ def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
     return out
 
 
+def to_io(tag: str) -> str:
+    """An IOB tag in the IO scheme: ``B-X`` becomes ``I-X``; ``I-X`` and ``O`` stay."""
+    prefix, kind = split_tag(tag)
+    return f"I-{kind}" if prefix == "B" else tag
+
+
 def entity_types(sequences: Sequence[Sequence[str]]) -> list[str]:
     """Sorted entity types present in the tag sequences."""
     return sorted({split_tag(tag)[1] for tags in sequences for tag in tags} - {""})

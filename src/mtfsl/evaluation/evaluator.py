@@ -88,7 +88,7 @@ def evaluate_split(
     kind = get_kind(cfg.kind)
     show = accelerator.is_main_process and sys.stderr.isatty()
     ids = predict_ids(model, cfg, task, eval_set, accelerator, collator, batch_size, show)
-    pred = kind.to_labels(ids, labels)
+    pred = kind.to_labels(cfg, ids, labels)
     return kind.score(cfg, eval_set.split.targets, pred, mode), pred
 
 

@@ -221,7 +221,7 @@ class TaskKind:
     def finish_predictions(self, preds: list[np.ndarray]) -> list[Any]:
         return [int(p[0]) for p in preds]
 
-    def to_labels(self, ids: list[Any], labels: list[str]) -> list[Any]:
+    def to_labels(self, task: Any, ids: list[Any], labels: list[str]) -> list[Any]:
         return [labels[i] for i in ids]
 
     def score(self, task: Any, gold: list[Any], pred: list[Any], mode: MetricMode) -> dict:

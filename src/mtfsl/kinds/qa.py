@@ -352,7 +352,7 @@ class QAKind(TaskKind):
             answers.append(Answer(*nbest[0], nbest))
         return answers
 
-    def to_labels(self, ids: list[Any], labels: list[str]) -> list[Any]:
+    def to_labels(self, task: Any, ids: list[Any], labels: list[str]) -> list[Any]:
         return list(ids)
 
     def decision(self, pred: Answer) -> Any:

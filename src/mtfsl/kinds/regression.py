@@ -144,7 +144,7 @@ class RegressionKind(PairKind):
     def finish_predictions(self, preds: list[np.ndarray]) -> list[Any]:
         return [float(score_text(p[0])) for p in preds]
 
-    def to_labels(self, ids: list[Any], labels: list[str]) -> list[Any]:
+    def to_labels(self, task: Any, ids: list[Any], labels: list[str]) -> list[Any]:
         return list(ids)
 
     def score(self, task: Any, gold, pred, mode: MetricMode) -> dict:

@@ -20,7 +20,7 @@ from mtfsl.config import (
 )
 from mtfsl.data import augment
 from mtfsl.data.context import document_ids, neighbour_context
-from mtfsl.data.labels import bio_labels, entity_types, to_iob2
+from mtfsl.data.labels import bio_labels, entity_types, iob1_to_iob2, to_io, to_iob2
 from mtfsl.data.splits import Split, warn_no_context
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.metrics import entity_scores, flatten, label_scores
@@ -47,6 +47,18 @@ class TagDecoder(Enum):
     PROTOTYPE = "prototype"  # nearest tag centroid of the support words (ProtoBERT)
     NEAREST = "nearest"  # the tag of the nearest support word (NNShot)
     STRUCTSHOT = "structshot"  # NNShot emissions + abstract transitions, Viterbi
+
+
+class TrainTags(Enum):
+    """The tags an entity task's head learns; predictions are always IOB2."""
+
+    IOB2 = "iob2"  # B- and I- tags, as scored
+    # The type alone, as I-TYPE (Few-NERD's IO scheme): a word inside an entity shares its
+    # first word's tag, so a K-shot set's few inside words train the same class as the rest
+    # (5-shot CoNLL split 0 has 4 I-ORG words to 12 B-ORG). The label set stays IOB2 (the
+    # B- outputs are never a target, so never predicted); a run of words of one type reads
+    # as one entity, so two adjacent entities of one type merge (rare in news text).
+    IO = "io"
 
 
 class TagObjective(Enum):
@@ -78,6 +90,7 @@ class TaggingTaskConfig(TaskConfig):
     # Only these entity types (after label_map); every other B-/I- tag is read as O, e.g.
     # tag-set extension: a run on [LOC, ORG, MISC], then K-shot on [PER]. Empty = all.
     only_types: list[str] = field(default_factory=list)
+    train_tags: TrainTags = TrainTags.IOB2
     # A learned embedding of each word's shape (lower, Title, UPPER, mixed, number, other;
     # data/casing.py) added to its sub-tokens' input embeddings: the capitalisation an
     # uncased encoder's tokenizer removes. Starts at zero, so the encoder starts as shipped.
@@ -126,6 +139,13 @@ class TaggingKind(TaskKind):
             )
         if task.contrastive_tau <= 0:
             raise ConfigError(f"{key}.contrastive_tau={task.contrastive_tau}: expected > 0")
+        if task.train_tags is TrainTags.IO and task.label_scheme is LabelScheme.NONE:
+            raise ConfigError(f"{key}.train_tags=IO: entity types need a chunk scheme, not NONE")
+        if task.train_tags is TrainTags.IO and task.decoder is TagDecoder.STRUCTSHOT:
+            raise ConfigError(
+                f"{key}.train_tags=IO: STRUCTSHOT's abstract transitions are O/B/I; decode "
+                "with LINEAR, PROTOTYPE or NEAREST, or set train_tags=IOB2"
+            )
         if task.only_types and task.label_scheme is LabelScheme.NONE:
             raise ConfigError(f"{key}.only_types: entity types need a chunk scheme, not NONE")
         if task.tau <= 0:
@@ -257,16 +277,18 @@ class TaggingKind(TaskKind):
     def head_context(self, name, task, labels, tokenizer, mlm):
         return list(labels) if task.decoder is not TagDecoder.LINEAR else None
 
-    def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
+    def label_ids(self, split: Split, labels: list[str], io: bool = False) -> list[Any]:
+        """Each tag's id in ``labels``; ``io``: of the tag in the IO scheme (B-X as I-X)."""
         index = {label: i for i, label in enumerate(labels)}
-        return [[index[t] for t in tags] for tags in split.targets]
+        read = to_io if io else str
+        return [[index[read(t)] for t in tags] for tags in split.targets]
 
     def features(self, split, task, name, labels, tokenizer, model, cache_dir):
         from mtfsl.data.features import featurize_words
 
         return featurize_words(
             split.inputs,
-            self.label_ids(split, labels),
+            self.label_ids(split, labels, io=task.train_tags is TrainTags.IO),
             tokenizer,
             model.max_length,
             model.stride,
@@ -298,8 +320,11 @@ class TaggingKind(TaskKind):
     def finish_predictions(self, preds: list[np.ndarray]) -> list[Any]:
         return preds
 
-    def to_labels(self, ids: list[Any], labels: list[str]) -> list[Any]:
-        return [[labels[i] for i in p] for p in ids]
+    def to_labels(self, task: TaggingTaskConfig, ids: list[Any], labels: list[str]) -> list[Any]:
+        tags = [[labels[i] for i in p] for p in ids]
+        if task.train_tags is TrainTags.IO:  # a run of I-X words is one entity: B-X first
+            return [iob1_to_iob2(t) for t in tags]
+        return tags
 
     def score(self, task: TaggingTaskConfig, gold, pred, mode: MetricMode) -> dict:
         if task.metric is TagMetric.ENTITY:

@@ -22,7 +22,7 @@ def param_groups(
     lrs = {
         "encoder": cfg.lr,
         "heads": cfg.head_lr if cfg.head_lr is not None else cfg.lr,
-        "input_embeddings": cfg.input_lr if cfg.input_lr is not None else cfg.lr,
+        "input_embeddings": cfg.input_lr,
         "weighting": weighting_lr if weighting_lr is not None else cfg.lr,
     }
     groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
