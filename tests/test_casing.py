@@ -169,3 +169,32 @@ def test_starting_from_a_case_features_run_without_them_names_the_key(tmp_path: 
     with pytest.raises(ConfigError, match=r"input_embeddings\.case_ids\.weight.*case_features"):
         init_from(model(False), str(tmp_path), {"ner": ["O", "B-X"]})
     assert init_from(model(True), str(tmp_path), {"ner": ["O", "B-X"]}) == ["ner"]
+
+
+def test_mpnet_sees_the_same_real_tokens_through_the_shape_path() -> None:
+    # MPNet (model=mpnet) derives position ids from the pad id when given input_ids but counts
+    # every position when given inputs_embeds; with right padding only the (masked) pad
+    # positions differ, so the shape path changes nothing a head reads
+    from transformers import MPNetConfig, MPNetModel
+
+    tok = tiny_tokenizer()
+    set_seed(0)
+    config = MPNetConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, pad_token_id=1,
+    )  # fmt: skip
+    encoder = MPNetModel(config, add_pooling_layer=False).eval()
+    nets = [
+        MultiTaskModel(
+            encoder, {"ner": (tagging_task(case_features=c), 2)}, 0.0, StaticWeighting(["ner"], {})
+        ).eval()
+        for c in (True, False)
+    ]
+    batch = case_batch()
+    ids = batch["input_ids"]  # pad with 1, the id MPNet's position ids treat as padding
+    batch["input_ids"] = torch.where(ids == tok.pad_token_id, 1, torch.where(ids == 1, 0, ids))
+    real = batch["attention_mask"].bool()
+    assert not real.all()  # the batch is padded
+    with_cases, without = (net.encode(batch) for net in nets)
+    assert torch.equal(with_cases[real], without[real])
+    assert not torch.equal(with_cases[~real], without[~real])
