@@ -85,9 +85,13 @@ def test_case_ids_follow_windows_and_are_cached_apart(tmp_path: Path) -> None:
     assert "case_ids" not in plain.column_names  # not served from the casing run's cache
 
 
-def model(case_features: bool, num_labels: int = 2) -> MultiTaskModel:
+def model(
+    case_features: bool, num_labels: int = 2, encoder: torch.nn.Module | None = None
+) -> MultiTaskModel:
+    """A one-task tagger on ``encoder`` (default: a fresh tiny BERT)."""
     set_seed(0)
-    encoder, _ = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
+    if encoder is None:
+        encoder, _ = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
     task = tagging_task(case_features=case_features)
     return MultiTaskModel(encoder, {"ner": (task, num_labels)}, 0.0, StaticWeighting(["ner"], {}))
 
@@ -184,12 +188,7 @@ def test_mpnet_sees_the_same_real_tokens_through_the_shape_path() -> None:
         intermediate_size=64, pad_token_id=1,
     )  # fmt: skip
     encoder = MPNetModel(config, add_pooling_layer=False).eval()
-    nets = [
-        MultiTaskModel(
-            encoder, {"ner": (tagging_task(case_features=c), 2)}, 0.0, StaticWeighting(["ner"], {})
-        ).eval()
-        for c in (True, False)
-    ]
+    nets = [model(c, encoder=encoder).eval() for c in (True, False)]
     batch = case_batch()
     ids = batch["input_ids"]  # pad with 1, the id MPNet's position ids treat as padding
     batch["input_ids"] = torch.where(ids == tok.pad_token_id, 1, torch.where(ids == 1, 0, ids))
