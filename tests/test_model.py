@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from accelerate.utils import set_seed
@@ -5,6 +6,8 @@ from accelerate.utils import set_seed
 from mtfsl.config import ModelConfig, ModelSource, TrainerConfig
 from mtfsl.data.batching import LengthGroupedBatchSampler, PaddingCollator
 from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer
+from mtfsl.data.splits import Split
+from mtfsl.kinds import get_kind
 from mtfsl.losses import StaticWeighting
 from mtfsl.model.encoder import build_encoder
 from mtfsl.model.multitask import MultiTaskModel
@@ -39,6 +42,26 @@ def test_collator_pads_and_masks() -> None:
     assert b["attention_mask"].sum(1).tolist() == [18, 13]
     assert (b["labels"][1, 13:] == IGNORE_INDEX).all() and (b["word_index"][1, 13:] == -1).all()
     assert (b["labels"] != IGNORE_INDEX).sum().item() == 7
+    assert {k: v.dtype for k, v in b.items()} == {
+        "input_ids": torch.long,
+        "labels": torch.long,
+        "word_index": torch.long,
+        "sentence": torch.long,
+        "attention_mask": torch.long,
+    }
+
+
+def test_predictions_are_placed_per_word_from_rows_in_any_order() -> None:
+    split = Split("dev.txt", [["a", "b", "c"], [], ["d"]], [["O"] * 3, [], ["O"]], [1, 5, 7])
+    kind = get_kind("tagging")
+    rows = np.array([[2, 0, 4], [0, 2, 1], [0, 0, 3], [0, 1, 0]])
+    assert [p.tolist() for p in kind.collect(None, rows, split)] == [[3, 0, 1], [], [4]]
+    probs = kind.collect_probabilities(np.array([[2, 0, 0.5], [0, 1, 0.25]]), split)
+    assert probs[0][1] == 0.25 and probs[2] == [0.5] and np.isnan(probs[0][0])
+    with pytest.raises(RuntimeError, match=r"1 items of dev\.txt received no prediction"):
+        kind.collect(None, rows[1:], split)
+    with pytest.raises(RuntimeError, match="falls outside its example"):
+        kind.collect(None, np.array([*rows, [2, 1, 0]]), split)
 
 
 def test_padding_to_a_multiple_changes_no_prediction() -> None:
