@@ -134,7 +134,7 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     features = split_features(split, cfg, task, labels, run.tokenizer, run.cfg, cache=False)
     eval_set = EvalSet(features, split)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
-    folder = onnx_dir(args.run_dir, task)
+    folder = args.onnx_dir or onnx_dir(args.run_dir, task)
     if not (folder / Backend.ONNX_INT8.graph).is_file():
         export_onnx(args.run_dir, folder, task, int8=True, check_split=None)
     graphs = {
@@ -223,6 +223,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="--backends: rounds of all sides")
     parser.add_argument("--task", help="--backends: which task of a multi-task run")
     parser.add_argument("--no-hf", action="store_true", help="--backends: skip HF's side")
+    parser.add_argument(
+        "--onnx-dir", type=Path, help="--backends: the exported graphs (default RUN/onnx/TASK)"
+    )
     args = parser.parse_args()
     root = os.environ.get("MTFSL_DATA_ROOT")
     if args.backends:

@@ -13,7 +13,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from mtfsl.onnx_export import differing, export_onnx
+from mtfsl.onnx_export import KeepFp32, differing, export_onnx, int8_loss, quantise
 from mtfsl.ort_model import session
 from mtfsl.train import run
 from tests import test_pair, test_qa, test_regression
@@ -22,12 +22,20 @@ from tests.test_predict_export import PREDICT, predict_cli, trained
 from tests.test_train_e2e import read_conll_pred
 
 ROOT = Path(__file__).resolve().parents[1]
+EXPORT = str(Path(PREDICT).with_name("mtfsl-export"))
 
 
 def test_differences_are_counted_per_word_or_per_example() -> None:
     assert differing([["O", "B-PER"], ["O"]], [["O", "O"], ["O"]]) == (1, 3)
     assert differing(["a", "b", "c"], ["a", "c", "c"]) == (1, 3)
     assert differing([0.5, 1.25], [0.5, 1.25]) == (0, 2)
+
+
+def test_the_int8_loss_is_in_points_of_the_metric() -> None:
+    check = {"torch": {"metrics": {"f1": 44.85}}, "onnx": {"metrics": {"f1": 44.85}}}
+    assert int8_loss(check, "f1") == 0.0
+    check["onnx-int8"] = {"metrics": {"f1": 37.35}}
+    assert int8_loss(check, "f1") == pytest.approx(7.5)
 
 
 def predict(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -54,6 +62,21 @@ def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
         session(run_dir / "onnx" / "conll" / graph, optimised)
         ops = Counter(node.op_type for node in onnx.load(str(optimised)).graph.node)
         assert "SkipLayerNormalization" not in ops and ops["LayerNormalization"] == 4
+    # --int8-keep-fp32 ffn-out: the map each layer's GELU feeds stays fp32, the rest is int8
+    assert record["int8_keep_fp32"] == {"choice": "none", "matmuls": []}
+    kept = quantise(
+        run_dir / "onnx" / "conll" / "model.onnx", tmp_path / "k.onnx", KeepFp32.FFN_OUT
+    )
+    assert [name.split("/")[-4:] for name in kept] == [
+        ["layer.0", "output", "dense", "MatMul"],
+        ["layer.1", "output", "dense", "MatMul"],
+    ]
+    ops = Counter(node.op_type for node in onnx.load(str(tmp_path / "k.onnx")).graph.node)
+    default = Counter(
+        node.op_type
+        for node in onnx.load(str(run_dir / "onnx" / "conll" / "model_int8.onnx")).graph.node
+    )
+    assert (ops["MatMul"], ops["MatMulInteger"]) == (2, default["MatMulInteger"] - 2)
     assert record["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     check = record["check"]
     # PyTorch's dev scores here are those of the evaluation that kept the best checkpoint
@@ -126,6 +149,13 @@ def test_a_missing_or_stale_graph_is_refused_with_the_command_to_fix_it(
     export_onnx(run_dir, run_dir / "onnx" / "conll", check_split=None)
     no_int8 = predict(run_dir, test, "--format", "conll", "--backend", "onnx-int8")
     assert "model_int8.onnx not found (export with --int8" in no_int8.stderr
+    alone = subprocess.run(
+        [EXPORT, str(run_dir), "--format", "onnx", "--int8-keep-fp32", "ffn-out"],
+        capture_output=True,
+        text=True,
+    )
+    assert alone.returncode != 0
+    assert "--int8-keep-fp32 applies to the int8 graph: add --int8" in alone.stderr
     # the best checkpoint changes (a resumed run): the old graph is not used
     labels = run_dir / "checkpoints" / "best" / "labels.json"
     labels.write_text(json.dumps(json.loads(labels.read_text()), indent=1))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.kinds import get_kind
+from mtfsl.onnx_export import INT8_HINT, KeepFp32, int8_loss
 
 if TYPE_CHECKING:  # torch, peft and transformers load after the arguments are read
     from torch import nn
@@ -96,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         help="onnx: also a dynamically quantised int8 graph (model_int8.onnx), checked too",
     )
     p.add_argument(
+        "--int8-keep-fp32",
+        choices=[k.value for k in KeepFp32],
+        default=KeepFp32.NONE.value,
+        help="onnx --int8: linear maps left in fp32; ffn-out: each layer's feed-forward output "
+        "projection (for encoders whose GELU outputs quantise badly, e.g. all-mpnet-base-v2)",
+    )
+    p.add_argument(
         "--check",
         choices=["dev", "test", "none"],
         default="dev",
@@ -136,13 +144,22 @@ def _export_onnx(args: argparse.Namespace) -> Path:
 
     out = args.out_dir or _default_out(args, "onnx")
     split = None if args.check == "none" else args.check
-    record = export_onnx(args.run_dir, out, args.task, args.int8, split, args.data_root)
+    keep = KeepFp32(args.int8_keep_fp32)
+    if keep is not KeepFp32.NONE and not args.int8:
+        raise ConfigError("--int8-keep-fp32 applies to the int8 graph: add --int8")
+    record = export_onnx(args.run_dir, out, args.task, args.int8, split, args.data_root, keep)
     if record["check"]:
         from mtfsl.config import load_run_config
 
         cfg = load_run_config(args.run_dir).task[record["task"]]
-        for line in summary(record["check"], get_kind(cfg.kind).primary_metric(cfg)):
+        metric = get_kind(cfg.kind).primary_metric(cfg)
+        for line in summary(record["check"], metric):
             print(line)
+        if int8_loss(record["check"], metric) > INT8_HINT and keep is KeepFp32.NONE:
+            print(
+                f"int8 lost more than {INT8_HINT:g} points of {metric}: --int8-keep-fp32 ffn-out "
+                "keeps each layer's feed-forward output projection in fp32 (slower, closer)"
+            )
     print(
         f"exported to {out}; predict with mtfsl-predict {args.run_dir} --backend onnx"
         + ("" if out == args.run_dir / "onnx" / record["task"] else f" --onnx-dir {out}")

@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -123,11 +124,47 @@ def optimise(path: Path, config: Any) -> dict[str, int]:
     return {k: v for k, v in optimised.get_fused_operator_statistics().items() if v}
 
 
-def quantise(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation: int8 weights, activations quantised per batch at run time."""
+class KeepFp32(str, Enum):
+    """Linear maps that ``--int8`` leaves in fp32."""
+
+    NONE = "none"
+    # each layer's feed-forward output projection. Its input, the GELU's output, is quantised
+    # with one scale per batch. On all-mpnet-base-v2 (12 layers) int8 lost 0.88 dev F1 of a
+    # CoNLL tagger trained one epoch and 7.48 of a 5-shot one; with these 12 maps in fp32,
+    # +0.03 and +0.33, at 2.05x PyTorch's speed instead of 4.04x (docs/performance.md).
+    # Smoothing their inputs (SmoothQuant, alpha 0.5) did not help the 5-shot one (-8.40).
+    FFN_OUT = "ffn-out"
+
+
+GELUS = ("Gelu", "BiasGelu", "FastGelu")  # as exported, or as ONNX Runtime's fusions write it
+
+
+def ffn_out_matmuls(path: Path) -> list[str]:
+    """The names of the MatMuls that a GELU feeds: each layer's feed-forward output map."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producer = {out: node.op_type for node in graph.node for out in node.output}
+    names = [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul" and producer.get(node.input[0]) in GELUS
+    ]
+    if not names or not all(names):
+        raise ConfigError(
+            f"--int8-keep-fp32 ffn-out: {path} has no named MatMul fed by a GELU "
+            f"({'/'.join(GELUS)}); this encoder's feed-forward maps cannot be found"
+        )
+    return names
+
+
+def quantise(source: Path, target: Path, keep: KeepFp32 = KeepFp32.NONE) -> list[str]:
+    """Dynamic int8 quantisation: int8 weights, activations quantised per batch at run time.
+    Returns the names of the MatMuls left in fp32 (``keep``)."""
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    excluded = ffn_out_matmuls(source) if keep is KeepFp32.FFN_OUT else []
     # the fused ops (com.microsoft domain) defeat ONNX's shape inference; their outputs are
     # float, which the quantiser must then be told
     with _quiet():  # its advice to pre-process is for static quantisation
@@ -138,8 +175,10 @@ def quantise(source: Path, target: Path) -> None:
             # a scale per output channel: -0.06 dev F1 on CoNLL-2003 against -0.88 with one
             # scale per tensor (all-MiniLM-L6-v2, docs/performance.md)
             per_channel=True,
+            nodes_to_exclude=excluded,
             extra_options={"DefaultTensorType": TensorProto.FLOAT},
         )
+    return excluded
 
 
 class Compared:
@@ -247,6 +286,19 @@ def check(
     return results
 
 
+# points of the primary metric that int8 may lose on the check split before mtfsl-export
+# suggests --int8-keep-fp32 (all-MiniLM-L6-v2 lost 0.2 F1 on CoNLL, 1.0 accuracy on Banking77)
+INT8_HINT = 2.0
+
+
+def int8_loss(check_result: dict[str, Any], metric: str) -> float:
+    """Points of ``metric`` the int8 graph lost against PyTorch (0 when there is none)."""
+    if "onnx-int8" not in check_result:
+        return 0.0
+    torch_value = check_result["torch"]["metrics"][metric]
+    return torch_value - check_result["onnx-int8"]["metrics"][metric]
+
+
 def summary(check_result: dict[str, Any], metric: str) -> list[str]:
     """Lines for the console: each backend's headline score and differences."""
     torch_value = check_result["torch"]["metrics"][metric]
@@ -270,9 +322,11 @@ def export_onnx(
     int8: bool = False,
     check_split: str | None = "dev",
     data_root: str | None = None,
+    int8_keep: KeepFp32 = KeepFp32.NONE,
 ) -> dict[str, Any]:
-    """Export, optimise (and quantise) one task of a run into ``out_dir``; check the graphs
-    on ``check_split`` unless it is None. Returns the record written as onnx_export.json."""
+    """Export, optimise (and quantise, leaving ``int8_keep`` in fp32) one task of a run into
+    ``out_dir``; check the graphs on ``check_split`` unless it is None. Returns the record
+    written as onnx_export.json."""
     require_onnx()
     import onnx
     import onnxruntime
@@ -293,8 +347,9 @@ def export_onnx(
         trace(model, tmp / Backend.ONNX.graph, inputs, outputs)
         fused = optimise(tmp / Backend.ONNX.graph, model.config)
         graphs = {Backend.ONNX: tmp / Backend.ONNX.graph}
+        kept: list[str] = []
         if int8:
-            quantise(graphs[Backend.ONNX], tmp / Backend.ONNX_INT8.graph)
+            kept = quantise(graphs[Backend.ONNX], tmp / Backend.ONNX_INT8.graph, int8_keep)
             graphs[Backend.ONNX_INT8] = tmp / Backend.ONNX_INT8.graph
         model.config.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
@@ -316,6 +371,7 @@ def export_onnx(
             "int8": "onnxruntime.quantization.quantize_dynamic, per-channel QInt8 weights"
             if int8
             else None,
+            "int8_keep_fp32": {"choice": int8_keep.value, "matmuls": kept} if int8 else None,
             "check": check(run, name, graphs, check_split, data_root) if check_split else None,
         }
         (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
