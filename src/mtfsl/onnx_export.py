@@ -291,12 +291,17 @@ def check(
 INT8_HINT = 2.0
 
 
+def change(check_result: dict[str, Any], backend: str, metric: str) -> float:
+    """Points of ``metric`` that ``backend``'s graph gained over PyTorch on the check split."""
+    torch_value = check_result["torch"]["metrics"][metric]
+    return check_result[backend]["metrics"][metric] - torch_value
+
+
 def int8_loss(check_result: dict[str, Any], metric: str) -> float:
     """Points of ``metric`` the int8 graph lost against PyTorch (0 when there is none)."""
-    if "onnx-int8" not in check_result:
+    if Backend.ONNX_INT8.value not in check_result:
         return 0.0
-    torch_value = check_result["torch"]["metrics"][metric]
-    return torch_value - check_result["onnx-int8"]["metrics"][metric]
+    return -change(check_result, Backend.ONNX_INT8.value, metric)
 
 
 def summary(check_result: dict[str, Any], metric: str) -> list[str]:
@@ -305,10 +310,9 @@ def summary(check_result: dict[str, Any], metric: str) -> list[str]:
     lines = [f"{check_result['split']} {metric}: torch {torch_value:.2f}"]
     for name, result in check_result.items():
         if isinstance(result, dict) and "differ" in result:
-            value = result["metrics"][metric]
-            change = value - torch_value
+            value, gain = result["metrics"][metric], change(check_result, name, metric)
             lines.append(
-                f"{check_result['split']} {metric}: {name} {value:.2f} ({change:+.2f});"
+                f"{check_result['split']} {metric}: {name} {value:.2f} ({gain:+.2f});"
                 f" {result['differ']} of {result['predictions']} predictions differ from "
                 f"torch's, max |score difference| {result['max_abs_score_diff']:.2e}"
             )
