@@ -6,7 +6,9 @@ the HF ``Trainer.predict`` baseline of scripts/bench_train.py on the exported HF
 one process, alternating sides for ``--rounds`` rounds (medians compared). Tokenisation is
 done once, outside the timings (HF's side is timed on pre-tokenised features too). Prints
 sentences/s, the ratios, each side's scores, how many predictions differ from PyTorch's and
-the largest score difference.
+the largest score difference. And a bound: the encoder's matrix products over the timed
+batches at this machine's plain fp32 matmul rate (bench_train.py's), the least time any fp32
+backend computing those products can take here, against PyTorch's time.
 
 Otherwise (memory): ``mtfsl-predict`` on the CoNLL-2003 test set, and on the same sentences
 repeated ``--times`` over, each in a fresh process. Streaming means peak memory must not grow
@@ -108,6 +110,30 @@ def hf_trainer_side(run, task: str, hf_dir: Path, split):
     return predict
 
 
+def fp32_bound(config, lengths: list[int], batch: int, median: dict[str, float]) -> dict:
+    """Print and return the encoder's matrix-product work over the timed batches, the plain
+    fp32 matmul rate here, the least time that work takes at that rate (no fp32 backend can
+    predict faster) and the fraction of that rate each fp32 side reached, all time counted."""
+    from bench_train import matmul_flops, prediction_flops  # this script's folder
+
+    flops, rate = prediction_flops(list(lengths), batch, config), matmul_flops(2.0, config)
+    floor = flops / rate
+    reached = {side: flops / median[side] / rate for side in ("torch", "onnx")}
+    print(
+        f"fp32 bound: {flops / 1e9:.0f} GFLOP of matrix products at the plain matmul rate "
+        f"({rate / 1e9:.0f} GFLOP/s) take {floor:.2f} s, so no fp32 backend beats torch by more "
+        f"than {median['torch'] / floor:.2f}x here; "
+        + ", ".join(f"{side} ran at {r:.0%} of that rate" for side, r in reached.items())
+    )
+    return {
+        "gflop": flops / 1e9,
+        "matmul_gflops": rate / 1e9,
+        "floor_seconds": floor,
+        "max_ratio_vs_torch": median["torch"] / floor,
+        "fraction_of_matmul_rate": reached,
+    }
+
+
 def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     import statistics
     import time
@@ -142,8 +168,9 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
         for b in (Backend.ONNX, Backend.ONNX_INT8)
     }
 
+    batch = args.batch_size or run.cfg.trainer.eval_batch_size
+
     def ours(model):
-        batch = run.cfg.trainer.eval_batch_size
         return lambda: kind.to_labels(
             cfg, predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch), labels
         )
@@ -208,6 +235,8 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     for name, ratio in ratios.items():
         print(f"speed ratio {name}: {ratio:.2f}")
     results["ratios"] = ratios
+    results["eval_batch_size"] = batch
+    results["fp32_bound"] = fp32_bound(run.model.encoder.config, features["length"], batch, median)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
@@ -223,6 +252,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="--backends: rounds of all sides")
     parser.add_argument("--task", help="--backends: which task of a multi-task run")
     parser.add_argument("--no-hf", action="store_true", help="--backends: skip HF's side")
+    parser.add_argument(
+        "--batch-size", type=int, help="--backends: our sides' batch (default the run's eval one)"
+    )
     parser.add_argument(
         "--onnx-dir", type=Path, help="--backends: the exported graphs (default RUN/onnx/TASK)"
     )

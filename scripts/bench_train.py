@@ -45,12 +45,14 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _model_shape() -> dict[str, int]:
-    from transformers import AutoConfig
+def _model_shape(cfg=None) -> dict[str, int]:
+    """Sizes of ``cfg`` (a transformers config; default MODEL's)."""
+    if cfg is None:
+        from transformers import AutoConfig
 
-    from mtfsl.model.sources import resolve_model_path
+        from mtfsl.model.sources import resolve_model_path
 
-    cfg = AutoConfig.from_pretrained(resolve_model_path(MODEL))
+        cfg = AutoConfig.from_pretrained(resolve_model_path(MODEL))
     hidden, layers, ff = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
     # non-embedding parameters (Kaplan et al.): attention 4 H^2 + feed-forward 2 H FF per layer
     return {
@@ -67,9 +69,10 @@ def training_flops(tokens: int, attention: int) -> float:
     return 6 * shape["params"] * tokens + 12 * shape["layers"] * shape["hidden"] * attention
 
 
-def matmul_flops(seconds: float = 5.0) -> float:
-    """FLOP/s of a plain fp32 matmul shaped like the encoder's feed-forward (32x128 tokens)."""
-    shape = _model_shape()
+def matmul_flops(seconds: float = 5.0, config=None) -> float:
+    """FLOP/s of a plain fp32 matmul shaped like the encoder's feed-forward (32x64 tokens);
+    ``config``: the encoder's transformers config (default MODEL's)."""
+    shape = _model_shape(config)
     a = torch.randn(32 * 64, shape["hidden"])
     b = torch.randn(shape["hidden"], 4 * shape["hidden"])
     torch.matmul(a, b)
@@ -80,11 +83,12 @@ def matmul_flops(seconds: float = 5.0) -> float:
     return n * 2 * a.shape[0] * a.shape[1] * b.shape[1] / (time.perf_counter() - start)
 
 
-def prediction_flops(lengths: list[int], batch: int = BATCH) -> float:
+def prediction_flops(lengths: list[int], batch: int = BATCH, config=None) -> float:
     """Forward FLOPs of predicting sequences of these sub-token lengths in length-sorted batches
     of ``batch`` rows, each padded to its longest: 2 x non-embedding parameters per position,
-    plus attention scores and mixing (2 x 2 x H x T^2 per layer and sequence)."""
-    shape = _model_shape()
+    plus attention scores and mixing (2 x 2 x H x T^2 per layer and sequence). ``config``: the
+    encoder's transformers config (default MODEL's)."""
+    shape = _model_shape(config)
     ordered = sorted(lengths, reverse=True)
     groups = [ordered[i : i + batch] for i in range(0, len(ordered), batch)]
     positions = sum(len(g) * g[0] for g in groups)

@@ -123,7 +123,12 @@ def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
     out = tmp_path / "bench.json"
     bench = [sys.executable, str(ROOT / "scripts" / "bench_predict.py"), str(run_dir)]
     subprocess.run([*bench, "--backends", "--rounds", "1", "--out", str(out)], check=True)
-    sides = json.loads(out.read_text())["sides"]
+    results = json.loads(out.read_text())
+    sides, bound = results["sides"], results["fp32_bound"]
+    # the fp32 bound: the products' least time at the matmul rate, and torch's time over it
+    assert bound["floor_seconds"] == pytest.approx(bound["gflop"] / bound["matmul_gflops"])
+    torch_seconds = sides["torch"]["median_seconds"]
+    assert bound["max_ratio_vs_torch"] == pytest.approx(torch_seconds / bound["floor_seconds"])
     assert {name: side["predictions"] for name, side in sides.items()} == {
         "torch": 30,
         "onnx": 30,

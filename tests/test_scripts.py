@@ -196,6 +196,16 @@ def test_prediction_flops_of_length_sorted_padded_batches() -> None:
     assert bench_train.prediction_flops([3, 5, 4], batch=2) == flops == 276_581_376
 
 
+def test_prediction_flops_of_another_encoder_from_its_config() -> None:
+    # bench_predict.py's bound uses the run's encoder: H 4, FF 8, 2 layers -> 2 x (4 x 16 +
+    # 2 x 4 x 8) = 256 parameters; the same batches as above: 13 positions, 59 attention
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=2)
+    flops = bench_train.prediction_flops([3, 5, 4], batch=2, config=config)
+    assert flops == 2 * 256 * 13 + 4 * 2 * 4 * 59 == 8_544
+
+
 def test_the_configuration_reference_is_generated_from_the_current_schema() -> None:
     reference = load_script("config_reference")
     text = reference.reference()
