@@ -10,7 +10,7 @@ DATA ?= ../shared/data
 ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-mpnet run test test-all lint format smoke bench bench-gpu bench-predict bench-dropout profile clean
+.PHONY: install install-mpnet run test test-all lint format smoke bench bench-gpu bench-predict bench-dropout profile profile-onnx clean
 
 $(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/dev/null)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-dropout: install
 # Where a training step and a prediction batch spend their time (see scripts/profile_step.py)
 profile: install
 	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/profile_step.py $(ARGS)
+
+# Where an exported ONNX graph spends its time, per operator (see scripts/profile_onnx.py)
+profile-onnx: install
+	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/profile_onnx.py $(RUN) $(ARGS)
 
 lint:
 	$(BIN)/ruff check src tests scripts

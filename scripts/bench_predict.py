@@ -134,16 +134,29 @@ def fp32_bound(config, lengths: list[int], batch: int, median: dict[str, float])
     }
 
 
+def test_features(run, task: str, root: str | None):
+    """The test split of ``task`` (data.root replaced by ``root`` if given) and its features,
+    tokenised once as the evaluation does."""
+    from dataclasses import replace
+
+    from mtfsl.data.prepare import split_features
+    from mtfsl.data.splits import load_task
+
+    cfg = run.cfg.task[task]
+    data = replace(run.cfg.data, root=root) if root else run.cfg.data
+    split = load_task(task, cfg, data).splits["test"]
+    labels = run.labels[task]
+    return split, split_features(split, cfg, task, labels, run.tokenizer, run.cfg, cache=False)
+
+
 def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     import statistics
     import time
-    from dataclasses import replace
 
     import torch
 
     from mtfsl.data.batching import PaddingCollator
-    from mtfsl.data.prepare import EvalSet, split_features
-    from mtfsl.data.splits import load_task
+    from mtfsl.data.prepare import EvalSet
     from mtfsl.evaluation.evaluator import predict_ids
     from mtfsl.export import export
     from mtfsl.inference import load_run
@@ -155,9 +168,7 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     task = run.task(args.task)
     cfg, labels = run.cfg.task[task], run.labels[task]
     kind = get_kind(cfg.kind)
-    data = replace(run.cfg.data, root=root) if root else run.cfg.data
-    split = load_task(task, cfg, data).splits["test"]
-    features = split_features(split, cfg, task, labels, run.tokenizer, run.cfg, cache=False)
+    split, features = test_features(run, task, root)
     eval_set = EvalSet(features, split)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     folder = args.onnx_dir or onnx_dir(args.run_dir, task)

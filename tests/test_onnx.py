@@ -129,6 +129,14 @@ def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
     assert bound["floor_seconds"] == pytest.approx(bound["gflop"] / bound["matmul_gflops"])
     torch_seconds = sides["torch"]["median_seconds"]
     assert bound["max_ratio_vs_torch"] == pytest.approx(torch_seconds / bound["floor_seconds"])
+    # the kernel profile counts the same encoder products from the graph's own shapes (the
+    # classifier's 32 x labels map aside): Attention (Q/K/V and core), 32x32, 32x37, 37x32
+    profile = tmp_path / "profile.json"
+    script = str(ROOT / "scripts" / "profile_onnx.py")
+    subprocess.run([sys.executable, script, str(run_dir), "--out", str(profile)], check=True)
+    ops = json.loads(profile.read_text())["operators"]
+    encoder = ("Attention", "MatMul 32x32", "MatMul 32x37", "MatMul 37x32")
+    assert sum(ops[name]["gflop"] for name in encoder) == pytest.approx(bound["gflop"])
     assert {name: side["predictions"] for name, side in sides.items()} == {
         "torch": 30,
         "onnx": 30,

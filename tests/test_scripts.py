@@ -26,6 +26,7 @@ compare_tasks = load_script("compare_tasks")
 profile_step = load_script("profile_step")
 bench_train = load_script("bench_train")
 bench_gpu = load_script("bench_gpu")
+profile_onnx = load_script("profile_onnx")
 Op = profile_step.Op
 
 
@@ -204,6 +205,32 @@ def test_prediction_flops_of_another_encoder_from_its_config() -> None:
     config = SimpleNamespace(hidden_size=4, intermediate_size=8, num_hidden_layers=2)
     flops = bench_train.prediction_flops([3, 5, 4], batch=2, config=config)
     assert flops == 2 * 256 * 13 + 4 * 2 * 4 * 59 == 8_544
+
+
+def _kernel(op: str, inputs: list, outputs: list, us: float) -> dict:
+    """One ONNX Runtime profile event of a kernel, shaped as the profiler writes it."""
+    shapes = lambda rows: [{"float": shape} for shape in rows]  # noqa: E731
+    args = {"op_name": op, "input_type_shape": shapes(inputs), "output_type_shape": shapes(outputs)}
+    return {"cat": "Node", "name": f"{op}_kernel_time", "dur": us, "args": args}
+
+
+def test_onnx_profile_sums_kernel_time_and_product_flops_per_operator() -> None:
+    events = [
+        # the same feed-forward product twice: 2 x (2 x 3) x 384 x 1536 FLOPs each call
+        _kernel("MatMul", [[2, 3, 384]], [[2, 3, 1536]], 1000),
+        _kernel("MatMul", [[2, 3, 384]], [[2, 3, 1536]], 500),
+        # Q/K/V projection 2 x 2 x 3 x 4 x 12 = 576, scores and mixing 4 x 2 x 9 x 4 = 288
+        _kernel("Attention", [[2, 3, 4], [12], [2]], [[2, 3, 4]], 250),
+        _kernel("LayerNormalization", [[2, 3, 4], [4], [4]], [[2, 3, 4]], 40),
+        {"cat": "Node", "name": "MatMul_fence_before", "dur": 0, "args": {"op_name": "MatMul"}},
+        {"cat": "Session", "name": "model_run", "dur": 9000, "args": {}},
+    ]
+    table = profile_onnx.op_table(events)
+    assert table == {
+        "MatMul 384x1536": {"seconds": 0.0015, "gflop": 2 * 2 * 6 * 384 * 1536 / 1e9},
+        "Attention": {"seconds": 0.00025, "gflop": (576 + 288) / 1e9},
+        "LayerNormalization": {"seconds": 0.00004, "gflop": 0.0},
+    }
 
 
 def test_the_configuration_reference_is_generated_from_the_current_schema() -> None:

@@ -68,9 +68,11 @@ def checkpoint_fingerprint(best: Path) -> str:
     return digest.hexdigest()
 
 
-def session(path: Path, optimised_copy: Path | None = None) -> Any:
+def session(path: Path, optimised_copy: Path | None = None, profile: Path | None = None) -> Any:
     """An ONNX Runtime CPU session with every graph optimisation on but DISABLED_FUSIONS.
-    ``optimised_copy``: where to write the graph as the session optimised it."""
+    ``optimised_copy``: where to write the graph as the session optimised it. ``profile``: a
+    file-name prefix for ONNX Runtime's kernel profile (``session.end_profiling()`` writes it;
+    scripts/profile_onnx.py)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -78,6 +80,8 @@ def session(path: Path, optimised_copy: Path | None = None) -> Any:
     options.log_severity_level = 3  # warnings about unused initialisers are not the user's
     if optimised_copy is not None:
         options.optimized_model_filepath = str(optimised_copy)
+    if profile is not None:
+        options.enable_profiling, options.profile_file_prefix = True, str(profile)
     return ort.InferenceSession(
         str(path),
         options,
