@@ -134,7 +134,7 @@ def fp32_bound(config, lengths: list[int], batch: int, median: dict[str, float])
     }
 
 
-def test_features(run, task: str, root: str | None):
+def load_test_split(run, task: str, root: str | None):
     """The test split of ``task`` (data.root replaced by ``root`` if given) and its features,
     tokenised once as the evaluation does."""
     from dataclasses import replace
@@ -168,7 +168,7 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     task = run.task(args.task)
     cfg, labels = run.cfg.task[task], run.labels[task]
     kind = get_kind(cfg.kind)
-    split, features = test_features(run, task, root)
+    split, features = load_test_split(run, task, root)
     eval_set = EvalSet(features, split)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     folder = args.onnx_dir or onnx_dir(args.run_dir, task)

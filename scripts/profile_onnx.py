@@ -37,12 +37,17 @@ def flops(op: str, inputs: list[list[int]], outputs: list[list[int]]) -> float:
     return 0.0
 
 
-def op_table(events: list[dict]) -> dict[str, dict[str, float]]:
-    """Kernel seconds and GFLOP per operator from ONNX Runtime's profile events; products are
-    keyed by their weight's shape ("MatMul 384x1536"), since their rates differ by shape."""
+def op_table(events: list[dict], skip_runs: int = 0) -> dict[str, dict[str, float]]:
+    """Kernel seconds and GFLOP per operator from ONNX Runtime's profile events, leaving out
+    the kernels of the first ``skip_runs`` session runs (a warm-up); products are keyed by
+    their weight's shape ("MatMul 384x1536"), since their rates differ by shape."""
+    runs = sorted(e["ts"] for e in events if e.get("cat") == "Session" and e["name"] == "model_run")
+    start = runs[skip_runs] if skip_runs else 0
     table: dict[str, dict[str, float]] = defaultdict(lambda: {"seconds": 0.0, "gflop": 0.0})
     for event in events:
         if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+            continue
+        if event["ts"] < start:
             continue
         args = event["args"]
         op = args["op_name"]
@@ -55,12 +60,12 @@ def op_table(events: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def profile(args: argparse.Namespace, root: str | None) -> dict:
-    from bench_predict import test_features  # this script's folder
+    from bench_predict import load_test_split  # this script's folder
     from bench_train import matmul_flops
 
     from mtfsl.data.batching import PaddingCollator, sorted_batches
     from mtfsl.inference import load_run
-    from mtfsl.ort_model import OnnxTaskModel, onnx_dir, session
+    from mtfsl.ort_model import OnnxTaskModel, onnx_dir
 
     run = load_run(args.run_dir)
     task = run.task(args.task)
@@ -69,25 +74,24 @@ def profile(args: argparse.Namespace, root: str | None) -> dict:
         raise SystemExit(
             f"profile_onnx: {graph} not found; run mtfsl-export {args.run_dir} --format onnx --int8"
         )
-    _, features = test_features(run, task, root)
+    _, features = load_test_split(run, task, root)
     collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
     batch = args.batch_size or run.cfg.trainer.eval_batch_size
-    model = OnnxTaskModel(run.model, task, run.cfg.task[task].kind, graph)
-    feeds = [
-        model.feeds(collator([features[i] for i in rows]))
-        for rows in sorted_batches(features["length"], batch)
-    ]
-    for feed in feeds:  # warm-up: first-call allocations stay out of the profile
-        model.session.run(None, feed)
     with tempfile.TemporaryDirectory() as tmp:
-        profiled = session(graph, profile=Path(tmp) / "ort")
-        for feed in feeds:
-            profiled.run(None, feed)
-        events = json.loads(Path(profiled.end_profiling()).read_text(encoding="utf-8"))
+        kind = run.cfg.task[task].kind
+        model = OnnxTaskModel(run.model, task, kind, graph, profile=Path(tmp) / "ort")
+        feeds = [
+            model.feeds(collator([features[i] for i in rows]))
+            for rows in sorted_batches(features["length"], batch)
+        ]
+        for _ in range(2):  # the first pass warms up: its allocations stay out of the table
+            for feed in feeds:
+                model.session.run(None, feed)
+        events = json.loads(Path(model.session.end_profiling()).read_text(encoding="utf-8"))
     return {
         "graph": str(graph),
         "eval_batch_size": batch,
-        "operators": op_table(events),
+        "operators": op_table(events, skip_runs=len(feeds)),
         "matmul_gflops": matmul_flops(2.0, run.model.encoder.config) / 1e9,
     }
 

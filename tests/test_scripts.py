@@ -207,11 +207,11 @@ def test_prediction_flops_of_another_encoder_from_its_config() -> None:
     assert flops == 2 * 256 * 13 + 4 * 2 * 4 * 59 == 8_544
 
 
-def _kernel(op: str, inputs: list, outputs: list, us: float) -> dict:
+def _kernel(op: str, inputs: list, outputs: list, us: float, ts: float = 0) -> dict:
     """One ONNX Runtime profile event of a kernel, shaped as the profiler writes it."""
     shapes = lambda rows: [{"float": shape} for shape in rows]  # noqa: E731
     args = {"op_name": op, "input_type_shape": shapes(inputs), "output_type_shape": shapes(outputs)}
-    return {"cat": "Node", "name": f"{op}_kernel_time", "dur": us, "args": args}
+    return {"cat": "Node", "name": f"{op}_kernel_time", "dur": us, "ts": ts, "args": args}
 
 
 def test_onnx_profile_sums_kernel_time_and_product_flops_per_operator() -> None:
@@ -223,13 +223,22 @@ def test_onnx_profile_sums_kernel_time_and_product_flops_per_operator() -> None:
         _kernel("Attention", [[2, 3, 4], [12], [2]], [[2, 3, 4]], 250),
         _kernel("LayerNormalization", [[2, 3, 4], [4], [4]], [[2, 3, 4]], 40),
         {"cat": "Node", "name": "MatMul_fence_before", "dur": 0, "args": {"op_name": "MatMul"}},
-        {"cat": "Session", "name": "model_run", "dur": 9000, "args": {}},
+        {"cat": "Session", "name": "model_run", "ts": 0, "dur": 9000, "args": {}},
     ]
     table = profile_onnx.op_table(events)
     assert table == {
         "MatMul 384x1536": {"seconds": 0.0015, "gflop": 2 * 2 * 6 * 384 * 1536 / 1e9},
         "Attention": {"seconds": 0.00025, "gflop": (576 + 288) / 1e9},
         "LayerNormalization": {"seconds": 0.00004, "gflop": 0.0},
+    }
+    # a warm-up run's kernels (before the second model_run starts) are left out
+    runs = [
+        {"cat": "Session", "name": "model_run", "ts": ts, "dur": 1, "args": {}} for ts in (0, 10)
+    ]
+    warm = _kernel("Add", [[2, 3, 4], [2, 3, 4]], [[2, 3, 4]], 70, ts=5)
+    timed = _kernel("Add", [[2, 3, 4], [2, 3, 4]], [[2, 3, 4]], 30, ts=12)
+    assert profile_onnx.op_table([*runs, warm, timed], skip_runs=1) == {
+        "Add": {"seconds": 0.00003, "gflop": 0.0}
     }
 
 

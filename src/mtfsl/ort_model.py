@@ -95,9 +95,17 @@ class OnnxTaskModel:
     the PyTorch model's heads'. Has the part of ``MultiTaskModel``'s interface that
     ``predict_ids`` uses."""
 
-    def __init__(self, model: MultiTaskModel, task: str, kind_name: str, graph: Path) -> None:
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        task: str,
+        kind_name: str,
+        graph: Path,
+        profile: Path | None = None,
+    ) -> None:
+        """``profile``: ONNX Runtime's kernel profile on, written under this prefix."""
         self.model, self.task, self.kind = model, task, get_kind(kind_name)
-        self.session = session(graph)
+        self.session = session(graph, profile=profile)
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def eval(self) -> OnnxTaskModel:
