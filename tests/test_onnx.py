@@ -10,8 +10,11 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
+from transformers import AutoConfig, AutoTokenizer
 
 from mtfsl.onnx_export import KeepFp32, differing, export_onnx, int8_loss, quantise
 from mtfsl.ort_model import session
@@ -36,6 +39,27 @@ def test_the_int8_loss_is_in_points_of_the_metric() -> None:
     assert int8_loss(check, "f1") == 0.0
     check["onnx-int8"] = {"metrics": {"f1": 37.35}}
     assert int8_loss(check, "f1") == pytest.approx(7.5)
+
+
+def tag_without_mtfsl(folder: Path, words: list[str]) -> list[str]:
+    """The README's recipe for the exported folder alone: its tokenizer, config and graph
+    under plain ONNX Runtime; each word takes its first sub-token's tag."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    id2label = AutoConfig.from_pretrained(folder).id2label
+    graph = ort.InferenceSession(
+        folder / "model.onnx",
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=["SkipLayerNormFusion"],
+    )
+    encoding = tokenizer(words, is_split_into_words=True, return_tensors="np")
+    zeros = np.zeros_like(encoding["input_ids"])  # segment ids, where the tokenizer has none
+    feeds = {i.name: encoding.get(i.name, zeros) for i in graph.get_inputs()}
+    (logits,) = graph.run(None, feeds)
+    first: dict[int, int] = {}
+    for position, word in enumerate(encoding.word_ids()):
+        if word is not None:
+            first.setdefault(word, position)
+    return [id2label[int(logits[0, first[w]].argmax())] for w in range(len(words))]
 
 
 def predict(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -95,6 +119,14 @@ def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
     out = tmp_path / "onnx.conll"
     predict_cli(run_dir, test, "conll", out, "--backend", "onnx")
     assert read_conll_pred(out) == reference  # words, gold and predicted tags
+    # the folder alone, without mtfsl: its config names the head's class and the labels
+    folder = run_dir / "onnx" / "conll"
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    for sentence in reference:
+        words = [word for word, _, _ in sentence]
+        assert tag_without_mtfsl(folder, words) == [tag for _, _, tag in sentence]
+    assert any(tag != "O" for sentence in reference for _, _, tag in sentence)
     predict_cli(run_dir, test, "conll", out, "--backend", "onnx-int8", "--chunk-size", "2")
     assert [len(s) for s in read_conll_pred(out)] == [len(s) for s in reference]
     report = ("--output", str(tmp_path / "report.txt"))
@@ -200,6 +232,9 @@ def test_each_kind_scores_a_file_through_its_graph_as_through_pytorch(
     metrics = run(cfg, tmp_path / "run")
     (name,) = cfg.task
     record = export_onnx(tmp_path / "run", tmp_path / "onnx", check_split="test")
+    config = json.loads((tmp_path / "onnx" / "config.json").read_text())
+    head = "QuestionAnswering" if kind == "qa" else "SequenceClassification"
+    assert config["architectures"] == [f"BertFor{head}"]
     check = record["check"]
     assert check["onnx"]["max_abs_score_diff"] < 1e-4
     if kind == "regression":  # scores, not labels: equal to float32 rounding (the tiny

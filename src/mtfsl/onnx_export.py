@@ -1,9 +1,11 @@
 """``mtfsl-export RUN [OUT] --format onnx``: one task as an ONNX graph for ONNX Runtime.
 
 The graph is the task's standard HF model (the kind's ``export_model``, as ``--format hf``
-writes it), so optimum's ``ORTModelFor...`` classes and mtfsl-predict both load it. Beside it:
-``config.json`` (with ``id2label``), the tokenizer, and ``onnx_export.json``, which records the
-exporter, the runtime's fusions, the checkpoint it came from, and the check below.
+writes it), with that model's input and output names. Beside it: ``config.json`` (its class
+and ``id2label``), the tokenizer, and ``onnx_export.json``, which records the exporter, the
+runtime's fusions, the checkpoint it came from, and the check below. The folder is all a
+deployment needs: plain ONNX Runtime and the tokenizer predict from it without mtfsl
+(README, tested on a tagger).
 
 Written by hand on ``torch.onnx`` rather than optimum's exporter: optimum-onnx (0.1) requires
 transformers < 4.58 and cannot be installed beside transformers 5.
@@ -355,6 +357,9 @@ def export_onnx(
         if int8:
             kept = quantise(graphs[Backend.ONNX], tmp / Backend.ONNX_INT8.graph, int8_keep)
             graphs[Backend.ONNX_INT8] = tmp / Backend.ONNX_INT8.graph
+        # save_pretrained on the model would name its class; on the config alone, the
+        # encoder's (BertModel) would stay
+        model.config.architectures = [type(model).__name__]
         model.config.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
         record = {

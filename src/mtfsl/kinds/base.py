@@ -70,7 +70,8 @@ class TaskKind:
     # What mtfsl-predict writes by default, and the suffix of predictions/ files.
     out_format: ClassVar[str] = "tsv"
     # The outputs of the kind's standard HF class (``export_model``), as the ONNX graph
-    # names them: the names optimum's ORTModelFor... classes read.
+    # names them: the HF model's own output names, which a deployment reading the graph
+    # without mtfsl looks for.
     onnx_outputs: ClassVar[tuple[str, ...]] = ("logits",)
     # The head gives each predicted label's probability, so a model can pseudo-label
     # unlabelled examples (few_shot.self_training).
