@@ -41,39 +41,42 @@ def test_the_int8_loss_is_in_points_of_the_metric() -> None:
     assert int8_loss(check, "f1") == pytest.approx(7.5)
 
 
-def tag_without_mtfsl(folder: Path, words: list[str]) -> list[str]:
+class WithoutMtfsl:
     """The README's recipe for the exported folder alone: its tokenizer, config and graph
-    under plain ONNX Runtime; each word takes its first sub-token's tag."""
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    id2label = AutoConfig.from_pretrained(folder).id2label
-    graph = ort.InferenceSession(
-        folder / "model.onnx",
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=["SkipLayerNormFusion"],
-    )
-    encoding = tokenizer(words, is_split_into_words=True, return_tensors="np")
-    zeros = np.zeros_like(encoding["input_ids"])  # segment ids, where the tokenizer has none
-    feeds = {i.name: encoding.get(i.name, zeros) for i in graph.get_inputs()}
-    (logits,) = graph.run(None, feeds)
-    first: dict[int, int] = {}
-    for position, word in enumerate(encoding.word_ids()):
-        if word is not None:
-            first.setdefault(word, position)
-    return [id2label[int(logits[0, first[w]].argmax())] for w in range(len(words))]
+    under plain ONNX Runtime, each loaded once."""
 
+    def __init__(self, folder: Path) -> None:
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.config = AutoConfig.from_pretrained(folder)
+        self.graph = ort.InferenceSession(
+            folder / "model.onnx",
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=["SkipLayerNormFusion"],
+        )
 
-def label_without_mtfsl(folder: Path, texts: tuple[str, ...]) -> str | float:
-    """The README's recipe for a classifier, a pair or a regression graph, from the folder
-    alone: the label of the largest logit, or the one output itself."""
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    config = AutoConfig.from_pretrained(folder)
-    graph = ort.InferenceSession(folder / "model.onnx", providers=["CPUExecutionProvider"])
-    encoding = tokenizer(*texts, return_tensors="np")
-    zeros = np.zeros_like(encoding["input_ids"])
-    (logits,) = graph.run(None, {i.name: encoding.get(i.name, zeros) for i in graph.get_inputs()})
-    if config.problem_type == "regression":
-        return float(logits[0, 0])
-    return config.id2label[int(logits[0].argmax())]
+    def logits(self, encoding) -> np.ndarray:
+        zeros = np.zeros_like(encoding["input_ids"])  # segment ids, where the tokenizer has none
+        (logits,) = self.graph.run(
+            None, {i.name: encoding.get(i.name, zeros) for i in self.graph.get_inputs()}
+        )
+        return logits
+
+    def tags(self, words: list[str]) -> list[str]:
+        """Each word takes its first sub-token's tag."""
+        encoding = self.tokenizer(words, is_split_into_words=True, return_tensors="np")
+        logits = self.logits(encoding)
+        first: dict[int, int] = {}
+        for position, word in enumerate(encoding.word_ids()):
+            if word is not None:
+                first.setdefault(word, position)
+        return [self.config.id2label[int(logits[0, first[w]].argmax())] for w in range(len(words))]
+
+    def label(self, texts: tuple[str, ...]) -> str | float:
+        """A classifier's or a pair's label of the largest logit; a regression's one output."""
+        logits = self.logits(self.tokenizer(*texts, return_tensors="np"))
+        if self.config.problem_type == "regression":
+            return float(logits[0, 0])
+        return self.config.id2label[int(logits[0].argmax())]
 
 
 def predict(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -137,9 +140,10 @@ def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
     folder = run_dir / "onnx" / "conll"
     config = json.loads((folder / "config.json").read_text())
     assert config["architectures"] == ["BertForTokenClassification"]
+    alone = WithoutMtfsl(folder)
     for sentence in reference:
         words = [word for word, _, _ in sentence]
-        assert tag_without_mtfsl(folder, words) == [tag for _, _, tag in sentence]
+        assert alone.tags(words) == [tag for _, _, tag in sentence]
     assert any(tag != "O" for sentence in reference for _, _, tag in sentence)
     predict_cli(run_dir, test, "conll", out, "--backend", "onnx-int8", "--chunk-size", "2")
     assert [len(s) for s in read_conll_pred(out)] == [len(s) for s in reference]
@@ -251,13 +255,14 @@ def test_each_kind_scores_a_file_through_its_graph_as_through_pytorch(
     assert config["architectures"] == [f"BertFor{head}"]
     if kind != "qa":  # the folder alone gives the run's own test predictions
         rows = (tmp_path / "run" / "predictions" / f"test_{name}.tsv").read_text().splitlines()
+        alone = WithoutMtfsl(tmp_path / "onnx")
         for row in rows[1:]:
             *texts, _, pred = row.split("\t")
-            alone = label_without_mtfsl(tmp_path / "onnx", tuple(texts))
+            label = alone.label(tuple(texts))
             if kind == "regression":
-                assert alone == pytest.approx(float(pred), abs=1e-5)
+                assert label == pytest.approx(float(pred), abs=1e-5)
             else:
-                assert alone == pred
+                assert label == pred
     check = record["check"]
     assert check["onnx"]["max_abs_score_diff"] < 1e-4
     if kind == "regression":  # scores, not labels: equal to float32 rounding (the tiny
