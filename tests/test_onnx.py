@@ -14,11 +14,15 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
+from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoTokenizer
 
+from mtfsl.inference import load_run
 from mtfsl.onnx_export import KeepFp32, differing, export_onnx, int8_loss, quantise
-from mtfsl.ort_model import session
+from mtfsl.ort_model import Backend, attach_onnx, session
 from mtfsl.train import run
+from mtfsl.training.loop import _DEFAULT_THREADS
 from tests import test_pair, test_qa, test_regression
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 from tests.test_predict_export import PREDICT, predict_cli, trained
@@ -224,6 +228,24 @@ def test_a_missing_or_stale_graph_is_refused_with_the_command_to_fix_it(
     labels.write_text(json.dumps(json.loads(labels.read_text()), indent=1))
     stale = predict(run_dir, test, "--format", "conll", "--backend", "onnx")
     assert stale.returncode != 0 and "exported from a different checkpoint" in stale.stderr
+
+
+def test_the_graph_runs_on_the_runs_threads_as_pytorch_does(toy_cfg, tmp_path: Path) -> None:
+    """hardware.threads holds for ONNX Runtime too (it would take every core otherwise)."""
+    run_dir = trained(toy_cfg, tmp_path)
+    export_onnx(run_dir, run_dir / "onnx" / "conll", check_split=None)
+    config = run_dir / "config.yaml"  # not part of the checkpoint: the graph stays valid
+    stored = OmegaConf.load(config)
+    try:
+        for threads in (1, 2):
+            stored.hardware.threads = threads
+            OmegaConf.save(stored, config)
+            loaded = load_run(run_dir)
+            attach_onnx(loaded, run_dir, "conll", Backend.ONNX, run_dir / "onnx" / "conll")
+            options = loaded.backend.session.get_session_options()
+            assert torch.get_num_threads() == options.intra_op_num_threads == threads
+    finally:
+        torch.set_num_threads(_DEFAULT_THREADS)  # as the next run's null would
 
 
 KINDS = {  # a tiny run of each other kind with a standard HF class, and its test file

@@ -419,7 +419,7 @@ class TrackingConfig:
 class HardwareConfig:
     device: Device = Device.AUTO
     precision: Precision = Precision.AUTO
-    threads: int | None = None  # torch intra-op threads; null = torch's default
+    threads: int | None = None  # intra-op threads (torch, ONNX Runtime); null = torch's default
     num_workers: int = 0
     pad_to_multiple_of: int | None = None
     # torch.compile the encoder (in place, dynamic shapes; checkpoints unchanged). Off by

@@ -69,13 +69,18 @@ def checkpoint_fingerprint(best: Path) -> str:
 
 
 def session(path: Path, optimised_copy: Path | None = None, profile: Path | None = None) -> Any:
-    """An ONNX Runtime CPU session with every graph optimisation on but DISABLED_FUSIONS.
-    ``optimised_copy``: where to write the graph as the session optimised it. ``profile``: a
-    file-name prefix for ONNX Runtime's kernel profile (``session.end_profiling()`` writes it;
-    scripts/profile_onnx.py)."""
+    """An ONNX Runtime CPU session with every graph optimisation on but DISABLED_FUSIONS, on
+    as many intra-op threads as torch has now. ``optimised_copy``: where to write the graph as
+    the session optimised it. ``profile``: a file-name prefix for ONNX Runtime's kernel
+    profile (``session.end_profiling()`` writes it; scripts/profile_onnx.py)."""
     import onnxruntime as ort
+    import torch
 
     options = ort.SessionOptions()
+    # ONNX Runtime would take every physical core, ignoring hardware.threads and
+    # OMP_NUM_THREADS; torch's count (set from them when the run was loaded) keeps both
+    # backends on the same cores, so a thread cap holds and their speeds compare.
+    options.intra_op_num_threads = torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # warnings about unused initialisers are not the user's
     if optimised_copy is not None:
