@@ -50,9 +50,10 @@ def copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
         )
 
 
-def to_hf(run: LoadedRun, task: str) -> PreTrainedModel:
+def to_hf(run: LoadedRun, task: str, graph: bool = False) -> PreTrainedModel:
     """The task's encoder and head as one HF model with the same weights (the task's kind
-    chooses the class and copies its head)."""
+    chooses the class and copies its head). ``graph``: the module the ONNX graph traces
+    instead (the kind's ``onnx_model``), which may hold a head no HF class does."""
     cfg, labels = run.cfg.task[task], run.labels[task]
     encoder = _plain_encoder(run)
     config = copy.deepcopy(encoder.config)
@@ -60,7 +61,8 @@ def to_hf(run: LoadedRun, task: str) -> PreTrainedModel:
     config.id2label = dict(enumerate(labels))
     config.label2id = {label: i for i, label in enumerate(labels)}
     kind = get_kind(cfg.kind)
-    model = kind.export_model(cfg, task, run.model.heads[task], encoder, config)
+    build = kind.onnx_model if graph else kind.export_model
+    model = build(cfg, task, run.model.heads[task], encoder, config)
     copy_into(model.base_model, encoder, "encoder")
     return model.eval()
 

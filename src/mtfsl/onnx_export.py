@@ -1,7 +1,9 @@
 """``mtfsl-export RUN [OUT] --format onnx``: one task as an ONNX graph for ONNX Runtime.
 
 The graph is the task's standard HF model (the kind's ``export_model``, as ``--format hf``
-writes it), with that model's input and output names. Beside it: ``config.json`` (its class
+writes it), with that model's input and output names; where no HF class holds the head (a
+text head pooling the first token or the mean), the run's own head over the encoder, with
+the same names (the kind's ``onnx_model``). Beside it: ``config.json`` (its class
 and ``id2label``), the tokenizer, and ``onnx_export.json``, which records the exporter, the
 runtime's fusions, the checkpoint it came from, and the check below. The folder is all a
 deployment needs: plain ONNX Runtime and the tokenizer predict from it without mtfsl
@@ -337,6 +339,7 @@ def export_onnx(
     import onnx
     import onnxruntime
     import torch
+    from transformers import PreTrainedModel
 
     from mtfsl.export import to_hf
     from mtfsl.inference import load_run
@@ -344,12 +347,12 @@ def export_onnx(
     run = load_run(run_dir)
     name = run.task(task)
     kind = get_kind(run.cfg.task[name].kind)
-    model = to_hf(run, name)
+    model = to_hf(run, name, graph=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")  # a failure leaves no half export
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        inputs, outputs = input_names(model), list(kind.onnx_outputs)
+        inputs, outputs = input_names(model.base_model), list(kind.onnx_outputs)
         trace(model, tmp / Backend.ONNX.graph, inputs, outputs)
         fused = optimise(tmp / Backend.ONNX.graph, model.config)
         graphs = {Backend.ONNX: tmp / Backend.ONNX.graph}
@@ -358,8 +361,9 @@ def export_onnx(
             kept = quantise(graphs[Backend.ONNX], tmp / Backend.ONNX_INT8.graph, int8_keep)
             graphs[Backend.ONNX_INT8] = tmp / Backend.ONNX_INT8.graph
         # save_pretrained on the model would name its class; on the config alone, the
-        # encoder's (BertModel) would stay
-        model.config.architectures = [type(model).__name__]
+        # encoder's (BertModel) would stay. A head that no HF class holds names none.
+        hf_class = isinstance(model, PreTrainedModel)
+        model.config.architectures = [type(model).__name__] if hf_class else None
         model.config.save_pretrained(tmp)
         run.tokenizer.save_pretrained(tmp)
         record = {
@@ -372,6 +376,9 @@ def export_onnx(
                 "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__,
             },
+            "model": type(model).__name__
+            if hf_class
+            else f"{type(model).__module__}.{type(model).__name__} (no HF class holds this head)",
             "inputs": inputs,
             "outputs": outputs,
             "fused_operators": fused,

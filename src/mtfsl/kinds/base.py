@@ -270,6 +270,15 @@ class TaskKind:
         """The task as one standard Hugging Face model with the same weights."""
         raise ConfigError(f"export: task '{name}' (kind {self.name}) has no standard HF class")
 
+    def onnx_model(
+        self, task: Any, name: str, head: nn.Module, encoder: PreTrainedModel, config: Any
+    ) -> nn.Module:
+        """What ``mtfsl-export --format onnx`` traces: by default ``export_model``'s HF model.
+        A graph needs no HF class, as mtfsl-predict decodes its outputs with the run's own
+        head, so a kind may trace a head no HF class holds (called with an HF model's
+        inputs, giving ``onnx_outputs``; its ``base_model`` gets the encoder's weights)."""
+        return self.export_model(task, name, head, encoder, config)
+
     def scores_from_outputs(self, outputs: list[np.ndarray]) -> torch.Tensor:
         """The head's scores (what its ``forward`` returns) from the exported model's outputs
         (``onnx_outputs``, in that order), so the head's own decoding can run on them."""

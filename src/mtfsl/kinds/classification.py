@@ -206,12 +206,29 @@ class ClassificationKind(TaskKind):
 
     # -- export and prediction -----------------------------------------------------------
     def export_model(self, task, name, head, encoder, config):
+        self.require_linear(task, name)
+        return self.export_pooled(task, name, head, config)
+
+    def onnx_model(self, task, name, head, encoder, config):
+        self.require_linear(task, name)
+        return self.onnx_pooled(task, name, head, config)
+
+    @staticmethod
+    def require_linear(task: Any, name: str) -> None:
         if task.decoder is not TextDecoder.LINEAR:
             raise ConfigError(
                 f"export: task '{name}' has a {task.decoder.name} decoder over normalised "
                 "states, which no standard HF class holds; exportable are linear heads"
             )
-        return self.export_pooled(task, name, head, config)
+
+    def onnx_pooled(self, task, name, head, config):
+        """BERT's pooler as its HF class; first-token or mean pooling (no HF class has them)
+        as the run's own pooling and linear layer over the encoder."""
+        if task.pooling is Pooling.POOLER:
+            return self.export_pooled(task, name, head, config)
+        from mtfsl.model.pooled_graph import PooledSequenceModel
+
+        return PooledSequenceModel(config, head)
 
     def export_pooled(self, task, name, head, config):
         """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler)."""
@@ -222,7 +239,8 @@ class ClassificationKind(TaskKind):
         if task.pooling is not Pooling.POOLER:
             raise ConfigError(
                 f"export: task '{name}' (pooling {task.pooling.name}) has no standard HF "
-                "model class; exportable are classification tasks with pooling POOLER"
+                "model class; exportable are classification tasks with pooling POOLER "
+                "(--format onnx exports this one)"
             )
         model = AutoModelForSequenceClassification.from_config(config)
         copy_into(model.base_model.pooler, head.pooler, "pooler")

@@ -186,6 +186,10 @@ class RegressionKind(PairKind):
         config.problem_type = "regression"
         return self.export_pooled(task, name, head, config)
 
+    def onnx_model(self, task, name, head, encoder, config):
+        config.problem_type = "regression"
+        return self.onnx_pooled(task, name, head, config)
+
     def scores_from_outputs(self, outputs: list[np.ndarray]) -> torch.Tensor:
         import torch
 

@@ -159,8 +159,12 @@ class SequenceClassificationHead(RowClassificationHead):
             return self.pooler(hidden[:, 0])
         return hidden[:, 0]
 
-    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """(B, labels), as ``AutoModelForSequenceClassification`` lays them out."""
         return self.classifier(self.dropout(self.pool(hidden, batch)))
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.logits(hidden, batch)
 
 
 class RegressionHead(SequenceClassificationHead):
@@ -171,7 +175,7 @@ class RegressionHead(SequenceClassificationHead):
         super().__init__(hidden_size, 1, dropout, pooling)
 
     def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return super().forward(hidden, batch).squeeze(-1)
+        return self.logits(hidden, batch).squeeze(-1)  # HF's (B, 1): (B,)
 
     def loss(self, scores: torch.Tensor, batch: Batch) -> torch.Tensor:
         return nn.functional.mse_loss(scores.float(), batch["labels"].float())
