@@ -16,8 +16,11 @@ import onnxruntime as ort
 import pytest
 import torch
 from omegaconf import OmegaConf
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
+from mtfsl.errors import ConfigError
+from mtfsl.export import export
 from mtfsl.inference import load_run
 from mtfsl.onnx_export import KeepFp32, differing, export_onnx, int8_loss, quantise
 from mtfsl.ort_model import Backend, attach_onnx, session
@@ -65,15 +68,34 @@ class WithoutMtfsl:
         )
         return logits
 
-    def tags(self, words: list[str]) -> list[str]:
-        """Each word takes its first sub-token's tag."""
+    def first_logits(self, words: list[str]) -> np.ndarray:
+        """(words, labels): each word's first sub-token's logits."""
         encoding = self.tokenizer(words, is_split_into_words=True, return_tensors="np")
         logits = self.logits(encoding)
         first: dict[int, int] = {}
         for position, word in enumerate(encoding.word_ids()):
             if word is not None:
                 first.setdefault(word, position)
-        return [self.config.id2label[int(logits[0, first[w]].argmax())] for w in range(len(words))]
+        return logits[0, [first[w] for w in range(len(words))]]
+
+    def tags(self, words: list[str]) -> list[str]:
+        """Each word takes its first sub-token's tag."""
+        return [self.config.id2label[int(row.argmax())] for row in self.first_logits(words)]
+
+    def crf_tags(self, words: list[str]) -> list[str]:
+        """A CRF tagger's: Viterbi over the words with config.json's crf scores."""
+        emissions = self.first_logits(words)
+        crf = self.config.crf
+        start, end, moves = (np.array(crf[k], np.float32) for k in ("start", "end", "transitions"))
+        score, back = start + emissions[0], []
+        for row in emissions[1:]:
+            total = score[:, None] + moves  # [from, to]
+            back.append(total.argmax(0))
+            score = total.max(0) + row
+        path = [int((score + end).argmax())]
+        for pointers in reversed(back):
+            path.append(int(pointers[path[-1]]))
+        return [self.config.id2label[t] for t in reversed(path)]
 
     def label(self, texts: tuple[str, ...]) -> str | float:
         """A classifier's or a pair's label of the largest logit; a regression's one output."""
@@ -228,6 +250,35 @@ def test_a_missing_or_stale_graph_is_refused_with_the_command_to_fix_it(
     labels.write_text(json.dumps(json.loads(labels.read_text()), indent=1))
     stale = predict(run_dir, test, "--format", "conll", "--backend", "onnx")
     assert stale.returncode != 0 and "exported from a different checkpoint" in stale.stderr
+
+
+def test_a_crf_tagger_is_decoded_with_its_crf_through_mtfsl_and_from_the_folder_alone(
+    toy_cfg, tmp_path: Path
+) -> None:
+    toy_cfg.task["conll"].crf = True
+    run_dir = trained(toy_cfg, tmp_path)
+    with pytest.raises(ConfigError, match=r"has a CRF head.*--format onnx exports it"):
+        export(run_dir, tmp_path / "hf")
+    # transitions strong enough to overrule the tiny model's emissions, so that decoding
+    # without the CRF gives other tags
+    weights = run_dir / "checkpoints" / "best" / "model.safetensors"
+    tensors = load_file(weights)
+    (key,) = [k for k in tensors if k.endswith("crf.transitions")]
+    tensors[key] = 5 * torch.randn(tensors[key].shape, generator=torch.Generator().manual_seed(0))
+    save_file(tensors, weights)
+    export_onnx(run_dir, run_dir / "onnx" / "conll", check_split=None)
+    test = str(FIXTURES / "toy_conll" / "toy.test")
+    pytorch, graph = tmp_path / "torch.conll", tmp_path / "onnx.conll"
+    predict_cli(run_dir, test, "conll", pytorch)
+    predict_cli(run_dir, test, "conll", graph, "--backend", "onnx")
+    reference = read_conll_pred(pytorch)
+    assert read_conll_pred(graph) == reference
+    alone = WithoutMtfsl(run_dir / "onnx" / "conll")
+    assert alone.config.crf["transitions"] == tensors[key].tolist()
+    sentences = [([w for w, _, _ in s], [t for _, _, t in s]) for s in reference]
+    assert [alone.crf_tags(words) for words, _ in sentences] == [tags for _, tags in sentences]
+    without = [alone.tags(words) for words, _ in sentences]
+    assert without != [tags for _, tags in sentences]  # the CRF decides
 
 
 def test_the_graph_runs_on_the_runs_threads_as_pytorch_does(toy_cfg, tmp_path: Path) -> None:

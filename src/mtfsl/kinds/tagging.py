@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+# A CRF tagger's exported config.json holds these (model/crf.py): the score of the first tag,
+# of the last, and transitions[from][to]. Viterbi over each word's first sub-token's
+# emissions with them gives the run's tags.
+CRF_SCORES = ("start", "end", "transitions")
+
 
 class TagMetric(Enum):
     """How a tagging task is scored."""
@@ -340,13 +345,30 @@ class TaggingKind(TaskKind):
 
     # -- export and prediction -----------------------------------------------------------
     def export_model(self, task, name, head, encoder, config):
+        if task.crf:
+            raise ConfigError(
+                f"export: task '{name}' has a CRF head, which no standard HF class holds (a "
+                "pipeline would tag without it); --format onnx exports it"
+            )
+        return self.token_model(name, task, head, config)
+
+    def onnx_model(self, task, name, head, encoder, config):
+        if task.crf:
+            # The CRF's emissions are the linear layer's scores, the HF class's logits. Its
+            # own scores go into config.json, so the folder alone can decode (README).
+            config.crf = {k: getattr(head.crf, k).tolist() for k in CRF_SCORES}
+        return self.token_model(name, task, head, config)
+
+    @staticmethod
+    def token_model(name: str, task: Any, head: nn.Module, config: Any) -> nn.Module:
+        """The linear head as ``AutoModelForTokenClassification``."""
         from transformers import AutoModelForTokenClassification
 
-        if task.crf or task.decoder is not TagDecoder.LINEAR or task.case_features:
+        if task.decoder is not TagDecoder.LINEAR or task.case_features:
+            what = "case_features" if task.case_features else f"a {task.decoder.name} decoder"
             raise ConfigError(
-                f"export: task '{name}' has a CRF head, a {task.decoder.name} decoder or "
-                "case_features, which no standard HF class holds; exportable are linear token "
-                "heads over the encoder's own inputs"
+                f"export: task '{name}' has {what}, which no standard HF class holds; "
+                "exportable are linear token heads over the encoder's own inputs"
             )
         model = AutoModelForTokenClassification.from_config(config)
         model.classifier.load_state_dict(head.classifier.state_dict())
