@@ -157,6 +157,7 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
 
     from mtfsl.data.batching import PaddingCollator
     from mtfsl.data.prepare import EvalSet
+    from mtfsl.errors import ConfigError
     from mtfsl.evaluation.evaluator import predict_ids
     from mtfsl.export import export
     from mtfsl.inference import load_run
@@ -189,9 +190,12 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
     sides = {"torch": ours(run.model), **{b.value: ours(g) for b, g in graphs.items()}}
     if kind.token_level and not args.no_hf:
         hf_dir = Path(tempfile.mkdtemp()) / "hf"
-        sides["hf_trainer_predict"] = hf_trainer_side(
-            run, task, export(args.run_dir, hf_dir, task), split
-        )
+        try:
+            exported = export(args.run_dir, hf_dir, task)
+        except ConfigError as err:  # a CRF head, say: HF's side would be another model
+            print(f"no HF side: {err}")
+        else:
+            sides["hf_trainer_predict"] = hf_trainer_side(run, task, exported, split)
     preds, seconds = {}, {name: [] for name in sides}
     for _ in range(args.rounds):
         for name, side in sides.items():

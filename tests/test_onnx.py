@@ -279,6 +279,21 @@ def test_a_crf_tagger_is_decoded_with_its_crf_through_mtfsl_and_from_the_folder_
     assert [alone.crf_tags(words) for words, _ in sentences] == [tags for _, tags in sentences]
     without = [alone.tags(words) for words, _ in sentences]
     assert without != [tags for _, tags in sentences]  # the CRF decides
+    # the benchmark times the CRF run's graphs; HF's side, which would tag without the CRF,
+    # is left out with the reason
+    out = tmp_path / "bench.json"
+    bench = [sys.executable, str(ROOT / "scripts" / "bench_predict.py"), str(run_dir)]
+    done = subprocess.run(
+        [*bench, "--backends", "--rounds", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "no HF side: export: task 'conll' has a CRF head" in done.stdout
+    sides = json.loads(out.read_text())["sides"]
+    assert set(sides) == {"torch", "onnx", "onnx-int8"}
+    assert sides["onnx"]["differ_from_torch"] == 0
+    assert sides["onnx"]["predictions"] == sum(len(tags) for _, tags in sentences)
 
 
 def test_the_graph_runs_on_the_runs_threads_as_pytorch_does(toy_cfg, tmp_path: Path) -> None:
