@@ -32,11 +32,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-# A CRF tagger's exported config.json holds these (model/crf.py): the score of the first tag,
-# of the last, and transitions[from][to]. Viterbi over each word's first sub-token's
-# emissions with them gives the run's tags.
-CRF_SCORES = ("start", "end", "transitions")
-
 
 class TagMetric(Enum):
     """How a tagging task is scored."""
@@ -356,7 +351,7 @@ class TaggingKind(TaskKind):
         if task.crf:
             # The CRF's emissions are the linear layer's scores, the HF class's logits. Its
             # own scores go into config.json, so the folder alone can decode (README).
-            config.crf = {k: getattr(head.crf, k).tolist() for k in CRF_SCORES}
+            config.crf = head.crf.scores()
         return self.token_model(name, task, head, config)
 
     @staticmethod

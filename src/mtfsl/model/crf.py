@@ -93,3 +93,8 @@ class CRF(nn.Module):
                 previous = pointers[i - 1].gather(1, tag[:, None]).squeeze(1)
                 tag = torch.where(i <= lengths - 1, previous, tag)
         return out
+
+    def scores(self) -> dict[str, list]:
+        """``start``, ``end`` and ``transitions[from][to]`` as plain lists: what an exported
+        CRF tagger's config.json holds, so Viterbi can run without mtfsl (README)."""
+        return {name: getattr(self, name).tolist() for name in ("start", "end", "transitions")}
