@@ -62,9 +62,10 @@ profile: install
 profile-onnx: install
 	MTFSL_DATA_ROOT=$(DATA) $(BIN)/python scripts/profile_onnx.py $(RUN) $(ARGS)
 
-lint:
+lint: install
 	$(BIN)/ruff check src tests scripts
 	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff format src tests scripts

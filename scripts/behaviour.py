@@ -24,7 +24,9 @@ import tempfile
 from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
-COMMON = ["model=tiny", "hardware=cpu", "trainer.max_steps=6", "trainer.batch_size=4", "seed=3"]
+# one thread: the same reductions whatever the machine's core count and load
+COMMON = ["model=tiny", "hardware=cpu", "hardware.threads=1", "seed=3"]
+COMMON += ["trainer.max_steps=6", "trainer.batch_size=4"]
 
 
 def _files(task: str, folder: str, **files: str) -> list[str]:
@@ -80,12 +82,9 @@ def _sha256(path: Path) -> str:
 
 def run_one(name: str, overrides: list[str], root: Path) -> dict:
     """One tiny run: its stable metrics and the hash of each predictions file."""
-    import torch
-
-    from mtfsl.config import compose_config
+    from mtfsl.resolve import compose_config
     from mtfsl.train import run
 
-    torch.set_num_threads(1)  # the same reductions whatever the machine's core count
     folder = root / name
     cfg = compose_config([*COMMON, f"data.cache_dir={root / 'cache'}", *overrides])
     run(cfg, folder)

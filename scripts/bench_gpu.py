@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="mtfsl-train overrides, applied last")
     args = parser.parse_args(argv)
 
-    from mtfsl.config import compose_config
     from mtfsl.errors import MtfslError
+    from mtfsl.resolve import compose_config
     from mtfsl.train import run
 
     try:

@@ -139,14 +139,15 @@ def load_test_split(run, task: str, root: str | None):
     tokenised once as the evaluation does."""
     from dataclasses import replace
 
-    from mtfsl.data.prepare import split_features
     from mtfsl.data.splits import load_task
+    from mtfsl.pipeline.prepare import split_features
 
-    cfg = run.cfg.task[task]
     data = replace(run.cfg.data, root=root) if root else run.cfg.data
-    split = load_task(task, cfg, data).splits["test"]
+    split = load_task(run.tasks[task], data).splits["test"]
     labels = run.labels[task]
-    return split, split_features(split, cfg, task, labels, run.tokenizer, run.cfg, cache=False)
+    return split, split_features(
+        split, run.tasks[task], labels, run.tokenizer, run.cfg, cache=False
+    )
 
 
 def compare_backends(args: argparse.Namespace, root: str | None) -> None:
@@ -155,28 +156,26 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
 
     import torch
 
-    from mtfsl.data.batching import PaddingCollator
-    from mtfsl.data.prepare import EvalSet
     from mtfsl.errors import ConfigError
-    from mtfsl.evaluation.evaluator import predict_ids
     from mtfsl.export import export
-    from mtfsl.inference import load_run
-    from mtfsl.kinds import get_kind
-    from mtfsl.onnx_export import Compared, differing, export_onnx
-    from mtfsl.ort_model import Backend, OnnxTaskModel, onnx_dir
+    from mtfsl.inference.onnx import Compared, differing, export_onnx
+    from mtfsl.inference.ort import Backend, OnnxTaskModel, onnx_dir
+    from mtfsl.inference.run import load_run
+    from mtfsl.pipeline.evaluate import predict_ids
+    from mtfsl.pipeline.prepare import EvalSet, collator_for
 
     run = load_run(args.run_dir)
     task = run.task(args.task)
     cfg, labels = run.cfg.task[task], run.labels[task]
-    kind = get_kind(cfg.kind)
+    kind = run.tasks[task].kind
     split, features = load_test_split(run, task, root)
     eval_set = EvalSet(features, split)
-    collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
+    collator = collator_for([run.tasks[task].kind], run.tokenizer, run.cfg.hardware)
     folder = args.onnx_dir or onnx_dir(args.run_dir, task)
     if not (folder / Backend.ONNX_INT8.graph).is_file():
         export_onnx(args.run_dir, folder, task, int8=True, check_split=None)
     graphs = {
-        b: OnnxTaskModel(run.model, task, cfg.kind, folder / b.graph)
+        b: OnnxTaskModel(run.model, run.tasks[task], folder / b.graph)
         for b in (Backend.ONNX, Backend.ONNX_INT8)
     }
 
@@ -184,7 +183,9 @@ def compare_backends(args: argparse.Namespace, root: str | None) -> None:
 
     def ours(model):
         return lambda: kind.to_labels(
-            cfg, predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch), labels
+            cfg,
+            predict_ids(model, run.tasks[task], eval_set, run.accelerator, collator, batch),
+            labels,
         )
 
     sides = {"torch": ours(run.model), **{b.value: ours(g) for b, g in graphs.items()}}

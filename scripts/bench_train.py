@@ -133,7 +133,7 @@ def ours_config(
 ) -> TrainConfig:
     """The default recipe on CoNLL-2003 (or on ``train_file``) for ``steps`` steps on the CPU,
     without a dev set."""
-    from mtfsl.config import compose_config
+    from mtfsl.resolve import compose_config
 
     return compose_config(
         [

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from mtfsl.config import compose_config
-from mtfsl.data.fewshot import apply_few_shot
 from mtfsl.data.splits import data_root, load_task
+from mtfsl.pipeline.fewshot import apply_few_shot
+from mtfsl.resolve import compose_config, resolve_task
 
 
 def main() -> None:
@@ -26,16 +26,20 @@ def main() -> None:
     base = [f"data.root={args.data_root}", "few_shot=entlm", *args.overrides]
     cfg = compose_config(base)
     (name,) = cfg.task
-    full = load_task(name, cfg.task[name], cfg.data)
+    full = load_task(resolve_task(name, cfg.task[name]), cfg.data)
     print("| K | min_words | sentences per draw (mean over seeds) | min | max |")
     print("|---|---|---:|---:|---:|")
     for k in args.k:
         for min_words in (0, cfg.few_shot.min_words):
             fs = compose_config([*base, f"few_shot.k={k}", f"few_shot.min_words={min_words}"])
             sizes = [
-                apply_few_shot(full, cfg.task[name], fs.few_shot, seed, data_root(cfg.data))[1][
-                    "num_train"
-                ]
+                apply_few_shot(
+                    full,
+                    resolve_task(full.name, cfg.task[name]),
+                    fs.few_shot,
+                    seed,
+                    data_root(cfg.data),
+                )[1]["num_train"]
                 for seed in range(1, args.seeds + 1)
             ]
             print(

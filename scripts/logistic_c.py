@@ -19,10 +19,10 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoModel, AutoTokenizer
 
-from mtfsl.config import compose_config
-from mtfsl.data.fewshot import apply_few_shot
 from mtfsl.data.splits import load_task
 from mtfsl.model.sources import resolve_model_path
+from mtfsl.pipeline.fewshot import apply_few_shot
+from mtfsl.resolve import compose_config, resolve_task
 
 
 def states(texts: list[str], tokenizer, encoder, max_length: int) -> np.ndarray:
@@ -53,13 +53,15 @@ def main() -> None:
     args = ap.parse_args()
     cfg = compose_config([f"data.root={args.data_root}", *args.overrides])
     ((name, task),) = cfg.task.items()
-    full = load_task(name, task, cfg.data)
+    full = load_task(resolve_task(name, task), cfg.data)
     path = resolve_model_path(cfg.model.name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
     encoder = AutoModel.from_pretrained(path).eval()
     print("seed " + " ".join(f"C={c:g}" for c in args.c))
     for seed in args.seeds:
-        support = apply_few_shot(full, task, cfg.few_shot, seed, None)[0].splits["train"]
+        support = apply_few_shot(full, resolve_task(full.name, task), cfg.few_shot, seed, None)[
+            0
+        ].splits["train"]
         taken = set(support.inputs)
         train = full.splits["train"]
         rest = [i for i, t in enumerate(train.inputs) if t not in taken]

@@ -63,9 +63,10 @@ def profile(args: argparse.Namespace, root: str | None) -> dict:
     from bench_predict import load_test_split  # this script's folder
     from bench_train import matmul_flops
 
-    from mtfsl.data.batching import PaddingCollator, sorted_batches
-    from mtfsl.inference import load_run
-    from mtfsl.ort_model import OnnxTaskModel, onnx_dir
+    from mtfsl.data.batching import sorted_batches
+    from mtfsl.inference.ort import OnnxTaskModel, onnx_dir
+    from mtfsl.inference.run import load_run
+    from mtfsl.pipeline.prepare import collator_for
 
     run = load_run(args.run_dir)
     task = run.task(args.task)
@@ -75,11 +76,10 @@ def profile(args: argparse.Namespace, root: str | None) -> dict:
             f"profile_onnx: {graph} not found; run mtfsl-export {args.run_dir} --format onnx --int8"
         )
     _, features = load_test_split(run, task, root)
-    collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
+    collator = collator_for([run.tasks[task].kind], run.tokenizer, run.cfg.hardware)
     batch = args.batch_size or run.cfg.trainer.eval_batch_size
     with tempfile.TemporaryDirectory() as tmp:
-        kind = run.cfg.task[task].kind
-        model = OnnxTaskModel(run.model, task, kind, graph, profile=Path(tmp) / "ort")
+        model = OnnxTaskModel(run.model, run.tasks[task], graph, profile=Path(tmp) / "ort")
         feeds = [
             model.feeds(collator([features[i] for i in rows]))
             for rows in sorted_batches(features["length"], batch)

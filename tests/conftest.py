@@ -9,13 +9,14 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
-from mtfsl.config import TrainConfig, compose_config, register_configs
+from mtfsl.config import TrainConfig
 from mtfsl.data.readers import READERS
 from mtfsl.data.readers.conll import ConllReaderConfig
 from mtfsl.data.splits import Split
 from mtfsl.kinds import KINDS
 from mtfsl.kinds.classification import ClassificationTaskConfig
 from mtfsl.kinds.tagging import TaggingTaskConfig
+from mtfsl.resolve import compose_config, register_configs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Absolute, because end-to-end tests run the CLI from temporary working directories.

@@ -15,9 +15,12 @@ from mtfsl.data.casing import CASE_VOCAB, WordCase, word_case, word_cases
 from mtfsl.data.features import WindowFeaturizer, featurize_words
 from mtfsl.errors import ConfigError
 from mtfsl.export import export
+from mtfsl.kinds import KINDS
 from mtfsl.losses import StaticWeighting
 from mtfsl.model.encoder import build_encoder, tiny_tokenizer
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.pipeline.build import task_model
+from mtfsl.resolve import resolve_task
 from mtfsl.training.optim import build_optimizer, param_groups
 from tests.conftest import FIXTURES, tagging_task
 from tests.test_predict_export import predict_cli, trained
@@ -93,7 +96,9 @@ def model(
     if encoder is None:
         encoder, _ = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
     task = tagging_task(case_features=case_features)
-    return MultiTaskModel(encoder, {"ner": (task, num_labels)}, 0.0, StaticWeighting(["ner"], {}))
+    return task_model(
+        encoder, {"ner": (resolve_task("ner", task), num_labels)}, 0.0, StaticWeighting(["ner"], {})
+    )
 
 
 def case_batch() -> dict[str, torch.Tensor]:
@@ -102,7 +107,7 @@ def case_batch() -> dict[str, torch.Tensor]:
     sentences = [["apple", "pie"], ["Apple", "pie"], ["an", "apple"], ["an", "Apple"]]
     tags = [[int(w[0].isupper()) for w in s] for s in sentences]
     rows = feat({"words": sentences, "label_ids": tags, "sentence": [0, 1, 2, 3]})
-    collate = PaddingCollator(tiny_tokenizer().pad_token_id)
+    collate = PaddingCollator(tiny_tokenizer().pad_token_id, None, KINDS["tagging"].pad_values)
     return collate([{k: rows[k][i] for k in rows} for i in range(len(sentences))])
 
 

@@ -6,8 +6,9 @@ import pytest
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from mtfsl.config import LabelScheme, ModelSource, TrainConfig, validate
+from mtfsl.config import LabelScheme, ModelSource, TrainConfig
 from mtfsl.errors import ConfigError
+from mtfsl.resolve import validate
 from tests.conftest import compose_cfg, compose_dict
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

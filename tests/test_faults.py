@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mtfsl.config import compose_config
 from mtfsl.errors import ConfigError
+from mtfsl.pipeline.build import task_model
+from mtfsl.resolve import compose_config, resolve_task
 from mtfsl.resume import resume_config
 from tests.conftest import compose_dict
 from tests.test_train_e2e import train_cli
@@ -186,12 +187,13 @@ def test_every_crash_point_of_a_best_checkpoint_save_heals(tmp_path: Path, monke
     from mtfsl.config import ModelConfig, ModelSource
     from mtfsl.losses import StaticWeighting
     from mtfsl.model.encoder import build_encoder
-    from mtfsl.model.multitask import MultiTaskModel
     from mtfsl.training import checkpoint
     from tests.conftest import tagging_task
 
     encoder, tok = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
-    model = MultiTaskModel(encoder, {"t": (tagging_task(), 3)}, 0.0, StaticWeighting(["t"], {}))
+    model = task_model(
+        encoder, {"t": (resolve_task("t", tagging_task()), 3)}, 0.0, StaticWeighting(["t"], {})
+    )
     head = model.heads["t"].classifier.weight
 
     def save(folder: Path, value: float) -> None:
@@ -384,7 +386,7 @@ def test_sigterm_while_tokenising_ends_interrupted(tmp_path: Path) -> None:
     from tests.conftest import FIXTURES
 
     args = [*TOY_ARGS, f"data.root={FIXTURES}", f"hydra.run.dir={tmp_path / 'run'}"]
-    proc = train_with_signal_at("mtfsl.data.prepare:prepare_task", args, tmp_path)
+    proc = train_with_signal_at("mtfsl.pipeline.prepare:prepare_task", args, tmp_path)
     assert proc.returncode == 130, proc.stderr[-2000:]
     status = json.loads((tmp_path / "run" / "status.json").read_text())
     assert status["status"] == "interrupted"
@@ -467,7 +469,7 @@ def test_a_cut_short_job_file_is_listed_and_the_sweep_goes_on(tmp_path: Path) ->
     ],
 )
 def test_unclear_values_are_one_line_errors(override: str, message: str) -> None:
-    from mtfsl.config import validate
+    from mtfsl.resolve import validate
 
     with pytest.raises(ConfigError) as err:
         validate(compose_config([override]))
@@ -534,7 +536,7 @@ def test_context_on_a_file_without_document_markers_is_off_with_a_warning(
     (tmp_path / "tweets.txt").write_text("a O\nb B-PER\n\nc O\n\nd B-LOC\n")
     task = tagging_task()
     task.files.train = "tweets.txt"
-    data = load_task("tweets", task, DataConfig(root=str(tmp_path), context=1))
+    data = load_task(resolve_task("tweets", task), DataConfig(root=str(tmp_path), context=1))
     assert data.splits["train"].context == [] and data.splits["train"].docs == []
     assert "data.context=1 not applied to task 'tweets' (no document boundaries)" in caplog.text
 
@@ -555,8 +557,8 @@ def test_an_unbalanced_quote_that_would_merge_rows_is_an_error(tmp_path: Path, f
 
 
 def test_an_unknown_tag_in_a_published_split_names_the_tags_file(tmp_path: Path) -> None:
-    from mtfsl.data.fewshot import load_split_file
     from mtfsl.errors import DataError
+    from mtfsl.pipeline.fewshot import load_split_file
     from tests.conftest import tagging_task
     from tests.test_fewshot import huang
 
@@ -564,7 +566,9 @@ def test_an_unknown_tag_in_a_published_split_names_the_tags_file(tmp_path: Path)
     (tmp_path / "fewshot/toy_1_0.words").write_text("a b\nc d e\n")
     (tmp_path / "fewshot/toy_1_0.ner").write_text("O O\nO O B-XYZ\n")
     with pytest.raises(DataError, match=r"toy_1_0\.ner:2 \(token 3\): label 'B-XYZ' is not in"):
-        load_split_file(huang(0), tagging_task(), ["O", "B-PER", "I-PER"], tmp_path)
+        load_split_file(
+            huang(0), resolve_task("t", tagging_task()), ["O", "B-PER", "I-PER"], tmp_path
+        )
 
 
 def test_every_run_records_its_provenance(tmp_path: Path) -> None:
@@ -670,7 +674,7 @@ def test_a_full_disk_is_one_line_and_a_failed_status(tmp_path: Path) -> None:
     args = [*TOY_ARGS, f"data.root={FIXTURES}", "hydra.run.dir=run"]
     code = (
         "import errno, sys\n"
-        "import mtfsl.data.prepare as p\n"
+        "import mtfsl.pipeline.prepare as p\n"
         "import mtfsl.train as t\n"
         "def full(*a, **k):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device', 'cache/features.arrow')\n"

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data.context import neighbour_context
-from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer, featurize_words, plan_windows
+from mtfsl.data.features import WindowFeaturizer, featurize_words, plan_windows
 from mtfsl.model.encoder import tiny_tokenizer
 
 

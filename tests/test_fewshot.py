@@ -15,12 +15,13 @@ from mtfsl.config import (
     KShotSampler,
     Shortfall,
 )
-from mtfsl.data.fewshot import apply_few_shot, load_split_file
 from mtfsl.data.kshot import exact_k, mention_counts, per_class, sentences_per_type
 from mtfsl.data.readers import read_conll, read_line_pairs
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds.tagging import TagMetric
+from mtfsl.pipeline.fewshot import apply_few_shot, load_split_file
+from mtfsl.resolve import resolve_task
 from mtfsl.train import run
 from tests.conftest import FIXTURES, classification_task, compose_cfg, tagging_task
 from tests.test_kshot import corpus, totals
@@ -78,14 +79,16 @@ def intents() -> tuple:
     task = compose_cfg(["task=banking77"]).task["banking77"]
     task.files.train, task.files.test = "toy_train.csv", "toy_test.csv"
     task.labels_file, task.dev_fraction = "categories.json", None
-    data = load_task("banking77", task, DataConfig(root=str(FIXTURES / "toy_intents")))
+    data = load_task(
+        resolve_task("banking77", task), DataConfig(root=str(FIXTURES / "toy_intents"))
+    )
     return data, task
 
 
 def test_k_shot_dev_is_disjoint_and_of_the_same_size() -> None:
     data, task = intents()  # 4 classes x 3 examples
     fs = FewShotConfig(k=1, dev=FewShotDev.K_SHOT)
-    out, record = apply_few_shot(data, task, fs, run_seed=3, root=FIXTURES)
+    out, record = apply_few_shot(data, resolve_task(data.name, task), fs, run_seed=3, root=FIXTURES)
     train, dev = out.splits["train"], out.splits["dev"]
     assert (
         Counter(train.targets)
@@ -100,25 +103,33 @@ def test_k_shot_dev_is_disjoint_and_of_the_same_size() -> None:
 def test_capped_shortfall_is_recorded_and_dev_none_drops_dev() -> None:
     data, task = intents()
     fs = FewShotConfig(k=2, dev=FewShotDev.K_SHOT, shortfall=Shortfall.CAP)
-    out, record = apply_few_shot(data, task, fs, run_seed=3, root=FIXTURES)
+    out, record = apply_few_shot(data, resolve_task(data.name, task), fs, run_seed=3, root=FIXTURES)
     assert len(out.splits["train"]) == 8 and len(out.splits["dev"]) == 4  # 3 per class
     assert len(record["shortfalls"]) == 4 and record["shortfalls"][0].startswith("dev: only 1")
-    none, _ = apply_few_shot(data, task, FewShotConfig(k=1, dev=FewShotDev.NONE), 3, FIXTURES)
+    none, _ = apply_few_shot(
+        data, resolve_task(data.name, task), FewShotConfig(k=1, dev=FewShotDev.NONE), 3, FIXTURES
+    )
     assert "dev" not in none.splits
 
 
 def test_auto_sampler_follows_the_metric_and_a_mismatch_is_an_error() -> None:
     data, task = intents()
-    _, record = apply_few_shot(data, task, FewShotConfig(k=1), 0, FIXTURES)
+    _, record = apply_few_shot(data, resolve_task(data.name, task), FewShotConfig(k=1), 0, FIXTURES)
     assert record["sampler"] == "per_class"
     with pytest.raises(
         ConfigError,
         match=r"sampler=GREEDY: does not fit task 'banking77' \(kind classification\); it takes",
     ):
-        apply_few_shot(data, task, FewShotConfig(k=1, sampler=KShotSampler.GREEDY), 0, FIXTURES)
+        apply_few_shot(
+            data,
+            resolve_task(data.name, task),
+            FewShotConfig(k=1, sampler=KShotSampler.GREEDY),
+            0,
+            FIXTURES,
+        )
     pos = tagging_task(metric=TagMetric.TAG_ACCURACY)
     with pytest.raises(ConfigError, match=r"task 'banking77' \(kind tagging\) has no default"):
-        apply_few_shot(data, pos, FewShotConfig(k=1), 0, FIXTURES)
+        apply_few_shot(data, resolve_task(data.name, pos), FewShotConfig(k=1), 0, FIXTURES)
 
 
 def huang(split: int, **extra) -> FewShotConfig:
@@ -131,7 +142,7 @@ def huang(split: int, **extra) -> FewShotConfig:
 
 def test_split_file_undoes_escapes_and_keeps_tags_aligned() -> None:
     labels = ["O", *(f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "BI")]
-    split = load_split_file(huang(0), tagging_task(), labels, FIXTURES)
+    split = load_split_file(huang(0), resolve_task("t", tagging_task()), labels, FIXTURES)
     assert split.inputs[1] == ["Peter", "Blackburn", "(", "UK", ")"]
     assert split.targets[1] == ["B-PER", "I-PER", "O", "B-LOC", "O"]
     assert [len(w) for w in split.inputs] == [len(t) for t in split.targets] == [4, 5, 2, 4]
@@ -146,9 +157,9 @@ def test_split_file_errors_name_file_and_line(tmp_path: Path) -> None:
         read_line_pairs(tmp_path / "fewshot/toy_1_0.words", tmp_path / "fewshot/toy_1_0.ner")
     (tmp_path / "fewshot/toy_1_0.ner").write_text("O O\nO X-PER O\n")
     with pytest.raises(DataError, match=r"toy_1_0\.ner:2 \(token 2\): invalid tag 'X-PER'"):
-        load_split_file(huang(0), tagging_task(), ["O"], tmp_path)
+        load_split_file(huang(0), resolve_task("t", tagging_task()), ["O"], tmp_path)
     with pytest.raises(DataError, match=r"toy_1_7\.words: few-shot split file not found"):
-        load_split_file(huang(7), tagging_task(), ["O"], tmp_path)
+        load_split_file(huang(7), resolve_task("t", tagging_task()), ["O"], tmp_path)
 
 
 def test_published_huang_splits_are_conll_train_sentences(shared_data: Path) -> None:
@@ -159,7 +170,7 @@ def test_published_huang_splits_are_conll_train_sentences(shared_data: Path) -> 
     labels = ["O", *(f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "BI")]
     for k, split in ((5, 0), (5, 9), (10, 3), (20, 7)):
         fs.k, fs.split = k, split
-        loaded = load_split_file(fs, tagging_task(), labels, shared_data)
+        loaded = load_split_file(fs, resolve_task("t", tagging_task()), labels, shared_data)
         assert len(loaded) == 4 * k  # K sentences per type, 4 types
         for words, tags in zip(loaded.inputs, loaded.targets, strict=True):
             assert train[tuple(words)] == tags
@@ -184,7 +195,8 @@ def test_each_ner_sampler_runs_end_to_end(toy_cfg, tmp_path: Path, sampler: str,
 
 
 def test_a_k_shot_run_gets_its_own_step_budget_unless_the_trainer_sets_one() -> None:
-    from mtfsl.config import apply_few_shot_budget, compose_config
+    from mtfsl.config import apply_few_shot_budget
+    from mtfsl.resolve import compose_config
 
     cfg = compose_config(["few_shot.k=16"])
     assert "200 steps of batch 8, dev every 50 steps" in apply_few_shot_budget(cfg)
@@ -221,19 +233,22 @@ def test_min_words_keeps_short_sentences_out_of_the_draw() -> None:
     train = Split(Path("t.txt"), inputs, tags, [1, 4, 8, 11])
     data = TaskData("t", ["B-PER", "I-PER", "O"], {"train": train})
     fs = FewShotConfig(k=2, sampler=KShotSampler.EXACT, min_words=3)
-    few, record = apply_few_shot(data, tagging_task(), fs, 0, None)
+    few, record = apply_few_shot(data, resolve_task(data.name, tagging_task()), fs, 0, None)
     # only the two 3-word sentences may be drawn, and K=2 takes both
     assert record["ids"] == [1, 3] and record["pool"] == 2 and record["min_words"] == 3
     assert few.splits["train"].lines == [4, 11]
     fs.k = 3
     with pytest.raises(ConfigError, match="only 2 mentions of type PER"):
-        apply_few_shot(data, tagging_task(), fs, 0, None)
+        apply_few_shot(data, resolve_task(data.name, tagging_task()), fs, 0, None)
     fs.k, fs.min_words = 3, 0  # without the filter all four sentences are candidates
-    assert len(apply_few_shot(data, tagging_task(), fs, 0, None)[1]["ids"]) == 3
+    assert (
+        len(apply_few_shot(data, resolve_task(data.name, tagging_task()), fs, 0, None)[1]["ids"])
+        == 3
+    )
     texts = TaskData("c", ["a"], {"train": Split(Path("c.csv"), ["x y"], ["a"], [2])})
     fs = FewShotConfig(k=1, sampler=KShotSampler.PER_CLASS, min_words=3)
     with pytest.raises(ConfigError, match=r"few_shot\.min_words: only for token tasks"):
-        apply_few_shot(texts, classification_task(), fs, 0, None)
+        apply_few_shot(texts, resolve_task(texts.name, classification_task()), fs, 0, None)
 
 
 def test_the_entlm_config_filters_short_sentences() -> None:

@@ -22,6 +22,8 @@ from mtfsl.losses import StaticWeighting
 from mtfsl.model.encoder import build_encoder, tiny_tokenizer
 from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.pipeline.build import task_model
+from mtfsl.resolve import resolve_task
 from mtfsl.train import run
 from mtfsl.training.checkpoint import load_weights, save_checkpoint
 from tests.conftest import tagging_task
@@ -40,7 +42,12 @@ def tiny(
 ) -> tuple[MultiTaskModel, tuple[int, int]]:
     torch.manual_seed(0)
     encoder, _ = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
-    model = MultiTaskModel(encoder, {"ner": (tagging_task(), 9)}, 0.1, StaticWeighting(["ner"], {}))
+    model = task_model(
+        encoder,
+        {"ner": (resolve_task("ner", tagging_task()), 9)},
+        0.1,
+        StaticWeighting(["ner"], {}),
+    )
     return model, apply_finetune(
         model, FinetuneConfig(mode, LoraConfig(**lora), freeze_word_embeddings=freeze_words)
     )

@@ -11,10 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mtfsl.config import DataConfig, validate
+from mtfsl.config import DataConfig
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError
-from mtfsl.model.build import build_model
+from mtfsl.pipeline.build import build_model
+from mtfsl.resolve import resolve_task, resolve_tasks, validate
 from mtfsl.train import run
 from tests.conftest import FIXTURES, compose_cfg
 from tests.test_predict_export import PREDICT
@@ -30,7 +31,7 @@ FILES = [
 
 def test_only_types_reads_the_other_types_as_o() -> None:
     cfg = compose_cfg([*TOY, *FILES, "task.conll.only_types=[PER]"])
-    data = load_task("conll", cfg.task["conll"], DataConfig(root=str(FIXTURES)))
+    data = load_task(resolve_task("conll", cfg.task["conll"]), DataConfig(root=str(FIXTURES)))
     assert data.labels == ["O", "B-PER", "I-PER"]
     train = data.splits["train"]
     # toy.train's 72 words: 6 B-PER, 4 I-PER, 44 O; its 18 tags of LOC, MISC and ORG
@@ -60,16 +61,16 @@ def test_a_run_starts_from_another_runs_encoder(tmp_path: Path) -> None:
     target = [*TOY, *FILES, f"data.cache_dir={tmp_path / 'cache'}", f"model.init_from={source}"]
     # held-out types: another label set, so the head starts anew
     cfg = compose_cfg([*target, "task.conll.only_types=[PER]"])
-    model, _, _ = build_model(cfg, {"conll": ["O", "B-PER", "I-PER"]})
+    model, _, _ = build_model(cfg, resolve_tasks(cfg), {"conll": ["O", "B-PER", "I-PER"]})
     assert torch.equal(model.state_dict()[key], stored[key])
-    fresh, _, _ = build_model(compose_cfg([*TOY, *FILES]), {"conll": ["O", "B-PER", "I-PER"]})
+    plain = compose_cfg([*TOY, *FILES])
+    fresh, _, _ = build_model(plain, resolve_tasks(plain), {"conll": ["O", "B-PER", "I-PER"]})
     assert not torch.equal(fresh.state_dict()[key], stored[key])
     # the same task and labels: its head too
     labels = json.loads((source / "checkpoints/best/labels.json").read_text())["conll"]
     assert "B-PER" not in labels and "B-LOC" in labels
-    same, _, _ = build_model(
-        compose_cfg([*target, "task.conll.only_types=[LOC,ORG,MISC]"]), {"conll": labels}
-    )
+    cfg = compose_cfg([*target, "task.conll.only_types=[LOC,ORG,MISC]"])
+    same, _, _ = build_model(cfg, resolve_tasks(cfg), {"conll": labels})
     head = "heads.conll.classifier.weight"
     assert torch.equal(same.state_dict()[head], stored[head])
     # a head-only K-shot run from the source: its partial checkpoint predicts over the

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mtfsl.config import MetricMode, compose_config, validate
+from mtfsl.config import MetricMode
 from mtfsl.data.labels import bio_labels, to_io
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
 from mtfsl.kinds import get_kind
 from mtfsl.kinds.tagging import TrainTags
 from mtfsl.model.encoder import tiny_tokenizer
+from mtfsl.resolve import compose_config, validate
 from tests.conftest import FIXTURES, tagging_task
 from tests.test_predict_export import predict_cli, trained
 from tests.test_train_e2e import read_conll_pred

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtfsl.config import compose_config
+from mtfsl.resolve import compose_config
 from mtfsl.train import run
 from tests.conftest import FIXTURES
 

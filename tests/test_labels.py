@@ -7,6 +7,7 @@ from mtfsl.data.labels import bio_labels, detect_scheme, entity_types, iob1_to_i
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds.tagging import TaggingTaskConfig
+from mtfsl.resolve import resolve_task
 from tests.conftest import tagging_task
 
 
@@ -52,12 +53,20 @@ def task(train: str, dev: str, test: str, scheme: LabelScheme) -> TaggingTaskCon
 
 def test_iob1_files_give_identical_examples(fixtures: Path) -> None:
     data = DataConfig(root=str(fixtures / "toy_conll"), cache_dir="")
-    iob2 = load_task("t", task("toy.train", "toy.dev", "toy.test", LabelScheme.AUTO), data)
+    iob2 = load_task(
+        resolve_task("t", task("toy.train", "toy.dev", "toy.test", LabelScheme.AUTO)), data
+    )
     iob1 = load_task(
-        "t", task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.IOB1), data
+        resolve_task(
+            "t", task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.IOB1)
+        ),
+        data,
     )
     auto = load_task(
-        "t", task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.AUTO), data
+        resolve_task(
+            "t", task("toy_iob1.train", "toy_iob1.dev", "toy_iob1.test", LabelScheme.AUTO)
+        ),
+        data,
     )
     for split in ("train", "dev", "test"):
         assert iob1.splits[split].inputs == iob2.splits[split].inputs
@@ -72,8 +81,7 @@ def test_unknown_tag_in_test_split(tmp_path: Path) -> None:
     (tmp_path / "test").write_text("A NN O\n\nB NN B-FOO\n")
     with pytest.raises(DataError, match=r"test:3: label 'B-FOO' is not in the label set"):
         load_task(
-            "t",
-            task("train", None, "test", LabelScheme.AUTO),
+            resolve_task("t", task("train", None, "test", LabelScheme.AUTO)),
             DataConfig(root=str(tmp_path), cache_dir=""),
         )
 
@@ -82,25 +90,33 @@ def test_missing_split_and_root(tmp_path: Path) -> None:
     (tmp_path / "train").write_text("A NN B-PER\n")
     with pytest.raises(DataError, match=r"dev split of task 't' not found \(task.t.files.dev=dv"):
         load_task(
-            "t",
-            task("train", "dv", None, LabelScheme.AUTO),
+            resolve_task("t", task("train", "dv", None, LabelScheme.AUTO)),
             DataConfig(root=str(tmp_path), cache_dir=""),
         )
     with pytest.raises(ConfigError, match=r"data\.root is not set"):
-        load_task("t", task("train", None, None, LabelScheme.AUTO), DataConfig(root=None))
+        load_task(
+            resolve_task("t", task("train", None, None, LabelScheme.AUTO)), DataConfig(root=None)
+        )
     with pytest.raises(ConfigError, match="no such folder"):
         load_task(
-            "t", task("train", None, None, LabelScheme.AUTO), DataConfig(root=str(tmp_path / "x"))
+            resolve_task("t", task("train", None, None, LabelScheme.AUTO)),
+            DataConfig(root=str(tmp_path / "x")),
         )
 
 
 def test_real_iob1_files_equal_iob2_copy(shared_data: Path) -> None:
     data = DataConfig(root=str(shared_data / "conll2003"), cache_dir="")
     folder = "iob1_glample_tagger/"
-    iob2 = load_task("t", task("train.txt", "valid.txt", "test.txt", LabelScheme.AUTO), data)
+    iob2 = load_task(
+        resolve_task("t", task("train.txt", "valid.txt", "test.txt", LabelScheme.AUTO)), data
+    )
     iob1 = load_task(
-        "t",
-        task(folder + "eng.train", folder + "eng.testa", folder + "eng.testb", LabelScheme.AUTO),
+        resolve_task(
+            "t",
+            task(
+                folder + "eng.train", folder + "eng.testa", folder + "eng.testb", LabelScheme.AUTO
+            ),
+        ),
         data,
     )
     counts = {"train": (14041, 203621), "dev": (3250, 51362), "test": (3453, 46435)}

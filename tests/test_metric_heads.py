@@ -77,7 +77,7 @@ def test_structshot_viterbi_obeys_the_transitions() -> None:
 
 
 def test_a_crf_and_a_metric_decoder_are_refused_together() -> None:
-    from mtfsl.config import compose_config, validate
+    from mtfsl.resolve import compose_config, validate
 
     with pytest.raises(ConfigError, match="decoder=NEAREST: decodes without the CRF"):
         validate(compose_config(["task.conll.decoder=NEAREST", "task.conll.crf=true"]))
@@ -151,7 +151,7 @@ def test_contrastive_token_learning_separates_the_tags() -> None:
 
 
 def test_the_contrastive_objective_needs_a_metric_decoder() -> None:
-    from mtfsl.config import compose_config, validate
+    from mtfsl.resolve import compose_config, validate
 
     with pytest.raises(ConfigError, match="objective=CONTRASTIVE trains no linear layer"):
         validate(compose_config(["task.conll.objective=CONTRASTIVE"]))

@@ -4,13 +4,16 @@ import torch
 from accelerate.utils import set_seed
 
 from mtfsl.config import ModelConfig, ModelSource, TrainerConfig
+from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data.batching import LengthGroupedBatchSampler, PaddingCollator
-from mtfsl.data.features import IGNORE_INDEX, WindowFeaturizer
+from mtfsl.data.features import WindowFeaturizer
 from mtfsl.data.splits import Split
-from mtfsl.kinds import get_kind
+from mtfsl.kinds import KINDS, get_kind
 from mtfsl.losses import StaticWeighting
 from mtfsl.model.encoder import build_encoder
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.pipeline.build import task_model
+from mtfsl.resolve import resolve_task
 from mtfsl.training.optim import build_optimizer, param_groups
 from tests.conftest import tagging_task
 
@@ -19,7 +22,9 @@ def tiny_model(num_labels: int = 5) -> tuple[MultiTaskModel, object]:
     set_seed(0)
     encoder, tok = build_encoder(ModelConfig(source=ModelSource.TINY, name_or_path="tiny"))
     weighting = StaticWeighting(["ner"], {})
-    return MultiTaskModel(encoder, {"ner": (tagging_task(), num_labels)}, 0.0, weighting), tok
+    return task_model(
+        encoder, {"ner": (resolve_task("ner", tagging_task()), num_labels)}, 0.0, weighting
+    ), tok
 
 
 def batch(tok: object, pad_to_multiple_of: int | None = None) -> dict[str, torch.Tensor]:
@@ -31,7 +36,7 @@ def batch(tok: object, pad_to_multiple_of: int | None = None) -> dict[str, torch
             "sentence": [0, 1],
         }
     )
-    collate = PaddingCollator(tok.pad_token_id, pad_to_multiple_of)
+    collate = PaddingCollator(tok.pad_token_id, pad_to_multiple_of, KINDS["tagging"].pad_values)
     return collate([{k: rows[k][i] for k in rows} for i in range(2)])
 
 

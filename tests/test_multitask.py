@@ -17,9 +17,8 @@ from mtfsl.config import (
     SamplingKind,
     TaskSamplingConfig,
     WeightingKind,
-    validate,
 )
-from mtfsl.data.features import IGNORE_INDEX
+from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data.multitask import AnnealedSampler, build_task_sampler
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
@@ -27,6 +26,7 @@ from mtfsl.kinds.classification import ClassificationTaskConfig
 from mtfsl.losses import build_weighting
 from mtfsl.model.crf import CRF
 from mtfsl.model.heads import CRFTokenHead, SequenceClassificationHead, TokenClassificationHead
+from mtfsl.resolve import resolve_task, validate
 from tests.conftest import classification_task, compose_cfg, read_texts
 
 SIZES = {"a": 100, "b": 400, "c": 1600}
@@ -232,11 +232,11 @@ def intents_task(**kw: object) -> ClassificationTaskConfig:
 
 def test_csv_task_carves_a_seeded_dev_split(fixtures: Path) -> None:
     data = DataConfig(root=str(fixtures / "toy_intents"))
-    loaded = load_task("intents", intents_task(dev_fraction=0.25), data)
+    loaded = load_task(resolve_task("intents", intents_task(dev_fraction=0.25)), data)
     train, dev = loaded.splits["train"], loaded.splits["dev"]
     assert (len(train), len(dev), len(loaded.splits["test"])) == (9, 3, 4)
     assert sorted(train.lines + dev.lines) == [2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
-    again = load_task("intents", intents_task(dev_fraction=0.25), data)
+    again = load_task(resolve_task("intents", intents_task(dev_fraction=0.25)), data)
     assert again.splits["dev"].lines == dev.lines
     assert loaded.labels == ["card_arrival", "card_declined", "exchange_rate", "top_up"]
 
@@ -245,7 +245,7 @@ def test_unknown_label_in_test_csv(tmp_path: Path) -> None:
     (tmp_path / "toy_train.csv").write_text("text,category\na,x\nb,y\n")
     (tmp_path / "toy_test.csv").write_text("text,category\na,x\nc,z\n")
     with pytest.raises(DataError, match=r"toy_test.csv:3: label 'z' is not in the label set"):
-        load_task("intents", intents_task(), DataConfig(root=str(tmp_path)))
+        load_task(resolve_task("intents", intents_task()), DataConfig(root=str(tmp_path)))
 
 
 def test_mix_presets_compose() -> None:

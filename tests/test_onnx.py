@@ -21,9 +21,9 @@ from transformers import AutoConfig, AutoTokenizer
 
 from mtfsl.errors import ConfigError
 from mtfsl.export import export
-from mtfsl.inference import load_run
-from mtfsl.onnx_export import KeepFp32, differing, export_onnx, int8_loss, quantise
-from mtfsl.ort_model import Backend, attach_onnx, session
+from mtfsl.inference.onnx import KeepFp32, differing, export_onnx, int8_loss, quantise
+from mtfsl.inference.ort import Backend, attach_onnx, session
+from mtfsl.inference.run import load_run
 from mtfsl.train import run
 from mtfsl.training.loop import _DEFAULT_THREADS
 from tests import test_pair, test_qa, test_regression

@@ -10,9 +10,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-from mtfsl.config import DataConfig, compose_config
+from mtfsl.config import DataConfig
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.resolve import compose_config, resolve_task
 from mtfsl.train import run
 from tests.conftest import FIXTURES, classification_task, read_texts
 
@@ -34,7 +35,7 @@ def jsonl_task(name: str = "wnut") -> list[str]:
 
 def test_a_task_defined_only_on_the_command_line_reads_the_run_ner_layout() -> None:
     cfg = compose_config(jsonl_task())
-    data = load_task("wnut", cfg.task["wnut"], cfg.data)
+    data = load_task(resolve_task("wnut", cfg.task["wnut"]), cfg.data)
     assert data.labels == BIO
     train = data.splits["train"]
     assert (len(train), len(data.splits["dev"]), len(data.splits["test"])) == (11, 4, 4)
@@ -116,7 +117,7 @@ def test_a_key_that_does_not_apply_is_an_error_at_compose(
 
 def test_the_conll_reader_fits_tagging_only() -> None:
     cfg = compose_config(cli_task("c", "kind: classification, reader: {format: conll}"))
-    from mtfsl.config import validate
+    from mtfsl.resolve import validate
 
     with pytest.raises(ConfigError, match=r"task\.c\.reader\.format=conll: reads one token per"):
         validate(cfg)
@@ -146,7 +147,7 @@ def test_jsonl_errors_name_file_and_line(tmp_path: Path, rows: list[str], messag
         cli_task("t", f"kind: tagging, reader: {{format: jsonl}}, files: {{train: {path}}}")
     )
     with pytest.raises(DataError) as err:
-        load_task("t", cfg.task["t"], cfg.data)
+        load_task(resolve_task("t", cfg.task["t"]), cfg.data)
     assert str(err.value).startswith(f"{path}{message}")
 
 
@@ -159,7 +160,7 @@ def test_integer_tags_with_names_and_a_label_renaming(tmp_path: Path) -> None:
         "label_map: {creative_work: creative-work}"
     )
     cfg = compose_config(cli_task("t", body))
-    data = load_task("t", cfg.task["t"], cfg.data)
+    data = load_task(resolve_task("t", cfg.task["t"]), cfg.data)
     assert data.splits["train"].targets == [["B-creative-work", "I-creative-work", "O"]]
     assert data.labels == ["O", "B-creative-work", "I-creative-work"]
 
@@ -177,7 +178,7 @@ def test_headerless_csv_by_column_index(tmp_path: Path) -> None:
     task = classification_task(text_column="3", label_column="1")
     task.reader.header = False
     task.files.train = "train.csv"
-    data = load_task("cola", task, DataConfig(root=str(tmp_path)))
+    data = load_task(resolve_task("cola", task), DataConfig(root=str(tmp_path)))
     assert data.splits["train"].inputs == ["a fine sentence", "bad one"]
     assert data.labels == ["0", "1"]
 
@@ -199,7 +200,7 @@ def test_a_saved_dataset_with_classlabel_tags(tmp_path: Path) -> None:
     dataset.save_to_disk(str(tmp_path / "saved"))
     body = f"kind: tagging, reader: {{format: datasets, source: {tmp_path / 'saved'}}}"
     cfg = compose_config(cli_task("d", body))
-    data = load_task("d", cfg.task["d"], cfg.data)
+    data = load_task(resolve_task("d", cfg.task["d"]), cfg.data)
     assert sorted(data.splits) == ["dev", "train"]  # no "test" split in the dataset
     assert data.splits["train"].targets == [["B-PER", "I-PER"], ["O"]]
     assert data.splits["dev"].at(1) == f"{tmp_path / 'saved'}[validation][1]"
@@ -213,7 +214,7 @@ def test_a_saved_dataset_with_classlabel_tags(tmp_path: Path) -> None:
     with pytest.raises(
         DataError, match=r"bad\[train\]: no column 'ner_tags' \(task\.d\.label_column\)"
     ):
-        load_task("d", cfg.task["d"], cfg.data)
+        load_task(resolve_task("d", cfg.task["d"]), cfg.data)
 
 
 @pytest.mark.parametrize("builder", ["json", "csv", "parquet"])
@@ -229,7 +230,7 @@ def test_load_dataset_with_local_files(tmp_path: Path, builder: str) -> None:
         f"files: {{train: train.{builder}, test: test.{builder}}}, label_names: [top_up, card]"
     )
     cfg = compose_config([*cli_task("i", body), f"data.root={tmp_path}"])
-    data = load_task("i", cfg.task["i"], cfg.data)
+    data = load_task(resolve_task("i", cfg.task["i"]), cfg.data)
     assert data.splits["train"].targets == ["top_up", "card", "card"]
     assert data.splits["test"].inputs == ["card lost"] and data.labels == ["card", "top_up"]
     assert data.splits["train"].at(2) == f"{builder}[train][2]"
@@ -287,4 +288,4 @@ def test_a_dataset_row_of_the_wrong_type_names_source_split_and_row(tmp_path: Pa
     body = f"kind: classification, reader: {{format: datasets, source: {tmp_path / 's'}}}"
     cfg = compose_config(cli_task("c", body))
     with pytest.raises(DataError, match=rf"^{tmp_path / 's'}\[train\]\[1\]: empty text$"):
-        load_task("c", cfg.task["c"], cfg.data)
+        load_task(resolve_task("c", cfg.task["c"]), cfg.data)

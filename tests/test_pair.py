@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from mtfsl.config import compose_config
 from mtfsl.errors import ConfigError
 from mtfsl.kinds.pair import featurize_pairs
 from mtfsl.model.encoder import tiny_tokenizer
+from mtfsl.resolve import compose_config, resolve_task
 from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT
@@ -95,7 +95,7 @@ def test_a_pair_task_trains_and_its_metrics_equal_scikit_learns(tmp_path: Path) 
 def test_pair_task_keys_are_checked() -> None:
     with pytest.raises(ConfigError, match=r"task\.rte\.crf: not a key of a pair task"):
         compose_config(["task=rte", "+task.rte.crf=true"])
-    from mtfsl.config import validate
+    from mtfsl.resolve import validate
 
     with pytest.raises(ConfigError, match=r"task\.rte\.positive_label=yes: not one of"):
         validate(compose_config(["task=rte", "task.rte.positive_label=yes"]))
@@ -106,5 +106,5 @@ def test_the_glue_pair_files_read_with_their_shipped_yaml(shared_data: Path) -> 
 
     for name, sizes in (("rte", (2241, 249, 277)), ("mrpc", (3300, 367, 408))):
         cfg = compose_config([f"task={name}", f"data.root={shared_data}"])
-        data = load_task(name, cfg.task[name], cfg.data)
+        data = load_task(resolve_task(name, cfg.task[name]), cfg.data)
         assert tuple(len(data.splits[s]) for s in ("train", "dev", "test")) == sizes

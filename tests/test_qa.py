@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from mtfsl.config import compose_config, validate
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds.qa import (
@@ -24,6 +23,7 @@ from mtfsl.kinds.qa import (
     squad_scores,
 )
 from mtfsl.model.heads import SpanHead
+from mtfsl.resolve import compose_config, resolve_task, validate
 from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT
@@ -179,7 +179,7 @@ def test_qa_input_errors_name_the_question(tmp_path: Path) -> None:
     bad.write_text(json.dumps(data))
     cfg = compose_config([*TOY, f"task.squad.files.train={bad}"])
     with pytest.raises(DataError, match=r"bad\.json\[3\] \(id t3\): answer 'The cat' is not"):
-        load_task("squad", cfg.task["squad"], cfg.data)
+        load_task(resolve_task("squad", cfg.task["squad"]), cfg.data)
     with pytest.raises(ConfigError, match=r"task\.squad\.labels: a question-answering task"):
         validate(compose_config([*TOY, "task.squad.labels=[a]"]))
     with pytest.raises(ConfigError, match=r"task\.squad\.stride=24: expected >= 0 and < half"):

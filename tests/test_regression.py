@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from mtfsl.config import compose_config, validate
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds.regression import correlations
+from mtfsl.resolve import compose_config, resolve_task, validate
 from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT
@@ -114,7 +114,7 @@ def test_regression_keys_and_scores_are_checked(tmp_path: Path) -> None:
 
     cfg = compose_config([*TOY, f"task.stsb.files.train={bad}"])
     with pytest.raises(DataError, match=r"bad\.tsv:3: expected a finite number .* 'high'"):
-        load_task("stsb", cfg.task["stsb"], cfg.data)
+        load_task(resolve_task("stsb", cfg.task["stsb"]), cfg.data)
 
 
 def test_the_glue_files_read_with_their_shipped_yamls(shared_data: Path) -> None:
@@ -123,7 +123,7 @@ def test_the_glue_files_read_with_their_shipped_yamls(shared_data: Path) -> None
     sizes = {"stsb": (5174, 575, 1500), "sst2": (66473, 876, 872), "cola": (7696, 855, 1043)}
     for name, expected in sizes.items():
         cfg = compose_config([f"task={name}", f"data.root={shared_data}"])
-        data = load_task(name, cfg.task[name], cfg.data)
+        data = load_task(resolve_task(name, cfg.task[name]), cfg.data)
         assert tuple(len(data.splits[s]) for s in ("train", "dev", "test")) == expected
     assert data.splits["test"].inputs[0] == "The sailors rode the breeze clear of the rocks."
     assert data.splits["test"].targets[0] == "1"

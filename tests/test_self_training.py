@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mtfsl.config import SelfTrainingConfig, validate
+from mtfsl.config import SelfTrainingConfig
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
 from mtfsl.kinds import get_kind
+from mtfsl.resolve import validate
 from mtfsl.self_training import select, unlabelled_pool
 from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg

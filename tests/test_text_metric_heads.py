@@ -98,7 +98,7 @@ def test_the_pair_objective_pulls_classes_apart() -> None:
 
 
 def test_the_pair_objective_needs_a_fitted_decoder() -> None:
-    from mtfsl.config import validate
+    from mtfsl.resolve import validate
 
     with pytest.raises(ConfigError, match=r"task.banking77.objective=PAIRS trains no linear"):
         validate(compose_cfg([*TOY_INTENTS, "task.banking77.objective=PAIRS"]))

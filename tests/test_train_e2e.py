@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import mtfsl.model.build as model_build
+import mtfsl.pipeline.build as model_build
 from mtfsl.config import Device, HardwareConfig, Precision
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.train import run

@@ -15,9 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
-from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from mtfsl.errors import ConfigError
 
@@ -43,6 +42,25 @@ class Distance(Enum):
 
     EUCLIDEAN = "euclidean"  # squared Euclidean distance
     COSINE = "cosine"  # 1 - cosine similarity
+
+
+class TagDecoder(Enum):
+    """How a tagging head turns word states into tags at evaluation."""
+
+    LINEAR = "linear"  # the trained linear layer (argmax, or the CRF with crf: true)
+    PROTOTYPE = "prototype"  # nearest tag centroid of the support words (ProtoBERT)
+    NEAREST = "nearest"  # the tag of the nearest support word (NNShot)
+    STRUCTSHOT = "structshot"  # NNShot emissions + abstract transitions, Viterbi
+
+
+class TextDecoder(Enum):
+    """How a classification head turns a pooled text state into a label at evaluation."""
+
+    LINEAR = "linear"  # the trained linear layer
+    # Fit on the training texts' pooled states, as the encoder maps them before each
+    # evaluation (model/metric_heads.py), L2-normalised as a sentence-transformer's are:
+    CENTROID = "centroid"  # the nearest class centroid (by ``distance``)
+    LOGISTIC = "logistic"  # scikit-learn's logistic regression (SetFit's default head)
 
 
 class Pooling(Enum):
@@ -484,7 +502,7 @@ class TrainConfig:
     resume: str | None = None
 
 
-def _one_line(err: OmegaConfBaseException, prefix: str = "") -> ConfigError:
+def one_line(err: OmegaConfBaseException, prefix: str = "") -> ConfigError:
     key = getattr(err, "full_key", None) or "config"
     return ConfigError(f"{prefix}{key}: {str(err).splitlines()[0]}")
 
@@ -526,45 +544,6 @@ def migrate_task(raw: dict[str, Any]) -> dict[str, Any]:
     return {**old, **{k: v for k, v in task.items() if v is not None}}
 
 
-def typed_task(name: str, node: Any) -> DictConfig:
-    """A task's config typed by its kind's schema and its reader's schema, so a key that does
-    not apply to either is an error naming ``task.NAME.KEY``.
-
-    Task YAMLs are typed already (their defaults list names ``schema/kind/KIND`` and
-    ``schema/reader/FORMAT``); a task defined on the command line is typed here.
-    """
-    from mtfsl.data.readers import get_reader
-    from mtfsl.kinds import get_kind
-
-    raw = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
-    if not isinstance(raw, dict):
-        raise ConfigError(f"task.{name}={raw!r}: expected a mapping with kind, reader and files")
-    raw = migrate_task(raw)
-    kind = get_kind(raw.get("kind"), f"task.{name}.kind")
-    reader_raw = raw.pop("reader", None) or {}
-    if not isinstance(reader_raw, dict):
-        raise ConfigError(f"task.{name}.reader={reader_raw!r}: expected a mapping with format")
-    reader = get_reader(reader_raw.get("format"), f"task.{name}.reader.format")
-    typed = _typed(kind.schema, raw, f"task.{name}.", f"a {kind.name} task")
-    typed.reader = _typed(
-        reader.schema, reader_raw, f"task.{name}.reader.", f"the {reader.name} reader"
-    )
-    return typed
-
-
-def _typed(schema: type, values: dict[str, Any], prefix: str, what: str) -> DictConfig:
-    """``values`` merged into ``schema``; an unknown key or a wrong type is a ConfigError."""
-    try:
-        return OmegaConf.merge(OmegaConf.structured(schema), values)
-    except ConfigKeyError as err:
-        keys = sorted(f.name for f in fields(schema))
-        raise ConfigError(
-            f"{prefix}{err.full_key}: not a key of {what} (its keys: {keys})"
-        ) from None
-    except OmegaConfBaseException as err:
-        raise _one_line(err, prefix) from None
-
-
 def check_known_keys(node: Any, prefix: str = "") -> None:
     """Every key of a schema node is a field of its dataclass. Hydra's ``+key=`` and
     ``++key=`` add keys even to structured nodes, and ``to_object`` would then drop them
@@ -580,23 +559,6 @@ def check_known_keys(node: Any, prefix: str = "") -> None:
             hint = f"; did you mean {prefix}{near[0]}?" if near else ""
             raise ConfigError(f"{full}: not a key of the config (added with + or ++){hint}")
         check_known_keys(node._get_node(key), f"{full}.")
-
-
-def to_train_config(dcfg: DictConfig, check: bool = True) -> TrainConfig:
-    """The one conversion from a composed DictConfig to the typed schema (tasks typed by their
-    kind and reader), then (``check``) ``validate``."""
-    try:
-        with open_dict(dcfg):
-            for name in list(dcfg.get("task") or {}):
-                dcfg.task[name] = typed_task(name, dcfg.task[name])
-        check_known_keys(dcfg)
-        cfg = OmegaConf.to_object(dcfg)
-    except OmegaConfBaseException as err:
-        raise _one_line(err) from None
-    assert isinstance(cfg, TrainConfig)
-    if check:
-        validate(cfg)
-    return cfg
 
 
 def apply_few_shot_budget(cfg: TrainConfig) -> str | None:
@@ -617,26 +579,6 @@ def apply_few_shot_budget(cfg: TrainConfig) -> str | None:
     )
 
 
-def load_run_config(run_dir: Path) -> TrainConfig:
-    """The config a run folder was started with (its ``config.yaml``)."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise ConfigError(f"{run_dir}: no config.yaml there (not an mtfsl run folder?)")
-    stored = OmegaConf.load(path)
-    model = stored.get("model") or {}
-    if "tokenizer_kwargs" in model:  # before model.tokenizer: only its known keys carry over
-        old = OmegaConf.to_container(model.pop("tokenizer_kwargs")) or {}
-        unknown = sorted(set(old) - {f.name for f in fields(TokenizerOptions)})
-        if unknown:
-            raise ConfigError(
-                f"{path}: model.tokenizer_kwargs sets {unknown}, which mtfsl no longer passes "
-                "to the tokenizer (a run folder must not switch on remote code); remove them"
-            )
-        model["tokenizer"] = old
-    loaded = OmegaConf.merge(OmegaConf.structured(TrainConfig), stored)
-    return to_train_config(loaded, check=False)
-
-
 def task_names(tasks: Any) -> str:
     """The task mix as a folder-name part: ``conll+rte`` (at most 4 names, then ``+N more``)."""
     names = [re.sub(r"[^\w.-]", "_", str(n)) for n in tasks] if tasks else ["none"]
@@ -652,42 +594,27 @@ def sqlite_url(path: str) -> str:
     return f"sqlite:///{target}"
 
 
-def register_configs() -> None:
-    """Put the schemas into Hydra's ConfigStore: ``train.yaml`` extends ``train_schema``; a
-    task YAML extends ``schema/kind/KIND`` and ``schema/reader/FORMAT``."""
-    from mtfsl.data.readers import READERS
-    from mtfsl.kinds import KINDS
-
-    if not OmegaConf.has_resolver("mtfsl.task_names"):
-        # the default run folder names the task mix: outputs/DATE/TIME-conll+rte
-        OmegaConf.register_new_resolver("mtfsl.task_names", task_names)
-    if not OmegaConf.has_resolver("mtfsl.sqlite"):
-        OmegaConf.register_new_resolver("mtfsl.sqlite", sqlite_url)
-    store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainConfig)
-    for name, kind in KINDS.items():
-        store.store(group="schema/kind", name=name, node=kind.schema)
-    for name, reader in READERS.items():
-        store.store(group="schema/reader", name=name, node=reader.schema)
+def checkpoint_folder(source: str) -> Path:
+    """The best checkpoint of run folder ``source`` (or ``source`` itself, a checkpoint)."""
+    folder = Path(source).expanduser()
+    if (folder / "checkpoints" / "best").is_dir():
+        folder = folder / "checkpoints" / "best"
+    if not (folder / "model.safetensors").is_file() or not (folder / "labels.json").is_file():
+        raise ConfigError(
+            f"model.init_from={source}: no checkpoint there (expected a run folder with "
+            "checkpoints/best/, or a checkpoint folder with model.safetensors and labels.json)"
+        )
+    return folder
 
 
-def compose_config(overrides: list[str]) -> TrainConfig:
-    """``mtfsl-train``'s config with these overrides, built in-process without Hydra's run
-    folder or logging (for scripts and tests)."""
-    from hydra import compose, initialize_config_module
-
-    register_configs()
-    with initialize_config_module(version_base="1.3", config_module="mtfsl.configs"):
-        return to_train_config(compose("train", overrides=overrides), check=False)
-
-
-def _check(ok: bool, key: str, value: object, expected: str) -> None:
+def expect(ok: bool, key: str, value: object, expected: str) -> None:
     if not ok:
         raise ConfigError(f"{key}={value}: expected {expected}")
 
 
-def validate(cfg: TrainConfig) -> None:
-    """Range and cross-field checks that the dataclass types cannot express.
+def check_fields(cfg: TrainConfig) -> None:
+    """Range and cross-field checks that the dataclass types cannot express, of everything
+    but the tasks' own keys (which their kinds and readers check: ``resolve.validate``).
 
     Raises:
         ConfigError: naming the first offending key and what was expected.
@@ -698,207 +625,169 @@ def validate(cfg: TrainConfig) -> None:
         ("few_shot.seed", cfg.few_shot.seed),
         ("augmentation.seed", cfg.augmentation.seed),
     ):
-        _check(seed is None or 0 <= seed < 2**32, key, seed, "an integer in [0, 2**32)")
-    _check(
+        expect(seed is None or 0 <= seed < 2**32, key, seed, "an integer in [0, 2**32)")
+    expect(
         0 <= t.max_skipped_share <= 1,
         "trainer.max_skipped_share",
         t.max_skipped_share,
         "in [0, 1]",
     )
-    _check(cfg.few_shot.k is None or cfg.few_shot.k >= 1, "few_shot.k", cfg.few_shot.k, ">= 1")
+    expect(cfg.few_shot.k is None or cfg.few_shot.k >= 1, "few_shot.k", cfg.few_shot.k, ">= 1")
     for key in ("max_steps", "batch_size", "eval_every_steps"):
         value = getattr(cfg.few_shot, key)
-        _check(value is None or value >= 1, f"few_shot.{key}", value, ">= 1 or null")
+        expect(value is None or value >= 1, f"few_shot.{key}", value, ">= 1 or null")
     _validate_few_shot(cfg)
     if cfg.model.init_from is not None:
-        from mtfsl.model.init_from import checkpoint_folder
-
         checkpoint_folder(cfg.model.init_from)  # a missing run stops before any work
     aug = cfg.augmentation
-    _check(aug.copies >= 1, "augmentation.copies", aug.copies, ">= 1")
-    _check(0 < aug.p <= 1, "augmentation.p", aug.p, "in (0, 1]")
+    expect(aug.copies >= 1, "augmentation.copies", aug.copies, ">= 1")
+    expect(0 < aug.p <= 1, "augmentation.p", aug.p, "in (0, 1]")
     lora = cfg.finetune.lora
-    _check(lora.r >= 1, "finetune.lora.r", lora.r, ">= 1")
-    _check(lora.alpha > 0, "finetune.lora.alpha", lora.alpha, "> 0")
-    _check(0 <= lora.dropout < 1, "finetune.lora.dropout", lora.dropout, "in [0, 1)")
-    _check(bool(lora.target_modules), "finetune.lora.target_modules", [], "a module name")
-    _check(math.isfinite(t.lr) and t.lr > 0, "trainer.lr", t.lr, "a finite number > 0")
-    _check(t.head_lr is None or t.head_lr > 0, "trainer.head_lr", t.head_lr, "> 0")
-    _check(t.input_lr > 0, "trainer.input_lr", t.input_lr, "> 0")
-    _check(t.epochs >= 1, "trainer.epochs", t.epochs, ">= 1")
-    _check(t.max_steps is None or t.max_steps >= 1, "trainer.max_steps", t.max_steps, ">= 1")
-    _check(t.batch_size >= 1, "trainer.batch_size", t.batch_size, ">= 1")
-    _check(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, ">= 1")
-    _check(t.grad_accum_steps >= 1, "trainer.grad_accum_steps", t.grad_accum_steps, ">= 1")
-    _check(0 <= t.warmup_ratio <= 1, "trainer.warmup_ratio", t.warmup_ratio, "in [0, 1]")
-    _check(t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, ">= 0")
-    _check(
+    expect(lora.r >= 1, "finetune.lora.r", lora.r, ">= 1")
+    expect(lora.alpha > 0, "finetune.lora.alpha", lora.alpha, "> 0")
+    expect(0 <= lora.dropout < 1, "finetune.lora.dropout", lora.dropout, "in [0, 1)")
+    expect(bool(lora.target_modules), "finetune.lora.target_modules", [], "a module name")
+    expect(math.isfinite(t.lr) and t.lr > 0, "trainer.lr", t.lr, "a finite number > 0")
+    expect(t.head_lr is None or t.head_lr > 0, "trainer.head_lr", t.head_lr, "> 0")
+    expect(t.input_lr > 0, "trainer.input_lr", t.input_lr, "> 0")
+    expect(t.epochs >= 1, "trainer.epochs", t.epochs, ">= 1")
+    expect(t.max_steps is None or t.max_steps >= 1, "trainer.max_steps", t.max_steps, ">= 1")
+    expect(t.batch_size >= 1, "trainer.batch_size", t.batch_size, ">= 1")
+    expect(t.eval_batch_size >= 1, "trainer.eval_batch_size", t.eval_batch_size, ">= 1")
+    expect(t.grad_accum_steps >= 1, "trainer.grad_accum_steps", t.grad_accum_steps, ">= 1")
+    expect(0 <= t.warmup_ratio <= 1, "trainer.warmup_ratio", t.warmup_ratio, "in [0, 1]")
+    expect(t.weight_decay >= 0, "trainer.weight_decay", t.weight_decay, ">= 0")
+    expect(
         t.max_grad_norm is None or t.max_grad_norm > 0,
         "trainer.max_grad_norm",
         t.max_grad_norm,
         "> 0 or null",
     )
-    _check(
+    expect(
         t.eval_every_steps is None or t.eval_every_steps >= 1,
         "trainer.eval_every_steps",
         t.eval_every_steps,
         ">= 1 or null",
     )
-    _check(
+    expect(
         t.early_stopping_patience is None or t.early_stopping_patience >= 1,
         "trainer.early_stopping_patience",
         t.early_stopping_patience,
         ">= 1 or null",
     )
-    _check(t.log_every_steps >= 1, "trainer.log_every_steps", t.log_every_steps, ">= 1")
-    _check(
+    expect(t.log_every_steps >= 1, "trainer.log_every_steps", t.log_every_steps, ">= 1")
+    expect(
         t.save_every is None or t.save_every >= 1,
         "trainer.save_every",
         t.save_every,
         ">= 1 or null",
     )
-    _check(t.keep_last >= 1, "trainer.keep_last", t.keep_last, ">= 1")
-    _check(m.max_length >= 8, "model.max_length", m.max_length, ">= 8")
-    _check(m.stride >= 0, "model.stride", m.stride, ">= 0")
-    _check(cfg.data.context >= 0, "data.context", cfg.data.context, ">= 0 (sentences per side)")
+    expect(t.keep_last >= 1, "trainer.keep_last", t.keep_last, ">= 1")
+    expect(m.max_length >= 8, "model.max_length", m.max_length, ">= 8")
+    expect(m.stride >= 0, "model.stride", m.stride, ">= 0")
+    expect(cfg.data.context >= 0, "data.context", cfg.data.context, ">= 0 (sentences per side)")
     for key in ("limit_train", "limit_eval"):
         value = getattr(cfg.data, key)
-        _check(value is None or value >= 1, f"data.{key}", value, ">= 1 or null")
-    _check(0 <= m.dropout < 1, "model.dropout", m.dropout, "in [0, 1)")
-    _check(
+        expect(value is None or value >= 1, f"data.{key}", value, ">= 1 or null")
+    expect(0 <= m.dropout < 1, "model.dropout", m.dropout, "in [0, 1)")
+    expect(
         m.encoder_dropout is None or 0 <= m.encoder_dropout < 1,
         "model.encoder_dropout",
         m.encoder_dropout,
         "in [0, 1) or null",
     )
-    _check(
+    expect(
         cfg.hardware.threads is None or cfg.hardware.threads >= 1,
         "hardware.threads",
         cfg.hardware.threads,
         ">= 1 or null",
     )
-    _check(cfg.hardware.num_workers >= 0, "hardware.num_workers", cfg.hardware.num_workers, ">= 0")
-    _validate_tasks(cfg)
-
-
-def _validate_self_training(cfg: TrainConfig) -> None:
-    from mtfsl.kinds import get_kind
-
-    st = cfg.few_shot.self_training
-    _check(st.rounds >= 0, "few_shot.self_training.rounds", st.rounds, ">= 0")
-    if not st.rounds:
-        return
-    _check(cfg.few_shot.k is not None, "few_shot.k", None, "K for self-training (a K-shot run)")
-    _check(0 < st.threshold <= 1, "few_shot.self_training.threshold", st.threshold, "in (0, 1]")
-    for key in ("pool", "max_steps"):
-        value = getattr(st, key)
-        _check(value is None or value >= 1, f"few_shot.self_training.{key}", value, ">= 1 or null")
-    for name, task in cfg.task.items():
-        kind = get_kind(task.kind)
-        _check(
-            kind.pseudo_labels,
-            "few_shot.self_training.rounds",
-            st.rounds,
-            f"0 for task {name}: kind {kind.name} gives no label probabilities to pseudo-label by",
-        )
+    expect(cfg.hardware.num_workers >= 0, "hardware.num_workers", cfg.hardware.num_workers, ">= 0")
+    _check_mix(cfg)
 
 
 def _validate_few_shot(cfg: TrainConfig) -> None:
     fs = cfg.few_shot
-    _validate_self_training(cfg)
+    _check_self_training(cfg)
     if fs.k is None:
         return
     if fs.sampler is KShotSampler.SPLIT_FILE:
-        _check(fs.files is not None, "few_shot.files", None, "a split path for SPLIT_FILE")
-        _check(fs.split is not None, "few_shot.split", None, "a split number for SPLIT_FILE")
-        _check(len(cfg.task) == 1, "task", sorted(cfg.task), "one task for a SPLIT_FILE split")
-        _check(
+        expect(fs.files is not None, "few_shot.files", None, "a split path for SPLIT_FILE")
+        expect(fs.split is not None, "few_shot.split", None, "a split number for SPLIT_FILE")
+        expect(len(cfg.task) == 1, "task", sorted(cfg.task), "one task for a SPLIT_FILE split")
+        expect(
             fs.dev is not FewShotDev.K_SHOT,
             "few_shot.dev",
             fs.dev.name,
             "FULL or NONE with SPLIT_FILE (a published split has no K-shot dev set)",
         )
-        _check(len(fs.suffixes) == 2, "few_shot.suffixes", fs.suffixes, "[words, tags]")
+        expect(len(fs.suffixes) == 2, "few_shot.suffixes", fs.suffixes, "[words, tags]")
 
 
-def _validate_tasks(cfg: TrainConfig) -> None:
-    """Each task's own checks (its kind's and reader's), then the cross-field checks of the
-    mix, its sampling, loss weights and model selection."""
-    from mtfsl.data.readers import get_reader
-    from mtfsl.kinds import get_kind
+def _check_self_training(cfg: TrainConfig) -> None:
+    st = cfg.few_shot.self_training
+    expect(st.rounds >= 0, "few_shot.self_training.rounds", st.rounds, ">= 0")
+    if not st.rounds:
+        return
+    expect(cfg.few_shot.k is not None, "few_shot.k", None, "K for self-training (a K-shot run)")
+    expect(0 < st.threshold <= 1, "few_shot.self_training.threshold", st.threshold, "in (0, 1]")
+    for key in ("pool", "max_steps"):
+        value = getattr(st, key)
+        expect(value is None or value >= 1, f"few_shot.self_training.{key}", value, ">= 1 or null")
 
+
+def _check_mix(cfg: TrainConfig) -> None:
+    """The cross-field checks of the task mix, its sampling, loss weights and selection."""
     names = sorted(cfg.task)
-    _check(bool(names), "task", "{}", "at least one task (e.g. task=conll)")
+    expect(bool(names), "task", "{}", "at least one task (e.g. task=conll)")
     for name, task in cfg.task.items():
         key = f"task.{name}"
-        kind = get_kind(task.kind, f"{key}.kind")
-        reader = get_reader(task.reader.format, f"{key}.reader.format")
-        kind.validate(key, task)
-        reader.validate(key, task.reader, kind, task)
-        _check(
+        expect(
             task.dev_fraction is None or 0 < task.dev_fraction < 1,
             f"{key}.dev_fraction",
             task.dev_fraction,
             "in (0, 1) or null",
         )
-        _check(
+        expect(
             not (task.dev_fraction and task.files.dev),
             f"{key}.dev_fraction",
             task.dev_fraction,
             "null when task.files.dev is set",
         )
     for name in cfg.loss_weights.weights:
-        _check(
+        expect(
             name in cfg.task,
             f"loss_weights.weights.{name}",
             cfg.loss_weights.weights[name],
             f"a weight for a task in the mix {names}",
         )
     for name, weight in cfg.loss_weights.weights.items():
-        _check(weight >= 0, f"loss_weights.weights.{name}", weight, ">= 0")
+        expect(weight >= 0, f"loss_weights.weights.{name}", weight, ">= 0")
     if cfg.loss_weights.kind is WeightingKind.STATIC:
-        _check(
+        expect(
             any(cfg.loss_weights.weights.get(name, 1.0) > 0 for name in cfg.task),
             "loss_weights.weights",
             cfg.loss_weights.weights,
             "a weight > 0 for at least one task (all zero: nothing would train)",
         )
     ts = cfg.task_sampling
-    _check(ts.temperature > 0, "task_sampling.temperature", ts.temperature, "> 0")
-    _check(0 <= ts.min_alpha <= 1, "task_sampling.min_alpha", ts.min_alpha, "in [0, 1]")
-    _check(
+    expect(ts.temperature > 0, "task_sampling.temperature", ts.temperature, "> 0")
+    expect(0 <= ts.min_alpha <= 1, "task_sampling.min_alpha", ts.min_alpha, "in [0, 1]")
+    expect(
         ts.steps_per_epoch is None or ts.steps_per_epoch >= 1,
         "task_sampling.steps_per_epoch",
         ts.steps_per_epoch,
         ">= 1 or null",
     )
-    _check(
+    expect(
         cfg.loss_weights.lr is None or cfg.loss_weights.lr > 0,
         "loss_weights.lr",
         cfg.loss_weights.lr,
         "> 0 or null",
     )
-    sel = cfg.metrics
-    _check(
-        sel.select_task is None or sel.select_task in cfg.task,
+    expect(
+        cfg.metrics.select_task is None or cfg.metrics.select_task in cfg.task,
         "metrics.select_task",
-        sel.select_task,
+        cfg.metrics.select_task,
         f"null or a task in the mix {names}",
     )
-    for name, task in cfg.task.items():
-        allowed = get_kind(task.kind).metric_names(task)
-        _check(
-            task.select_metric is None or task.select_metric in allowed,
-            f"task.{name}.select_metric",
-            task.select_metric,
-            f"null or one of {sorted(allowed)}",
-        )
-    chosen = [cfg.task[sel.select_task]] if sel.select_task else list(cfg.task.values())
-    for task in chosen:
-        allowed = get_kind(task.kind).metric_names(task)
-        _check(
-            sel.select is None or sel.select in allowed,
-            "metrics.select",
-            sel.select,
-            f"null or one of {sorted(allowed)} (metrics of the selected tasks)",
-        )

@@ -6,83 +6,22 @@ The task's kind picks the class: tagging runs (linear token head) become
 POOLER`` (BERT's dense + tanh over [CLS]) ``AutoModelForSequenceClassification``; QA runs
 ``AutoModelForQuestionAnswering``. Each carries ``id2label``, so ``transformers.pipeline(...,
 model=OUT_DIR)`` loads it with no mtfsl code. The ONNX graph is the same model
-(``mtfsl.onnx_export``); ``mtfsl-predict RUN --backend onnx`` predicts with it.
+(``mtfsl.inference.onnx``); ``mtfsl-predict RUN --backend onnx`` predicts with it.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mtfsl.errors import ConfigError, MtfslError
-from mtfsl.kinds import get_kind
-from mtfsl.onnx_export import INT8_HINT, KeepFp32, int8_loss
-
-if TYPE_CHECKING:  # torch, peft and transformers load after the arguments are read
-    from torch import nn
-    from transformers import PreTrainedModel
-
-    from mtfsl.inference import LoadedRun
+from mtfsl.inference.hf import export
+from mtfsl.inference.onnx import INT8_HINT, KeepFp32, int8_loss
 
 log = logging.getLogger(__name__)
-
-
-def _plain_encoder(run: LoadedRun) -> PreTrainedModel:
-    from peft import PeftModel
-
-    encoder = run.model.encoder
-    if isinstance(encoder, PeftModel):  # LoRA: fold the adapters into the weights
-        encoder = encoder.merge_and_unload()
-    return encoder
-
-
-def copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
-    """Load ``source``'s weights into ``target`` (an HF model's part); the layouts must fit."""
-    missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
-    if unexpected or [k for k in missing if "pooler" not in k]:
-        raise ConfigError(
-            f"export: the {what} does not fit the HF layout ({missing or unexpected})"
-        )
-
-
-def to_hf(run: LoadedRun, task: str, graph: bool = False) -> PreTrainedModel:
-    """The task's encoder and head as one HF model with the same weights (the task's kind
-    chooses the class and copies its head). ``graph``: the module the ONNX graph traces
-    instead (the kind's ``onnx_model``), which may hold a head no HF class does."""
-    cfg, labels = run.cfg.task[task], run.labels[task]
-    encoder = _plain_encoder(run)
-    config = copy.deepcopy(encoder.config)
-    config.num_labels = len(labels)
-    config.id2label = dict(enumerate(labels))
-    config.label2id = {label: i for i, label in enumerate(labels)}
-    kind = get_kind(cfg.kind)
-    build = kind.onnx_model if graph else kind.export_model
-    model = build(cfg, task, run.model.heads[task], encoder, config)
-    copy_into(model.base_model, encoder, "encoder")
-    return model.eval()
-
-
-def export(run_dir: Path, out_dir: Path, task: str | None = None) -> Path:
-    from mtfsl.inference import load_run
-
-    run = load_run(run_dir)
-    name = run.task(task)
-    model = to_hf(run, name)
-    model.save_pretrained(out_dir)
-    run.tokenizer.save_pretrained(out_dir)
-    if run.cfg.data.context:
-        log.warning(
-            "%s was trained with data.context=%d (neighbouring sentences as input); a "
-            "pipeline sees each text alone, so its predictions can differ from mtfsl-predict's",
-            run_dir,
-            run.cfg.data.context,
-        )
-    return out_dir
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _default_out(args: argparse.Namespace, fmt: str) -> Path:
-    from mtfsl.config import load_run_config
+    from mtfsl.resolve import load_run_config
 
     tasks = list(load_run_config(args.run_dir).task)
     task = args.task or (tasks[0] if len(tasks) == 1 else None)
@@ -139,7 +78,7 @@ def _default_out(args: argparse.Namespace, fmt: str) -> Path:
 
 
 def _export_onnx(args: argparse.Namespace) -> Path:
-    from mtfsl.onnx_export import export_onnx, summary
+    from mtfsl.inference.onnx import export_onnx, summary
     from mtfsl.utils.console import library_bars
 
     library_bars(False)  # the check's tokenising bar, the weights' loading bar
@@ -151,10 +90,10 @@ def _export_onnx(args: argparse.Namespace) -> Path:
         raise ConfigError("--int8-keep-fp32 applies to the int8 graph: add --int8")
     record = export_onnx(args.run_dir, out, args.task, args.int8, split, args.data_root, keep)
     if record["check"]:
-        from mtfsl.config import load_run_config
+        from mtfsl.resolve import load_run_config, resolve_task
 
-        cfg = load_run_config(args.run_dir).task[record["task"]]
-        metric = get_kind(cfg.kind).primary_metric(cfg)
+        name = record["task"]
+        metric = resolve_task(name, load_run_config(args.run_dir).task[name]).primary_metric
         for line in summary(record["check"], metric):
             print(line)
         if int8_loss(record["check"], metric) > INT8_HINT and keep is KeepFp32.NONE:

@@ -25,11 +25,10 @@ from omegaconf import OmegaConf
 from mtfsl.data.context import windows
 from mtfsl.data.readers import READERS, get_reader, text_lines
 from mtfsl.errors import DataError, MtfslError
-from mtfsl.kinds import get_kind
 from mtfsl.kinds.base import TaskKind
 
 if TYPE_CHECKING:  # torch and transformers load after the arguments are read (fast --help)
-    from mtfsl.inference import LoadedRun
+    from mtfsl.inference.run import LoadedRun
 
 
 @dataclass
@@ -76,8 +75,7 @@ def text_examples(lines: Iterable[str], kind: TaskKind, split: Callable) -> Iter
 def file_examples(path: Path, fmt: str, run: LoadedRun, task: str) -> Iterator[Example]:
     """The examples of a file in a reader's format (``fmt``), read lazily with the task's
     column settings; gold labels when the file has the task's label column."""
-    cfg = run.cfg.task[task]
-    kind = get_kind(cfg.kind)
+    cfg, kind = run.cfg.task[task], run.tasks[task].kind
     reader = get_reader(fmt, "--format")
     reader_cfg = (
         cfg.reader
@@ -163,7 +161,7 @@ def stdin_lines() -> Iterator[str]:
 
 def read_examples(args: argparse.Namespace, run: LoadedRun, task: str) -> Iterator[Example]:
     """The inputs, lazily, in file order."""
-    kind = get_kind(run.cfg.task[task].kind)
+    kind = run.tasks[task].kind
     pre = run.tokenizer.backend_tokenizer.pre_tokenizer
     if args.split == "tokenizer" and pre is not None:
         split = pre.pre_tokenize_str
@@ -200,10 +198,10 @@ def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
     """Read, predict and write a chunk of ``args.chunk_size`` inputs at a time. With
     ``data.context`` each chunk carries its neighbouring sentences as context (CoNLL input
     only: documents), so chunking never changes a prediction."""
-    from mtfsl.inference import predict
+    from mtfsl.inference.run import predict
     from mtfsl.utils.memory import release_memory
 
-    kind = get_kind(run.cfg.task[task].kind)
+    kind = run.tasks[task].kind
     fmt = args.out_format or kind.out_format
     if fmt == "conll" and kind.out_format != "conll":
         raise MtfslError(
@@ -240,12 +238,12 @@ def score_file(args: argparse.Namespace, run: LoadedRun, task: str) -> dict[str,
     (or after the metrics)."""
     from mtfsl.data.readers.base import Records
     from mtfsl.data.splits import check_known
-    from mtfsl.inference import predict
+    from mtfsl.inference.run import predict
 
     if args.format == "text" or not args.input:
         raise MtfslError("--score needs a labelled input file and its --format (conll, csv, ...)")
     cfg = run.cfg.task[task]
-    kind, reader = get_kind(cfg.kind), get_reader(args.format, "--format")
+    kind, reader = run.tasks[task].kind, get_reader(args.format, "--format")
     reader_cfg = (
         cfg.reader
         if cfg.reader.format == args.format
@@ -273,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.chunk_size < 1:
         sys.exit(f"mtfsl-predict: error: --chunk-size={args.chunk_size}: expected >= 1")
-    from mtfsl.inference import load_run
+    from mtfsl.inference.run import load_run
     from mtfsl.utils.console import library_bars
 
     library_bars(False)  # keep standard error for errors
@@ -281,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         run = load_run(args.run_dir)
         task = run.task(args.task)
         if args.backend != "torch":
-            from mtfsl.ort_model import Backend, attach_onnx, onnx_dir
+            from mtfsl.inference.ort import Backend, attach_onnx, onnx_dir
 
             folder = args.onnx_dir or onnx_dir(args.run_dir, task)
             attach_onnx(run, args.run_dir, task, Backend(args.backend), folder)

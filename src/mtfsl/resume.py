@@ -9,8 +9,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from mtfsl.config import TrainConfig, load_run_config
+from mtfsl.config import TrainConfig
 from mtfsl.errors import ConfigError
+from mtfsl.resolve import load_run_config
 from mtfsl.training.run_folder import config_hash, current_attempt
 
 # Keys that change how a run is executed or reported, never what it computes.

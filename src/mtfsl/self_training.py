@@ -26,7 +26,7 @@ import numpy as np
 from mtfsl.config import SelfTrainingConfig, TrainConfig
 from mtfsl.data.splits import Split
 from mtfsl.evaluation.report import write_json
-from mtfsl.kinds import get_kind
+from mtfsl.resolve import Task
 
 log = logging.getLogger(__name__)
 POOL = "pool"  # the name of the unlabelled split among a task's evaluation sets
@@ -72,13 +72,13 @@ def joined(support: Split, extra: Split) -> Split:
 def pseudo_label(trainer: Any, task: Any, threshold: float) -> tuple[Split, dict[str, Any]]:
     """The teacher's (``trainer``'s model) confident labels for the task's pool, and what a
     round's record says of them."""
-    from mtfsl.evaluation.evaluator import predict_ids
+    from mtfsl.pipeline.evaluate import predict_ids
 
     pool = task.evals[POOL]
     probs: list[Any] = []
     tc = trainer.cfg.trainer
     args = (trainer.accelerator, trainer.collator, tc.eval_batch_size)
-    ids = predict_ids(trainer.net, task.cfg, task.name, pool, *args, probabilities=probs)
+    ids = predict_ids(trainer.net, task.task, pool, *args, probabilities=probs)
     if len(probs) != len(ids):
         raise RuntimeError(f"task {task.name}: its head gave no probabilities to select by")
     pred = task.kind.to_labels(task.cfg, ids, task.labels)
@@ -106,7 +106,7 @@ def self_train(
     weights restored). ``build()`` gives a new model and tokenizer from the pretrained
     encoder. Returns the last student's trainer, its training state, and the rounds' counts
     as metrics."""
-    from mtfsl.data.prepare import split_features
+    from mtfsl.pipeline.prepare import split_features
     from mtfsl.training.loop import Trainer
 
     st = cfg.few_shot.self_training
@@ -122,7 +122,7 @@ def self_train(
             chosen, counts = pseudo_label(teacher, task, st.threshold)
             record["tasks"][name] = counts
             train_split = joined(support[name], chosen)  # each round: K-shot + its own
-            features = split_features(train_split, task.cfg, name, task.labels, tokenizer, cfg)
+            features = split_features(train_split, task.task, task.labels, tokenizer, cfg)
             students[name] = replace(task, train=features, train_split=train_split)
             metrics[f"self_training/{name}/round{n}/kept"] = counts["kept"]
             log.info(
@@ -144,13 +144,12 @@ def self_train(
     return teacher, state, metrics
 
 
-def pool_for(data: Any, full: Split, task: Any, cfg: TrainConfig) -> None:
+def pool_for(data: Any, full: Split, task: Task, cfg: TrainConfig) -> None:
     """Add the unlabelled pool to ``data``'s splits (as ``POOL``) when self-training is on."""
     st = cfg.few_shot.self_training
     if st.rounds:
-        kind = get_kind(task.kind)
         support = data.splits["train"]
-        data.splits[POOL] = unlabelled_pool(full, support, kind, data.labels, st, cfg.seed)
+        data.splits[POOL] = unlabelled_pool(full, support, task.kind, data.labels, st, cfg.seed)
         log.info(
             "self-training %s: a pool of %d unlabelled examples", data.name, len(data.splits[POOL])
         )

@@ -20,10 +20,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from mtfsl.config import load_run_config
 from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import atomic_write
-from mtfsl.kinds import get_kind
+from mtfsl.resolve import load_run_config, resolve_tasks
 from mtfsl.summary import (
     REPLICATE_KEYS,
     Group,
@@ -45,8 +44,7 @@ def primary_suffixes(jobs: Sequence[Job]) -> tuple[str, ...]:
             cfg = load_run_config(job.path)
         except (MtfslError, OSError, ValueError):
             continue  # a job without a readable config.yaml: its metrics are still tabled
-        for name, task in cfg.task.items():
-            found.add(f"/{name}/{get_kind(task.kind).primary_metric(task)}")
+        found.update(f"/{t.name}/{t.primary_metric}" for t in resolve_tasks(cfg).values())
     return tuple(sorted(found))
 
 

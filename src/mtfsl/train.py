@@ -17,17 +17,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from mtfsl import __version__
-from mtfsl.config import (
-    AugMethod,
-    TrainConfig,
-    apply_few_shot_budget,
-    register_configs,
-    to_train_config,
-)
+from mtfsl.config import AugMethod, TrainConfig, apply_few_shot_budget
 from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
-from mtfsl.kinds import get_kind
+from mtfsl.resolve import Task, register_configs, resolve_tasks, to_train_config
 from mtfsl.self_training import pool_for, self_train
 from mtfsl.utils.console import library_bars
 
@@ -57,15 +51,14 @@ def _log_to(run_dir: Path) -> None:
     logging.getLogger().addHandler(handler)
 
 
-def _augment(data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) -> None:
+def _augment(task: Task, data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) -> None:
     """Replace the task's training split by itself plus its augmented copies."""
-    aug, name, task = cfg.augmentation, data.name, cfg.task[data.name]
+    aug, name, kind = cfg.augmentation, task.name, task.kind
     seed = cfg.seed if aug.seed is None else aug.seed
     train = data.splits["train"]
-    kind = get_kind(task.kind)
     from mtfsl.data.augment import check_methods
 
-    check_methods(aug.methods, kind.augmentations(task), kind.name, name)
+    check_methods(aug.methods, kind.augmentations(task.cfg), kind.name, name)
     augmented, counts = kind.augment(train, aug, seed, translate)
     data.splits["train"] = augmented
     log.info(
@@ -80,26 +73,28 @@ def _augment(data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) 
         write_json(run_dir / "augmentation" / f"{name}.json", record)
 
 
-def load_data(cfg: TrainConfig, run_dir: Path | None) -> dict[str, TaskData]:
+def load_data(
+    cfg: TrainConfig, tasks: dict[str, Task], run_dir: Path | None
+) -> dict[str, TaskData]:
     """Every task's splits: few-shot version when ``few_shot.k`` is set, training split
     augmented when ``augmentation.methods`` are. What was drawn and made is recorded under
     ``run_dir/few_shot/`` and ``run_dir/augmentation/``."""
     from mtfsl.data.backtranslate import BackTranslator
-    from mtfsl.data.fewshot import apply_few_shot
+    from mtfsl.pipeline.fewshot import apply_few_shot
 
     aug = cfg.augmentation
     bt = AugMethod.BACK_TRANSLATION in aug.methods
     translate = BackTranslator(aug.back_translation) if bt else None
     out = {}
-    for name, task in cfg.task.items():
-        full = load_task(name, task, cfg.data)
+    for name, task in tasks.items():
+        full = load_task(task, cfg.data)
         root = data_root(cfg.data) if cfg.data.root is not None else None
         data, record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, root)
         if record is not None and run_dir is not None:
             write_json(run_dir / "few_shot" / f"{name}.json", record)
         pool_for(data, full.splits["train"], task, cfg)
         if aug.methods:
-            _augment(data, cfg, translate, run_dir)
+            _augment(task, data, cfg, translate, run_dir)
         _limit(data, cfg.data.limit_train, cfg.data.limit_eval)
         out[name] = data
     return out
@@ -129,9 +124,9 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     """
     from accelerate.utils import set_seed
 
-    from mtfsl.data.prepare import prepare_task
-    from mtfsl.model.build import build_model
     from mtfsl.model.dropout import use_fast_dropout
+    from mtfsl.pipeline.build import build_model
+    from mtfsl.pipeline.prepare import prepare_task
     from mtfsl.training import tracking
     from mtfsl.training.loop import Trainer, TrainingInterrupted, build_accelerator
     from mtfsl.training.run_folder import start_attempt
@@ -159,12 +154,13 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
             "resume: a self-training run (few_shot.self_training.rounds > 0) cannot be resumed "
             "(its teacher and students share the run folder's states); start it again"
         )
-    data = load_data(cfg, run_dir if main else None)
+    resolved = resolve_tasks(cfg)
+    data = load_data(cfg, resolved, run_dir if main else None)
     labels = {n: d.labels for n, d in data.items()}
 
     def build():
         set_seed(cfg.seed)
-        model, tokenizer, counts = build_model(cfg, labels)
+        model, tokenizer, counts = build_model(cfg, resolved, labels)
         if cfg.hardware.fast_dropout:
             use_fast_dropout(model)
         if cfg.hardware.compile:  # in place, so parameter names (and checkpoints) stay the same
@@ -176,7 +172,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     model, tokenizer, (trainable, total) = build()
     # The main process fills the tokenisation cache; the others then read it.
     with accelerator.main_process_first():
-        tasks = {name: prepare_task(d, cfg, tokenizer) for name, d in data.items()}
+        tasks = {name: prepare_task(resolved[name], d, cfg, tokenizer) for name, d in data.items()}
     for task in tasks.values():
         log.info(
             "task %s: %d labels, %d train examples -> %d rows",

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
-
-from mtfsl.data.features import IGNORE_INDEX
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -74,22 +72,41 @@ def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
 
 
+def merged_pad_values(each: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """The pad values of several tasks' columns (their kinds' ``pad_values``) in one map; two
+    kinds that pad one column differently would make one of them wrong, so that fails."""
+    merged: dict[str, int] = {}
+    for values in each:
+        for column, value in values.items():
+            if merged.setdefault(column, value) != value:
+                raise ValueError(
+                    f"feature column {column!r} is padded with {merged[column]} "
+                    f"by one task kind and {value} by another"
+                )
+    return merged
+
+
 class PaddingCollator:
     """Pad list-valued columns to the longest row (optionally to a multiple of N); stack the
-    scalar ones (a sequence label, the example index)."""
+    scalar ones (a sequence label, the example index).
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
-        self.pad_values = {
-            "input_ids": pad_token_id,
-            "labels": IGNORE_INDEX,
-            "word_index": -1,
-            "token_type_ids": 0,
-            "case_ids": 0,  # tagging with case_features: WordCase.NONE
-            # extractive QA: which tokens are context, and their character offsets
-            "context_mask": 0,
-            "offset_start": -1,
-            "offset_end": -1,
-        }
+    The token columns are the collator's own; every other list column is padded with the
+    value its task's kind declares, so this module names no kind's columns: a column of one
+    value per token (``TaskKind.pad_values``: tagging's per-word labels and word indices, QA's
+    context mask and offsets) to the batch's token width, and a list of its own length
+    (``TaskKind.ragged_pad_values``: a multi-label text's label ids) to the longest in the
+    batch.
+    """
+
+    def __init__(
+        self,
+        pad_token_id: int,
+        pad_to_multiple_of: int | None = None,
+        pad_values: Mapping[str, int] | None = None,
+        ragged_pad_values: Mapping[str, int] | None = None,
+    ) -> None:
+        self.pad_values = {"input_ids": pad_token_id, "token_type_ids": 0, **(pad_values or {})}
+        self.ragged = dict(ragged_pad_values or {})
         self.multiple = pad_to_multiple_of
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -104,9 +121,15 @@ class PaddingCollator:
             if not isinstance(first, list):
                 batch[key] = torch.tensor([r[key] for r in rows])
                 continue
+            if key in self.ragged:
+                size, value = max(len(r[key]) for r in rows), self.ragged[key]
+            elif key in self.pad_values:
+                size, value = width, self.pad_values[key]
+            else:  # a kind's column that its kind did not declare
+                raise ValueError(f"feature column {key!r} has no pad value (TaskKind.pad_values)")
             # filled in numpy, one row slice per example: 7x faster than a tensor per row
             # (70 -> 9 ms over the CoNLL-2003 test set), which is a share of ONNX int8's time
-            data = np.full((len(rows), width), self.pad_values[key], np.int64)
+            data = np.full((len(rows), size), value, np.int64)
             for i, r in enumerate(rows):
                 data[i, : len(r[key])] = r[key]
             batch[key] = torch.from_numpy(data)

@@ -19,10 +19,10 @@ import datasets
 from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
+from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data import cache
 from mtfsl.data.casing import word_cases
 
-IGNORE_INDEX = -100
 _FEATURES_VERSION = "3"  # bump when the produced columns change, to invalidate caches
 
 

@@ -9,12 +9,15 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mtfsl.config import DataConfig, TaskConfig
 from mtfsl.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from mtfsl.resolve import Task
 
 SPLITS = ("train", "dev", "test")
 
@@ -153,18 +156,14 @@ def _carve_dev(train: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     )
 
 
-def load_task(name: str, task: TaskConfig, data: DataConfig) -> TaskData:
-    """Read every split of ``task`` with its reader; labels come from config, a file, or train.
+def load_task(resolved: Task, data: DataConfig) -> TaskData:
+    """Read every split of a task with its reader; labels come from config, a file, or train.
 
     Raises:
         ConfigError: data root unset or missing.
         DataError: a split is missing or malformed, or holds labels outside the label set.
     """
-    from mtfsl.data.readers import get_reader
-    from mtfsl.kinds import get_kind
-
-    kind = get_kind(task.kind)
-    reader = get_reader(task.reader.format)
+    name, task, kind, reader = resolved.name, resolved.cfg, resolved.kind, resolved.reader
     splits: dict[str, Split] = {}
     for split, records in reader.read_splits(name, task, kind, data):
         splits[split] = kind.to_split(records, task)

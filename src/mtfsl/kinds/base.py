@@ -73,6 +73,12 @@ class TaskKind:
     # names them: the HF model's own output names, which a deployment reading the graph
     # without mtfsl looks for.
     onnx_outputs: ClassVar[tuple[str, ...]] = ("logits",)
+    # The pad value of each list-valued feature column the kind's features add to the tokens'
+    # (``input_ids`` and ``token_type_ids`` are the collator's own): per-token labels, say.
+    pad_values: ClassVar[dict[str, int]] = {}
+    # The pad value of each list-valued column whose length is its own (not one per token):
+    # padded to the longest in the batch.
+    ragged_pad_values: ClassVar[dict[str, int]] = {}
     # The head gives each predicted label's probability, so a model can pseudo-label
     # unlabelled examples (few_shot.self_training).
     pseudo_labels: ClassVar[bool] = True
@@ -238,6 +244,25 @@ class TaskKind:
 
     def to_labels(self, task: Any, ids: list[Any], labels: list[str]) -> list[Any]:
         return [labels[i] for i in ids]
+
+    def calibrates(self, task: Any) -> bool:
+        """Whether the kind fits its decision rule on the dev split's outputs (``calibrate``):
+        a multi-label head's threshold, say. Then every dev evaluation calls ``calibrate``."""
+        return False
+
+    def calibrate(
+        self,
+        task: Any,
+        head: nn.Module,
+        probabilities: list[Any],
+        gold: list[Any],
+        labels: list[str],
+    ) -> tuple[list[Any], dict[str, float]]:
+        """Fit the decision rule on one dev evaluation: ``probabilities`` per example (the
+        head's ``probabilities``), the gold labels. Sets what it fitted on ``head`` (so the
+        checkpoint keeps it), and returns the dev predictions under it (as ``collect`` gives
+        them) and what was fitted, reported beside the dev metrics."""
+        raise NotImplementedError
 
     def score(self, task: Any, gold: list[Any], pred: list[Any], mode: MetricMode) -> dict:
         raise NotImplementedError

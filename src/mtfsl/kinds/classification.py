@@ -10,7 +10,15 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from mtfsl.config import AugMethod, Distance, KShotSampler, MetricMode, Pooling, TaskConfig
+from mtfsl.config import (
+    AugMethod,
+    Distance,
+    KShotSampler,
+    MetricMode,
+    Pooling,
+    TaskConfig,
+    TextDecoder,
+)
 from mtfsl.data import augment
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
@@ -33,16 +41,6 @@ class TextTaskConfig(TaskConfig):
     # column index (csv/tsv); null = the fields "text" and "label".
     text_column: str | None = None
     label_column: str | None = None
-
-
-class TextDecoder(Enum):
-    """How a classification head turns a pooled text state into a label at evaluation."""
-
-    LINEAR = "linear"  # the trained linear layer
-    # Fit on the training texts' pooled states, as the encoder maps them before each
-    # evaluation (model/metric_heads.py), L2-normalised as a sentence-transformer's are:
-    CENTROID = "centroid"  # the nearest class centroid (by ``distance``)
-    LOGISTIC = "logistic"  # scikit-learn's logistic regression (SetFit's default head)
 
 
 class TextObjective(Enum):
@@ -234,7 +232,7 @@ class ClassificationKind(TaskKind):
         """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler)."""
         from transformers import AutoModelForSequenceClassification
 
-        from mtfsl.export import copy_into
+        from mtfsl.model.encoder import copy_into
 
         if task.pooling is not Pooling.POOLER:
             raise ConfigError(

@@ -18,7 +18,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -197,6 +197,8 @@ class QAKind(TaskKind):
     label_role = "answers"
     out_format = "jsonl"  # mtfsl-predict's default
     onnx_outputs = ("start_logits", "end_logits")  # AutoModelForQuestionAnswering's
+    # which tokens are context, and their character offsets in it
+    pad_values: ClassVar[dict[str, int]] = {"context_mask": 0, "offset_start": -1, "offset_end": -1}
 
     def columns(self, key: str, task: QATaskConfig) -> dict[str, Any]:
         from mtfsl.data.readers.base import Column

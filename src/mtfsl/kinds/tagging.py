@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -16,8 +16,10 @@ from mtfsl.config import (
     KShotSampler,
     LabelScheme,
     MetricMode,
+    TagDecoder,
     TaskConfig,
 )
+from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data import augment
 from mtfsl.data.context import document_ids, neighbour_context
 from mtfsl.data.labels import bio_labels, entity_types, iob1_to_iob2, to_io, to_iob2
@@ -38,15 +40,6 @@ class TagMetric(Enum):
 
     ENTITY = "entity"  # seqeval chunks: precision/recall/f1 (primary f1) + token accuracy
     TAG_ACCURACY = "tag_accuracy"  # every token's tag: accuracy (primary) + macro_f1
-
-
-class TagDecoder(Enum):
-    """How a tagging head turns word states into tags at evaluation."""
-
-    LINEAR = "linear"  # the trained linear layer (argmax, or the CRF with crf: true)
-    PROTOTYPE = "prototype"  # nearest tag centroid of the support words (ProtoBERT)
-    NEAREST = "nearest"  # the tag of the nearest support word (NNShot)
-    STRUCTSHOT = "structshot"  # NNShot emissions + abstract transitions, Viterbi
 
 
 class TrainTags(Enum):
@@ -126,6 +119,9 @@ class TaggingKind(TaskKind):
     label_role = "tags"
     token_level = True
     out_format = "conll"
+    # a label and a word index per token (-1: not a word's first sub-token); case_ids
+    # (case_features) pad with WordCase.NONE
+    pad_values: ClassVar[dict[str, int]] = {"labels": IGNORE_INDEX, "word_index": -1, "case_ids": 0}
 
     def validate(self, key: str, task: TaggingTaskConfig) -> None:
         if task.crf and task.decoder is not TagDecoder.LINEAR:

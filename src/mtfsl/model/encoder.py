@@ -21,9 +21,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from mtfsl.config import ModelConfig, ModelSource, TrainConfig
+from mtfsl.config import ModelConfig, ModelSource
 from mtfsl.errors import ConfigError
-from mtfsl.kinds import get_kind
 from mtfsl.model.sources import resolve_model_path
 
 Built = tuple[PreTrainedModel, PreTrainedTokenizerBase]
@@ -195,20 +194,10 @@ def _finish(encoder: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
     return encoder
 
 
-def build_encoder_for(
-    cfg: TrainConfig, labels: dict[str, list[str]]
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """The encoder and tokenizer for a run's tasks, with its masked-LM head when a task's
-    kind needs one; returns the head contexts of the tasks that have one."""
-    kinds = {name: get_kind(task.kind) for name, task in cfg.task.items()}
-    if any(kind.needs_masked_lm(cfg.task[name]) for name, kind in kinds.items()):
-        encoder, tokenizer, mlm_head = build_masked_lm(cfg.model)
-    else:
-        (encoder, tokenizer), mlm_head = build_encoder(cfg.model), None
-    contexts = {
-        name: context
-        for name, kind in kinds.items()
-        if (context := kind.head_context(name, cfg.task[name], labels[name], tokenizer, mlm_head))
-        is not None
-    }
-    return encoder, tokenizer, contexts
+def copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
+    """Load ``source``'s weights into ``target`` (an HF model's part); the layouts must fit."""
+    missing, unexpected = target.load_state_dict(source.state_dict(), strict=False)
+    if unexpected or [k for k in missing if "pooler" not in k]:
+        raise ConfigError(
+            f"export: the {what} does not fit the HF layout ({missing or unexpected})"
+        )

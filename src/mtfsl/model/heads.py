@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mtfsl.config import Pooling
-from mtfsl.data.features import IGNORE_INDEX
+from mtfsl.constants import IGNORE_INDEX
 from mtfsl.model.crf import CRF
 
 Batch = dict[str, torch.Tensor]

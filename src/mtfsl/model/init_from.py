@@ -11,28 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mtfsl.config import checkpoint_folder
 from mtfsl.errors import ConfigError
 
-if TYPE_CHECKING:  # torch stays unimported for the config check (config.validate)
+if TYPE_CHECKING:
     from mtfsl.model.multitask import MultiTaskModel
 
 log = logging.getLogger(__name__)
-
-
-def checkpoint_folder(source: str) -> Path:
-    """The best checkpoint of run folder ``source`` (or ``source`` itself, a checkpoint)."""
-    folder = Path(source).expanduser()
-    if (folder / "checkpoints" / "best").is_dir():
-        folder = folder / "checkpoints" / "best"
-    if not (folder / "model.safetensors").is_file() or not (folder / "labels.json").is_file():
-        raise ConfigError(
-            f"model.init_from={source}: no checkpoint there (expected a run folder with "
-            "checkpoints/best/, or a checkpoint folder with model.safetensors and labels.json)"
-        )
-    return folder
 
 
 def init_from(model: MultiTaskModel, source: str, labels: dict[str, list[str]]) -> list[str]:

@@ -29,10 +29,8 @@ import itertools
 import torch
 from torch import nn
 
-from mtfsl.config import Distance, Pooling
-from mtfsl.data.features import IGNORE_INDEX
-from mtfsl.kinds.classification import TextDecoder
-from mtfsl.kinds.tagging import TagDecoder
+from mtfsl.config import Distance, Pooling, TagDecoder, TextDecoder
+from mtfsl.constants import IGNORE_INDEX
 from mtfsl.model.crf import CRF
 from mtfsl.model.heads import (
     Batch,

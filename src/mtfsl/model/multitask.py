@@ -8,51 +8,38 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from mtfsl.config import TaskConfig
-from mtfsl.kinds import get_kind
 from mtfsl.losses import Weighting
 
 Batch = dict[str, torch.Tensor]
 
 
 class MultiTaskModel(nn.Module):
-    """One encoder shared by every task; each task owns a head chosen by its kind.
-
-    ``weighting`` combines per-task losses; learned weights are parameters of this model.
-    ``contexts`` give heads what they need beyond sizes (a prompt head: the encoder's
-    masked-LM head and the verbalizer's token ids).
+    """One encoder shared by every task, and each task's head (built by its kind:
+    ``model.build``). ``weighting`` combines per-task losses; learned weights are parameters
+    of this model. ``input_embeddings``: the vocabulary size of each extra per-token input
+    column that a task's features carry (tagging's ``case_ids``).
     """
 
     def __init__(
         self,
         encoder: PreTrainedModel,
-        tasks: dict[str, tuple[TaskConfig, int]],
-        dropout: float,
+        heads: dict[str, nn.Module],
         weighting: Weighting,
-        contexts: dict[str, object] | None = None,
+        input_embeddings: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        hidden = encoder.config.hidden_size
-        contexts = contexts or {}
-        self.heads = nn.ModuleDict(
-            {
-                name: get_kind(cfg.kind).head(cfg, hidden, n, dropout, contexts.get(name))
-                for name, (cfg, n) in tasks.items()
-            }
-        )
+        self.heads = nn.ModuleDict(heads)
         self.weighting = weighting
-        self.input_embeddings = self._input_embeddings(tasks, hidden)
+        self.input_embeddings = self._input_embeddings(
+            input_embeddings or {}, encoder.config.hidden_size
+        )
 
     @staticmethod
-    def _input_embeddings(tasks: dict[str, tuple[TaskConfig, int]], hidden: int) -> nn.ModuleDict:
-        """One embedding per extra input column that a task's kind declares (tagging's
-        ``case_ids``), shared by the tasks that declare it; zero at the start, so the encoder
-        first computes what it shipped with and learns how much the column matters."""
-        sizes: dict[str, int] = {}
-        for cfg, _ in tasks.values():
-            for column, size in get_kind(cfg.kind).input_embeddings(cfg).items():
-                sizes[column] = max(size, sizes.get(column, 0))
+    def _input_embeddings(sizes: dict[str, int], hidden: int) -> nn.ModuleDict:
+        """One embedding per extra input column, shared by the tasks whose features have it;
+        zero at the start, so the encoder first computes what it shipped with and learns how
+        much the column matters."""
         embeddings = nn.ModuleDict({k: nn.Embedding(n, hidden) for k, n in sorted(sizes.items())})
         for embedding in embeddings.values():
             nn.init.zeros_(embedding.weight)

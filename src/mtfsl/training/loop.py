@@ -27,13 +27,13 @@ from mtfsl.config import (
     Precision,
     TrainConfig,
 )
-from mtfsl.data.batching import LengthGroupedBatchSampler, PaddingCollator
+from mtfsl.data.batching import LengthGroupedBatchSampler
 from mtfsl.data.multitask import EndlessBatches, build_task_sampler
-from mtfsl.data.prepare import PreparedTask
 from mtfsl.errors import MtfslError
-from mtfsl.evaluation.evaluator import evaluate_split, write_split_outputs
 from mtfsl.evaluation.report import write_json
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.pipeline.evaluate import evaluate_split, write_split_outputs
+from mtfsl.pipeline.prepare import PreparedTask, collator_for
 from mtfsl.training.checkpoint import (
     heal_checkpoint,
     latest_state,
@@ -151,7 +151,7 @@ class Trainer:
         # this process: a resumed run whose best came before the stop has none), so the end
         # of the run writes them instead of scoring dev again with the same weights.
         self.best_dev: tuple[dict[str, float], dict[str, list]] | None = None
-        self.collator = PaddingCollator(tokenizer.pad_token_id, cfg.hardware.pad_to_multiple_of)
+        self.collator = collator_for((t.kind for t in tasks.values()), tokenizer, cfg.hardware)
         samplers = {
             name: LengthGroupedBatchSampler(
                 task.train["length"],
@@ -452,14 +452,14 @@ class Trainer:
                 self.net.remember_support(name, self._support_batches(task))
             scores, pred = evaluate_split(
                 self.net,
-                name,
-                task.cfg,
+                task.task,
                 task.labels,
                 task.evals[split],
                 self.accelerator,
                 self.collator,
                 self.cfg.trainer.eval_batch_size,
                 self.cfg.metrics.mode,
+                calibrate=split == "dev",
             )
             self.predict_seconds += time.perf_counter() - start  # predicting + scoring
             results.update({f"{split}/{name}/{k}": v for k, v in scores.items()})
@@ -487,8 +487,7 @@ class Trainer:
             write_split_outputs(
                 self.run_dir,
                 split,
-                name,
-                task.cfg,
+                task.task,
                 task.labels,
                 task.evals[split],
                 pred,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import TaskConfig, TrainConfig
+from mtfsl.config import HardwareConfig, TrainConfig
+from mtfsl.data.batching import PaddingCollator, merged_pad_values
 from mtfsl.data.splits import Split, TaskData
-from mtfsl.kinds import get_kind
 from mtfsl.kinds.base import TaskKind
+from mtfsl.resolve import Task
 
 
 @dataclass
@@ -24,22 +26,30 @@ class EvalSet:
 
 @dataclass
 class PreparedTask:
-    name: str
-    cfg: Any  # the task's TaskConfig subclass (its kind's schema)
+    """A resolved task with its label set and the features of every split."""
+
+    task: Task
     labels: list[str]
     train: datasets.Dataset
     train_split: Split
     evals: dict[str, EvalSet]
 
     @property
+    def name(self) -> str:
+        return self.task.name
+
+    @property
+    def cfg(self) -> Any:  # the task's TaskConfig subclass (its kind's schema)
+        return self.task.cfg
+
+    @property
     def kind(self) -> TaskKind:
-        return get_kind(self.cfg.kind)
+        return self.task.kind
 
 
 def split_features(
     split: Split,
-    task: TaskConfig,
-    name: str,
+    task: Task,
     labels: list[str],
     tokenizer: PreTrainedTokenizerBase,
     cfg: TrainConfig,
@@ -48,19 +58,31 @@ def split_features(
     """Model features of one split (cached by content and tokenizer in ``data.cache_dir``;
     ``cache=False`` keeps them in memory only, e.g. for chunks of a prediction stream)."""
     cache_dir = cfg.data.cache_dir if cache else None
-    kind = get_kind(task.kind)
-    return kind.features(split, task, name, labels, tokenizer, cfg.model, cache_dir)
+    return task.kind.features(split, task.cfg, task.name, labels, tokenizer, cfg.model, cache_dir)
 
 
 def prepare_task(
-    data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase
+    task: Task, data: TaskData, cfg: TrainConfig, tokenizer: PreTrainedTokenizerBase
 ) -> PreparedTask:
     """Featurise every split (cached by content and tokenizer)."""
-    task = cfg.task[data.name]
 
     def features(split: Split) -> datasets.Dataset:
-        return split_features(split, task, data.name, data.labels, tokenizer, cfg)
+        return split_features(split, task, data.labels, tokenizer, cfg)
 
     train_split = data.splits["train"]
     evals = {name: EvalSet(features(s), s) for name, s in data.splits.items() if name != "train"}
-    return PreparedTask(data.name, task, data.labels, features(train_split), train_split, evals)
+    return PreparedTask(task, data.labels, features(train_split), train_split, evals)
+
+
+def collator_for(
+    kinds: Iterable[TaskKind], tokenizer: PreTrainedTokenizerBase, hardware: HardwareConfig
+) -> PaddingCollator:
+    """The padding collator of batches of these kinds' features: each column padded with the
+    value its kind declares."""
+    kinds = list(kinds)
+    return PaddingCollator(
+        tokenizer.pad_token_id,
+        hardware.pad_to_multiple_of,
+        merged_pad_values(k.pad_values for k in kinds),
+        merged_pad_values(k.ragged_pad_values for k in kinds),
+    )

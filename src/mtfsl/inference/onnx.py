@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtfsl.errors import ConfigError, MtfslError
-from mtfsl.kinds import get_kind
-from mtfsl.ort_model import (
+from mtfsl.inference.ort import (
     DISABLED_FUSIONS,
     RECORD,
     Backend,
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
-    from mtfsl.inference import LoadedRun
+    from mtfsl.inference.run import LoadedRun
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +105,7 @@ def optimise(path: Path, config: Any) -> dict[str, int]:
     GELU fusions) applied in place; the fused operators, counted.
 
     Residual + LayerNorm stay two operators: the fused SkipLayerNormalization's CPU kernel is
-    5x slower than Add + LayerNormalization (mtfsl.ort_model.DISABLED_FUSIONS); without it
+    5x slower than Add + LayerNormalization (mtfsl.inference.ort.DISABLED_FUSIONS); without it
     the int8 graph's forward passes over the CoNLL-2003 test set took 1.69 s, not 2.36 s."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
@@ -230,12 +229,12 @@ def differing(a: list[Any], b: list[Any]) -> tuple[int, int]:
 
 
 def _eval_set(run: LoadedRun, task: str, split: str, data_root: str | None) -> Any:
-    from mtfsl.data.prepare import EvalSet, split_features
     from mtfsl.data.splits import load_task
+    from mtfsl.pipeline.prepare import EvalSet, split_features
 
     data = replace(run.cfg.data, root=data_root) if data_root else run.cfg.data
     try:
-        splits = load_task(task, run.cfg.task[task], data).splits
+        splits = load_task(run.tasks[task], data).splits
     except MtfslError as err:
         raise ConfigError(
             f"--check {split}: cannot read the run's data ({err}); pass --data-root, or "
@@ -245,7 +244,7 @@ def _eval_set(run: LoadedRun, task: str, split: str, data_root: str | None) -> A
         raise ConfigError(f"--check {split}: task '{task}' has no {split} split ({list(splits)})")
     examples = splits[split]
     features = split_features(
-        examples, run.cfg.task[task], task, run.labels[task], run.tokenizer, run.cfg, cache=False
+        examples, run.tasks[task], run.labels[task], run.tokenizer, run.cfg, cache=False
     )
     return EvalSet(features, examples)
 
@@ -254,16 +253,16 @@ def check(
     run: LoadedRun, task: str, graphs: dict[Backend, Path], split: str, data_root: str | None
 ) -> dict[str, Any]:
     """Each graph's predictions and scores on ``split`` beside PyTorch's."""
-    from mtfsl.data.batching import PaddingCollator
-    from mtfsl.evaluation.evaluator import predict_ids
+    from mtfsl.pipeline.evaluate import predict_ids
+    from mtfsl.pipeline.prepare import collator_for
 
     cfg, labels = run.cfg.task[task], run.labels[task]
-    kind, eval_set = get_kind(cfg.kind), _eval_set(run, task, split, data_root)
-    collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
+    kind, eval_set = run.tasks[task].kind, _eval_set(run, task, split, data_root)
+    collator = collator_for([run.tasks[task].kind], run.tokenizer, run.cfg.hardware)
 
     def predict(model: Compared) -> list[Any]:
         batch = run.cfg.trainer.eval_batch_size
-        ids = predict_ids(model, cfg, task, eval_set, run.accelerator, collator, batch)
+        ids = predict_ids(model, run.tasks[task], eval_set, run.accelerator, collator, batch)
         return kind.to_labels(cfg, ids, labels)
 
     def score(pred: list[Any]) -> dict[str, float]:
@@ -272,7 +271,7 @@ def check(
     results: dict[str, Any] = {"split": split, "examples": len(eval_set.split)}
     reference: list | None = None
     for backend, graph in graphs.items():
-        compared = Compared(OnnxTaskModel(run.model, task, cfg.kind, graph), run.model, reference)
+        compared = Compared(OnnxTaskModel(run.model, run.tasks[task], graph), run.model, reference)
         pred = predict(compared)
         reference = compared.reference
         if "torch" not in results:  # PyTorch's predictions from the kept scores
@@ -341,12 +340,12 @@ def export_onnx(
     import torch
     from transformers import PreTrainedModel
 
-    from mtfsl.export import to_hf
-    from mtfsl.inference import load_run
+    from mtfsl.inference.hf import to_hf
+    from mtfsl.inference.run import load_run
 
     run = load_run(run_dir)
     name = run.task(task)
-    kind = get_kind(run.cfg.task[name].kind)
+    kind = run.tasks[name].kind
     model = to_hf(run, name, graph=True)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")  # a failure leaves no half export
     shutil.rmtree(tmp, ignore_errors=True)

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtfsl.errors import ConfigError
-from mtfsl.kinds import get_kind
 
 if TYPE_CHECKING:
     import torch
 
-    from mtfsl.inference import LoadedRun
+    from mtfsl.inference.run import LoadedRun
     from mtfsl.model.multitask import MultiTaskModel
+    from mtfsl.resolve import Task
 
 RECORD = "onnx_export.json"  # what mtfsl-export wrote and checked, beside the graphs
 
@@ -103,13 +103,12 @@ class OnnxTaskModel:
     def __init__(
         self,
         model: MultiTaskModel,
-        task: str,
-        kind_name: str,
+        task: Task,
         graph: Path,
         profile: Path | None = None,
     ) -> None:
         """``profile``: ONNX Runtime's kernel profile on, written under this prefix."""
-        self.model, self.task, self.kind = model, task, get_kind(kind_name)
+        self.model, self.task, self.kind = model, task.name, task.kind
         self.session = session(graph, profile=profile)
         self.inputs = [i.name for i in self.session.get_inputs()]
 
@@ -166,4 +165,4 @@ def attach_onnx(run: LoadedRun, run_dir: Path, task: str, backend: Backend, fold
             f"{folder}: exported from a different checkpoint than {run_dir}'s best one "
             "(the run was resumed or trained again); export it again"
         )
-    run.backend = OnnxTaskModel(run.model, task, run.cfg.task[task].kind, graph)
+    run.backend = OnnxTaskModel(run.model, run.tasks[task], graph)

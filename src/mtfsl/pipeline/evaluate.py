@@ -19,17 +19,16 @@ from tqdm.auto import tqdm
 
 from mtfsl.config import MetricMode
 from mtfsl.data.batching import PaddingCollator, sorted_batches
-from mtfsl.data.prepare import EvalSet
 from mtfsl.evaluation.report import atomic_write
-from mtfsl.kinds import get_kind
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.pipeline.prepare import EvalSet
+from mtfsl.resolve import Task
 
 
 @torch.no_grad()
 def predict_ids(
     model: MultiTaskModel,
-    cfg: Any,
-    task: str,
+    task: Task,
     eval_set: EvalSet,
     accelerator: Accelerator,
     collator: PaddingCollator,
@@ -37,7 +36,7 @@ def predict_ids(
     show: bool = False,
     probabilities: list[Any] | None = None,
 ) -> list[Any]:
-    """Predicted label ids in file order, as the task's kind (``cfg.kind``) shapes them (an
+    """Predicted label ids in file order, as the task's kind shapes them (an
     array per sentence for tagging, an int per example for classification).
 
     Decoding (argmax, Viterbi, a span search) runs on the device; only the decoded rows
@@ -45,7 +44,7 @@ def predict_ids(
     a progress bar (on a terminal, main process). ``probabilities``: a list to fill with each
     example's probability of its predicted labels (left empty where the head has none).
     """
-    kind = get_kind(cfg.kind)
+    kind, name = task.kind, task.name
     features, split = eval_set.features, eval_set.split
     # Under data parallelism each process predicts every num_processes-th batch; the rows are
     # then gathered so every process scores the whole split (and agrees on early stopping).
@@ -54,56 +53,61 @@ def predict_ids(
     loader = DataLoader(features, batch_sampler=shard, collate_fn=collator)
     model.eval()
     rows, probs = [], []
-    bar = tqdm(loader, desc=f"eval {task}", leave=False, dynamic_ncols=True, disable=not show)
+    bar = tqdm(loader, desc=f"eval {name}", leave=False, dynamic_ncols=True, disable=not show)
     for batch in bar:
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with torch.profiler.record_function("mtfsl.predict"):  # scripts/profile_step.py
             with accelerator.autocast():
-                scores = model(task, batch)
-            ids = model.decode(task, scores, batch)
+                scores = model(name, batch)
+            ids = model.decode(name, scores, batch)
             rows.append(kind.owned(batch, ids))
             if probabilities is not None:
-                p = model.probabilities(task, scores, batch, ids)
+                p = model.probabilities(name, scores, batch, ids)
                 if p is not None:
                     probs.append(kind.owned(batch, p))
     if accelerator.num_processes > 1:
         rows, probs = gather_object(rows), gather_object(probs)
     if probs:
         probabilities.extend(kind.collect_probabilities(np.concatenate(probs), split))
-    return kind.collect(cfg, np.concatenate(rows) if rows else np.empty((0, 3)), split)
+    return kind.collect(task.cfg, np.concatenate(rows) if rows else np.empty((0, 3)), split)
 
 
 def evaluate_split(
     model: MultiTaskModel,
-    task: str,
-    cfg: Any,
+    task: Task,
     labels: list[str],
     eval_set: EvalSet,
     accelerator: Accelerator,
     collator: PaddingCollator,
     batch_size: int,
     mode: MetricMode,
+    calibrate: bool = False,
 ) -> tuple[dict[str, float], list[Any]]:
-    """Scores (percent) and predicted labels for one split."""
-    kind = get_kind(cfg.kind)
+    """Scores (percent) and predicted labels for one split. ``calibrate`` (the dev split in
+    training): a kind that fits its decision rule on dev outputs (``TaskKind.calibrate``)
+    does so first; what it fitted is reported with the scores."""
+    kind, cfg, gold = task.kind, task.cfg, eval_set.split.targets
     show = accelerator.is_main_process and sys.stderr.isatty()
-    ids = predict_ids(model, cfg, task, eval_set, accelerator, collator, batch_size, show)
+    probs: list[Any] | None = [] if calibrate and kind.calibrates(cfg) else None
+    ids = predict_ids(model, task, eval_set, accelerator, collator, batch_size, show, probs)
+    fitted: dict[str, float] = {}
+    if probs is not None:
+        ids, fitted = kind.calibrate(cfg, model.heads[task.name], probs, gold, labels)
     pred = kind.to_labels(cfg, ids, labels)
-    return kind.score(cfg, eval_set.split.targets, pred, mode), pred
+    return {**kind.score(cfg, gold, pred, mode), **fitted}, pred
 
 
 def write_split_outputs(
     run_dir: Path,
     split: str,
-    task: str,
-    cfg: Any,
+    task: Task,
     labels: list[str],
     eval_set: EvalSet,
     pred: list[Any],
     mode: MetricMode,
 ) -> None:
     """``reports/{split}_{task}.txt`` and ``predictions/{split}_{task}.SUFFIX`` (the kind's)."""
-    kind = get_kind(cfg.kind)
-    report = kind.report(cfg, split, task, eval_set.split.targets, pred, labels, mode)
-    atomic_write(run_dir / "reports" / f"{split}_{task}.txt", report)
-    kind.write_predictions(run_dir / "predictions" / f"{split}_{task}", eval_set.split, pred)
+    kind, name = task.kind, task.name
+    report = kind.report(task.cfg, split, name, eval_set.split.targets, pred, labels, mode)
+    atomic_write(run_dir / "reports" / f"{split}_{name}.txt", report)
+    kind.write_predictions(run_dir / "predictions" / f"{split}_{name}", eval_set.split, pred)

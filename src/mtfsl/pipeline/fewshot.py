@@ -15,7 +15,7 @@ from mtfsl.data.readers import read_line_pairs
 from mtfsl.data.readers.base import Record, Records
 from mtfsl.data.splits import Split, TaskData, check_known
 from mtfsl.errors import ConfigError, DataError
-from mtfsl.kinds import get_kind
+from mtfsl.resolve import Task
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +50,16 @@ def split_file_paths(fs: FewShotConfig, root: Path | None) -> tuple[Path, Path]:
     return words, tags
 
 
-def load_split_file(fs: FewShotConfig, task: Any, labels: list[str], root: Path | None) -> Split:
+def load_split_file(fs: FewShotConfig, task: Task, labels: list[str], root: Path | None) -> Split:
     """A published K-shot training split (e.g. Huang et al. 2020), escapes undone; a tag is
     named in error messages by its line and word in the tags file."""
     words_path, tags_path = split_file_paths(fs, root)
     rows = read_line_pairs(words_path, tags_path, fs.unescape)
-    kind = get_kind(task.kind)
+    kind = task.kind
     records = Records(
         tags_path, [Record({"tokens": r.words, "tags": r.tags}, r.line) for r in rows]
     )
-    split = kind.to_split(records, task)
+    split = kind.to_split(records, task.cfg)
     split.path = words_path  # the training file the run records
     located = Split(tags_path, split.inputs, split.targets, split.lines)
     check_known(kind, located, labels)
@@ -77,13 +77,13 @@ def _pool(split: Split, min_words: int, token_level: bool) -> list[int]:
 
 
 def apply_few_shot(
-    data: TaskData, task: Any, fs: FewShotConfig, run_seed: int, root: Path | None
+    data: TaskData, task: Task, fs: FewShotConfig, run_seed: int, root: Path | None
 ) -> tuple[TaskData, dict[str, Any] | None]:
     """The few-shot version of ``data`` and a JSON-able record of it (None without K)."""
     if fs.k is None:
         return data, None
-    kind = get_kind(task.kind)
-    sampler = resolve_sampler(fs.sampler, kind, task, data.name)
+    kind = task.kind
+    sampler = resolve_sampler(fs.sampler, kind, task.cfg, data.name)
     seed = run_seed if fs.seed is None else fs.seed
     rng = np.random.default_rng(seed)
     notes: list[str] = []

@@ -12,16 +12,15 @@ from accelerate.utils import set_seed
 from safetensors import safe_open
 from transformers import PreTrainedTokenizerBase
 
-from mtfsl.config import TrainConfig, load_run_config
-from mtfsl.data.batching import PaddingCollator
+from mtfsl.config import TrainConfig
 from mtfsl.data.context import document_ids
-from mtfsl.data.prepare import EvalSet, split_features
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
-from mtfsl.evaluation.evaluator import predict_ids
-from mtfsl.kinds import get_kind
-from mtfsl.model.build import build_model
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.pipeline.build import build_model
+from mtfsl.pipeline.evaluate import predict_ids
+from mtfsl.pipeline.prepare import EvalSet, collator_for, split_features
+from mtfsl.resolve import Task, load_run_config, resolve_tasks
 from mtfsl.training.checkpoint import heal_checkpoint, load_weights
 from mtfsl.training.loop import build_accelerator
 
@@ -29,12 +28,13 @@ from mtfsl.training.loop import build_accelerator
 @dataclass
 class LoadedRun:
     cfg: TrainConfig
+    tasks: dict[str, Task]
     model: MultiTaskModel
     tokenizer: PreTrainedTokenizerBase
     labels: dict[str, list[str]]
     accelerator: Accelerator
     checkpoint: Path  # the best checkpoint's folder, as loaded
-    # what computes the scores when not ``model`` (an ONNX Runtime graph: mtfsl.ort_model)
+    # what computes the scores when not ``model`` (an ONNX Runtime graph: mtfsl.inference.ort)
     backend: Any = None
 
     def task(self, name: str | None) -> str:
@@ -60,11 +60,12 @@ def load_run(run_dir: Path) -> LoadedRun:
     if not partial:  # the checkpoint holds every weight: the run it started from is not needed
         cfg.model.init_from = None
     set_seed(cfg.seed)  # a partial checkpoint loads over the same (seeded) base weights
-    model, tokenizer, _ = build_model(cfg, labels)
+    tasks = resolve_tasks(cfg)
+    model, tokenizer, _ = build_model(cfg, tasks, labels)
     load_weights(best, model)
     accelerator = build_accelerator(cfg.hardware, 1)
     model.to(accelerator.device).eval()
-    return LoadedRun(cfg, model, tokenizer, labels, accelerator, best)
+    return LoadedRun(cfg, tasks, model, tokenizer, labels, accelerator, best)
 
 
 def predict(
@@ -87,21 +88,19 @@ def predict(
     ``lines`` number the inputs in error messages (default 1, 2, ...). ``own``: predict only
     these inputs, the others being there as their neighbours (a chunk of a stream).
     """
-    labels = run.labels[task]
-    task_cfg = run.cfg.task[task]
-    kind = get_kind(task_cfg.kind)
+    labels, resolved = run.labels[task], run.tasks[task]
+    task_cfg, kind = resolved.cfg, resolved.kind
     dummy = [kind.placeholder(x, labels) for x in inputs]
     ids = document_ids(docs) if docs else []  # per chunk of a stream: see data/context.py
     split = Split(source, inputs, dummy, lines or list(range(1, len(inputs) + 1)), ids)
     kind.attach_context(split, run.cfg.data.context, task)
     if own is not None:
         split = split.subset(list(own))
-    feats = split_features(split, task_cfg, task, labels, run.tokenizer, run.cfg, cache=False)
-    collator = PaddingCollator(run.tokenizer.pad_token_id, run.cfg.hardware.pad_to_multiple_of)
+    feats = split_features(split, resolved, labels, run.tokenizer, run.cfg, cache=False)
+    collator = collator_for([run.tasks[task].kind], run.tokenizer, run.cfg.hardware)
     ids = predict_ids(
         run.backend or run.model,
-        task_cfg,
-        task,
+        resolved,
         EvalSet(feats, split),
         run.accelerator,
         collator,
