@@ -80,7 +80,8 @@ def rows(cls: type, prefix: str, seen: set[type], skip: frozenset[str] = frozens
             continue
         note = comments.get(f.name, "").replace("|", "\\|")
         kind = type_of(f, hints).replace("|", "\\|")
-        out.append(f"| `{key}` | {kind} | `{default_of(f)}` | {note} |")
+        default = default_of(f).replace("|", "\\|")
+        out.append(f"| `{key}` | {kind} | `{default}` | {note} |")
     return out
 
 

@@ -81,7 +81,8 @@ def test_help_lists_groups() -> None:
     assert "mtfsl-train" in out and "model: hf, minilm, mpnet, tiny" in out
     assert (
         "task: banking77, banking77_prompt, cola, conll, conll_banking, conll_chunk, "
-        "conll_glue, conll_iob1, conll_mtl, conll_pos, glue, mrpc, rte, squad, sst2, stsb" in out
+        "conll_glue, conll_iob1, conll_mtl, conll_pos, conll_types, glue, mrpc, rte, squad, sst2, "
+        "stsb" in out
     )
 
 
