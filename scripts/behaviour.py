@@ -82,8 +82,8 @@ def _sha256(path: Path) -> str:
 
 def run_one(name: str, overrides: list[str], root: Path) -> dict:
     """One tiny run: its stable metrics and the hash of each predictions file."""
+    from mtfsl.job import run
     from mtfsl.resolve import compose_config
-    from mtfsl.train import run
 
     folder = root / name
     cfg = compose_config([*COMMON, f"data.cache_dir={root / 'cache'}", *overrides])

@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mtfsl.errors import MtfslError
+    from mtfsl.job import run
     from mtfsl.resolve import compose_config
-    from mtfsl.train import run
 
     try:
         cfg = compose_config([*DEFAULTS, *args.overrides])

@@ -149,7 +149,7 @@ def ours_config(
 
 
 def run_ours(root: str, train_file: Path, steps: int, extra: list[str]) -> dict:
-    from mtfsl.train import run
+    from mtfsl.job import run
 
     with tempfile.TemporaryDirectory() as tmp:
         m = run(ours_config(root, steps, extra, train_file), Path(tmp) / "run")

@@ -130,7 +130,7 @@ def profile_run(root: str, steps: int, extra: list[str]) -> list:
     from bench_train import ours_config  # scripts/ is on sys.path when run as a script
     from torch.profiler import ProfilerActivity, profile
 
-    from mtfsl.train import run
+    from mtfsl.job import run
 
     cfg = ours_config(root, steps, extra)
     with (

@@ -100,7 +100,7 @@ def test_missing_model_folder_and_package() -> None:
 
 
 def test_debug_smoke_cuts_every_split_and_the_budget(tmp_path: Path) -> None:
-    from mtfsl.train import run
+    from mtfsl.job import run
     from tests.conftest import FIXTURES, TOY_TASK, compose_cfg
     from tests.test_train_e2e import read_conll_pred
 

@@ -105,8 +105,8 @@ def test_a_run_folder_of_the_layout_before_task_kinds_still_predicts(
 ) -> None:
     """config.yaml as runs wrote it before kinds (head, format, flat columns,
     tokenizer_kwargs) loads, and predicts what the run's own evaluation did."""
+    from mtfsl.job import run
     from mtfsl.predict import main as predict
-    from mtfsl.train import run
 
     toy_cfg.trainer.max_steps = 3
     run(toy_cfg, tmp_path / "run")
@@ -149,7 +149,7 @@ def test_a_bom_at_the_start_of_a_joined_file_is_dropped(tmp_path: Path) -> None:
 def test_raw_text_is_one_record_per_input_line(toy_cfg, tmp_path: Path) -> None:
     import subprocess
 
-    from mtfsl.train import run
+    from mtfsl.job import run
     from tests.test_predict_export import PREDICT
 
     toy_cfg.trainer.max_steps = 2
@@ -270,7 +270,7 @@ def test_a_fresh_run_never_resumes_from_keeps_or_deletes_another_attempts_states
 ) -> None:
     """kill -9 of attempt A (status stays running), then a fresh run B into the same folder:
     B's states are its own and its scores those of a clean run, A's states are kept aside."""
-    from mtfsl.train import run
+    from mtfsl.job import run
     from mtfsl.training.checkpoint import latest_state
 
     toy_cfg.trainer.max_steps, toy_cfg.trainer.save_every, toy_cfg.trainer.keep_last = 6, 2, 1
@@ -480,7 +480,7 @@ def test_a_skip_run_that_skips_most_steps_fails(toy_cfg, tmp_path: Path, monkeyp
     import torch
 
     from mtfsl.config import NanPolicy
-    from mtfsl.train import run
+    from mtfsl.job import run
     from mtfsl.training.loop import NonFiniteLossError
     from mtfsl.training.objective import Objective
 
@@ -511,8 +511,8 @@ def test_the_original_iob1_file_keeps_its_first_document_apart(tmp_path: Path) -
 
 
 def test_a_checkpoint_that_does_not_fit_its_config_is_one_line(toy_cfg, tmp_path: Path) -> None:
+    from mtfsl.job import run
     from mtfsl.predict import main as predict
-    from mtfsl.train import run
 
     toy_cfg.trainer.max_steps = 1
     run(toy_cfg, tmp_path / "run")
@@ -625,7 +625,7 @@ def test_a_kill_while_old_states_are_removed_never_resumes_a_broken_one(
     way through a deletion leaves no remains that count as a resumable state."""
     import shutil
 
-    from mtfsl.train import run
+    from mtfsl.job import run
     from mtfsl.training import checkpoint
 
     toy_cfg.trainer.max_steps, toy_cfg.trainer.save_every, toy_cfg.trainer.keep_last = 4, 2, 1
@@ -678,7 +678,7 @@ def test_a_full_disk_is_one_line_and_a_failed_status(tmp_path: Path) -> None:
         "import mtfsl.train as t\n"
         "def full(*a, **k):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device', 'cache/features.arrow')\n"
-        "p.prepare_task = full  # mtfsl.train imports it when a job runs\n"
+        "p.prepare_task = full  # mtfsl.job imports it when a job runs\n"
         f"sys.argv = ['mtfsl-train', *{args!r}]\n"
         "t.main()\n"
     )

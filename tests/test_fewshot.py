@@ -19,10 +19,10 @@ from mtfsl.data.kshot import exact_k, mention_counts, per_class, sentences_per_t
 from mtfsl.data.readers import read_conll, read_line_pairs
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.job import run
 from mtfsl.kinds.tagging import TagMetric
 from mtfsl.pipeline.fewshot import apply_few_shot, load_split_file
 from mtfsl.resolve import resolve_task
-from mtfsl.train import run
 from tests.conftest import FIXTURES, classification_task, compose_cfg, tagging_task
 from tests.test_kshot import corpus, totals
 

@@ -18,13 +18,13 @@ from mtfsl.config import (
     ModelSource,
 )
 from mtfsl.errors import ConfigError
+from mtfsl.job import run
 from mtfsl.losses import StaticWeighting
 from mtfsl.model.encoder import build_encoder, tiny_tokenizer
 from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.pipeline.build import task_model
 from mtfsl.resolve import resolve_task
-from mtfsl.train import run
 from mtfsl.training.checkpoint import load_weights, save_checkpoint
 from tests.conftest import tagging_task
 

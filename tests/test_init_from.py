@@ -14,9 +14,9 @@ from safetensors.torch import load_file
 from mtfsl.config import DataConfig
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError
+from mtfsl.job import run
 from mtfsl.pipeline.build import build_model
 from mtfsl.resolve import resolve_task, resolve_tasks, validate
-from mtfsl.train import run
 from tests.conftest import FIXTURES, compose_cfg
 from tests.test_predict_export import PREDICT
 from tests.test_train_e2e import read_conll_pred

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mtfsl.job import run
 from mtfsl.resolve import compose_config
-from mtfsl.train import run
 from tests.conftest import FIXTURES
 
 

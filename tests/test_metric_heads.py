@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from mtfsl.errors import ConfigError
+from mtfsl.job import run
 from mtfsl.kinds.tagging import Distance, TagDecoder
 from mtfsl.model.metric_heads import MetricTokenHead, abstract_transitions, distances
-from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT, predict_cli
 from tests.test_train_e2e import read_conll_pred

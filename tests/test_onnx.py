@@ -24,7 +24,7 @@ from mtfsl.export import export
 from mtfsl.inference.onnx import KeepFp32, differing, export_onnx, int8_loss, quantise
 from mtfsl.inference.ort import Backend, attach_onnx, session
 from mtfsl.inference.run import load_run
-from mtfsl.train import run
+from mtfsl.job import run
 from mtfsl.training.loop import _DEFAULT_THREADS
 from tests import test_pair, test_qa, test_regression
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg

@@ -13,8 +13,8 @@ import pytest
 from mtfsl.config import DataConfig
 from mtfsl.data.splits import load_task
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.job import run
 from mtfsl.resolve import compose_config, resolve_task
-from mtfsl.train import run
 from tests.conftest import FIXTURES, classification_task, read_texts
 
 JSONL = FIXTURES / "toy_jsonl"

@@ -12,10 +12,10 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from mtfsl.errors import ConfigError
-from mtfsl.kinds.pair import featurize_pairs
+from mtfsl.job import run
+from mtfsl.kinds.parts import featurize_pairs
 from mtfsl.model.encoder import tiny_tokenizer
 from mtfsl.resolve import compose_config, resolve_task
-from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT
 

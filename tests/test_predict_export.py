@@ -14,9 +14,15 @@ from transformers import pipeline
 from mtfsl.config import FinetuneMode, Pooling
 from mtfsl.errors import ConfigError
 from mtfsl.export import export
+from mtfsl.inference.stream import (
+    Example,
+    punctuation_words,
+    text_examples,
+    whitespace_words,
+    write_jsonl,
+)
+from mtfsl.job import run
 from mtfsl.kinds import KINDS
-from mtfsl.predict import Example, _punctuation, _whitespace, text_examples, write_jsonl
-from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 from tests.test_train_e2e import CLI, read_conll_pred
 
@@ -30,16 +36,16 @@ def predict_cli(run_dir: Path, source: str, fmt: str, out: Path, *extra: str) ->
 
 
 def test_raw_text_is_split_at_punctuation_by_default() -> None:
-    words = [w for w, _ in _punctuation("Merkel met O'Neil in Washington, then Berlin.")]
+    words = [w for w, _ in punctuation_words("Merkel met O'Neil in Washington, then Berlin.")]
     assert words == ["Merkel", "met", "O'Neil", "in", "Washington", ",", "then", "Berlin", "."]
-    words += [w for w, _ in _punctuation("(AP) The U.S. co-founder paid 1,000.50 euros")]
+    words += [w for w, _ in punctuation_words("(AP) The U.S. co-founder paid 1,000.50 euros")]
     assert words[9:] == ["(", "AP", ")", "The", "U.S.", "co-founder", "paid", "1,000.50", "euros"]
-    assert _punctuation("Bonn.") == [("Bonn", (0, 4)), (".", (4, 5))]
+    assert punctuation_words("Bonn.") == [("Bonn", (0, 4)), (".", (4, 5))]
 
 
 def test_jsonl_entities_carry_character_offsets() -> None:
     tagging = KINDS["tagging"]
-    inputs = list(text_examples(["Peter  Blackburn went to Bonn"], tagging, _whitespace))
+    inputs = list(text_examples(["Peter  Blackburn went to Bonn"], tagging, whitespace_words))
     out = io.StringIO()
     write_jsonl(out, tagging, inputs, [["B-PER", "I-PER", "O", "O", "B-LOC"]])
     assert out.getvalue() == (

@@ -10,11 +10,11 @@ from torch import nn
 
 from mtfsl.config import ModelConfig
 from mtfsl.errors import ConfigError
+from mtfsl.job import run
 from mtfsl.kinds.prompt import PromptConfig, PromptTaskConfig
 from mtfsl.model.encoder import build_masked_lm, tiny_tokenizer
 from mtfsl.model.heads import PromptHead
 from mtfsl.model.prompt import fill_template, verbalizer_ids
-from mtfsl.train import run
 from tests.conftest import TOY_INTENTS, compose_cfg
 
 LABELS = ["card_arrival", "card_declined", "exchange_rate", "top_up"]

@@ -14,6 +14,7 @@ import torch
 
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.job import run
 from mtfsl.kinds.qa import (
     QAKind,
     QATaskConfig,
@@ -24,7 +25,6 @@ from mtfsl.kinds.qa import (
 )
 from mtfsl.model.heads import SpanHead
 from mtfsl.resolve import compose_config, resolve_task, validate
-from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT
 

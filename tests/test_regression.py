@@ -13,9 +13,9 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.job import run
 from mtfsl.kinds.regression import correlations
 from mtfsl.resolve import compose_config, resolve_task, validate
-from mtfsl.train import run
 from tests.conftest import FIXTURES
 from tests.test_predict_export import PREDICT
 

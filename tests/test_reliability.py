@@ -12,8 +12,8 @@ import torch
 
 from mtfsl.callbacks import unwritable_reason
 from mtfsl.config import NanPolicy
+from mtfsl.job import run
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.train import run
 from mtfsl.training.loop import NonFiniteLossError, Trainer, TrainingInterrupted
 from tests.test_train_e2e import non_timing, train_cli
 

@@ -12,10 +12,10 @@ import pytest
 from mtfsl.config import SelfTrainingConfig
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
+from mtfsl.job import run
 from mtfsl.kinds import get_kind
 from mtfsl.resolve import validate
 from mtfsl.self_training import select, unlabelled_pool
-from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 
 

@@ -13,9 +13,9 @@ from sklearn.linear_model import LogisticRegression
 
 from mtfsl.config import Distance, Pooling
 from mtfsl.errors import ConfigError
+from mtfsl.job import run
 from mtfsl.kinds.classification import TextDecoder
 from mtfsl.model.metric_heads import MetricTextHead, pair_loss
-from mtfsl.train import run
 from tests.conftest import TOY_INTENTS, compose_cfg
 from tests.test_predict_export import PREDICT
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtfsl.train import run
+from mtfsl.job import run
 from tests.test_train_e2e import TOY, train_cli
 
 

@@ -14,8 +14,8 @@ import torch
 
 import mtfsl.pipeline.build as model_build
 from mtfsl.config import Device, HardwareConfig, Precision
+from mtfsl.job import run
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.train import run
 from mtfsl.training import loop
 from tests.conftest import FIXTURES, TOY_TASK
 from tests.conlleval import conlleval_file

@@ -619,7 +619,7 @@ def check_fields(cfg: TrainConfig) -> None:
     Raises:
         ConfigError: naming the first offending key and what was expected.
     """
-    t, m = cfg.trainer, cfg.model
+    t = cfg.trainer
     for key, seed in (
         ("seed", cfg.seed),
         ("few_shot.seed", cfg.few_shot.seed),
@@ -642,11 +642,20 @@ def check_fields(cfg: TrainConfig) -> None:
     aug = cfg.augmentation
     expect(aug.copies >= 1, "augmentation.copies", aug.copies, ">= 1")
     expect(0 < aug.p <= 1, "augmentation.p", aug.p, "in (0, 1]")
-    lora = cfg.finetune.lora
+    _check_lora(cfg.finetune.lora)
+    _check_trainer(cfg.trainer)
+    _check_model_data_hardware(cfg)
+    _check_mix(cfg)
+
+
+def _check_lora(lora: LoraConfig) -> None:
     expect(lora.r >= 1, "finetune.lora.r", lora.r, ">= 1")
     expect(lora.alpha > 0, "finetune.lora.alpha", lora.alpha, "> 0")
     expect(0 <= lora.dropout < 1, "finetune.lora.dropout", lora.dropout, "in [0, 1)")
     expect(bool(lora.target_modules), "finetune.lora.target_modules", [], "a module name")
+
+
+def _check_trainer(t: TrainerConfig) -> None:
     expect(math.isfinite(t.lr) and t.lr > 0, "trainer.lr", t.lr, "a finite number > 0")
     expect(t.head_lr is None or t.head_lr > 0, "trainer.head_lr", t.head_lr, "> 0")
     expect(t.input_lr > 0, "trainer.input_lr", t.input_lr, "> 0")
@@ -683,6 +692,10 @@ def check_fields(cfg: TrainConfig) -> None:
         ">= 1 or null",
     )
     expect(t.keep_last >= 1, "trainer.keep_last", t.keep_last, ">= 1")
+
+
+def _check_model_data_hardware(cfg: TrainConfig) -> None:
+    m = cfg.model
     expect(m.max_length >= 8, "model.max_length", m.max_length, ">= 8")
     expect(m.stride >= 0, "model.stride", m.stride, ">= 0")
     expect(cfg.data.context >= 0, "data.context", cfg.data.context, ">= 0 (sentences per side)")
@@ -703,7 +716,6 @@ def check_fields(cfg: TrainConfig) -> None:
         ">= 1 or null",
     )
     expect(cfg.hardware.num_workers >= 0, "hardware.num_workers", cfg.hardware.num_workers, ">= 0")
-    _check_mix(cfg)
 
 
 def _validate_few_shot(cfg: TrainConfig) -> None:
@@ -754,22 +766,7 @@ def _check_mix(cfg: TrainConfig) -> None:
             task.dev_fraction,
             "null when task.files.dev is set",
         )
-    for name in cfg.loss_weights.weights:
-        expect(
-            name in cfg.task,
-            f"loss_weights.weights.{name}",
-            cfg.loss_weights.weights[name],
-            f"a weight for a task in the mix {names}",
-        )
-    for name, weight in cfg.loss_weights.weights.items():
-        expect(weight >= 0, f"loss_weights.weights.{name}", weight, ">= 0")
-    if cfg.loss_weights.kind is WeightingKind.STATIC:
-        expect(
-            any(cfg.loss_weights.weights.get(name, 1.0) > 0 for name in cfg.task),
-            "loss_weights.weights",
-            cfg.loss_weights.weights,
-            "a weight > 0 for at least one task (all zero: nothing would train)",
-        )
+    _check_loss_weights(cfg.loss_weights, names)
     ts = cfg.task_sampling
     expect(ts.temperature > 0, "task_sampling.temperature", ts.temperature, "> 0")
     expect(0 <= ts.min_alpha <= 1, "task_sampling.min_alpha", ts.min_alpha, "in [0, 1]")
@@ -791,3 +788,22 @@ def _check_mix(cfg: TrainConfig) -> None:
         cfg.metrics.select_task,
         f"null or a task in the mix {names}",
     )
+
+
+def _check_loss_weights(lw: LossWeightsConfig, names: list[str]) -> None:
+    for name in lw.weights:
+        expect(
+            name in names,
+            f"loss_weights.weights.{name}",
+            lw.weights[name],
+            f"a weight for a task in the mix {names}",
+        )
+    for name, weight in lw.weights.items():
+        expect(weight >= 0, f"loss_weights.weights.{name}", weight, ">= 0")
+    if lw.kind is WeightingKind.STATIC:
+        expect(
+            any(lw.weights.get(name, 1.0) > 0 for name in names),
+            "loss_weights.weights",
+            lw.weights,
+            "a weight > 0 for at least one task (all zero: nothing would train)",
+        )

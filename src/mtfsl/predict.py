@@ -10,95 +10,13 @@ stays bounded however large the input is. ``--score`` scores a labelled file ins
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
 
-from omegaconf import OmegaConf
-
-from mtfsl.data.context import windows
-from mtfsl.data.readers import READERS, get_reader, text_lines
-from mtfsl.errors import DataError, MtfslError
-from mtfsl.kinds.base import TaskKind
-
-if TYPE_CHECKING:  # torch and transformers load after the arguments are read (fast --help)
-    from mtfsl.inference.run import LoadedRun
-
-
-@dataclass
-class Example:
-    """One input to predict: a word list (token tasks) or a text; the original text and each
-    word's character span where known; gold labels when the file has them; the CoNLL
-    ``-DOCSTART-`` block it belongs to (for ``data.context``); its line in the input."""
-
-    item: Any
-    text: str
-    spans: list[tuple[int, int]] = field(default_factory=list)
-    gold: Any = None
-    doc: int | None = None
-    line: int = 0
-
-
-def _whitespace(text: str) -> list[tuple[str, tuple[int, int]]]:
-    return [(m.group(), m.span()) for m in re.finditer(r"\S+", text)]
-
-
-# CoNLL-style words: abbreviations with inner periods (U.S.), numbers with separators
-# (1,000.5), words with inner hyphens or apostrophes (co-founder, O'Neil), then any other
-# non-space character alone, so "Berlin." is "Berlin" "." and "(AP)" is "(" "AP" ")".
-_WORD = re.compile(r"(?:[^\W\d_]\.){2,}|\d+(?:[.,]\d+)*|\w+(?:[-'’]\w+)*|[^\w\s]")
-
-
-def _punctuation(text: str) -> list[tuple[str, tuple[int, int]]]:
-    return [(m.group(), m.span()) for m in _WORD.finditer(text)]
-
-
-SPLITTERS = {"punctuation": _punctuation, "whitespace": _whitespace}
-
-
-def text_examples(lines: Iterable[str], kind: TaskKind, split: Callable) -> Iterator[Example]:
-    """An example per non-blank line (the kind makes words or a text of it)."""
-    for number, line in enumerate(lines, start=1):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
-        item, spans = kind.raw_input(line, split)
-        yield Example(item, line, spans, line=number)
-
-
-def file_examples(path: Path, fmt: str, run: LoadedRun, task: str) -> Iterator[Example]:
-    """The examples of a file in a reader's format (``fmt``), read lazily with the task's
-    column settings; gold labels when the file has the task's label column."""
-    cfg, kind = run.cfg.task[task], run.tasks[task].kind
-    reader = get_reader(fmt, "--format")
-    reader_cfg = (
-        cfg.reader
-        if cfg.reader.format == fmt
-        else OmegaConf.to_object(OmegaConf.structured(reader.schema))
-    )
-    columns = kind.columns(f"task.{task}", cfg)
-    label_role = kind.label_role
-    for record in reader.iter_records(path, reader_cfg, columns, frozenset({label_role})):
-        try:
-            item, text, spans = kind.input_of(record.values)
-        except DataError as err:
-            raise DataError(f"{path}:{record.line}: {err}") from None
-        yield Example(item, text, spans, record.values.get(label_role), record.doc, record.line)
-
-
-def write_jsonl(
-    out: TextIO, kind: TaskKind, examples: Sequence[Example], pred: list, probs: list | None = None
-) -> None:
-    """A JSON record per example; with ``probs``, the predicted labels' probabilities."""
-    probs = probs or [None] * len(examples)
-    for ex, labels, p in zip(examples, pred, probs, strict=True):
-        out.write(json.dumps(kind.prediction_record(ex, labels, p), ensure_ascii=False) + "\n")
+from mtfsl.data.readers import READERS
+from mtfsl.errors import MtfslError
+from mtfsl.inference.stream import Request, run_prediction, score_file
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -149,124 +67,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def stdin_lines() -> Iterator[str]:
-    """Standard input's lines, split at \n only (not at a lone \r), as UTF-8."""
-    sys.stdin.reconfigure(encoding="utf-8", newline="\n")
-    try:
-        yield from sys.stdin
-    except UnicodeDecodeError as err:
-        byte = err.object[err.start]
-        raise MtfslError(f"standard input: not valid UTF-8 (byte 0x{byte:02x})") from None
-
-
-def read_examples(args: argparse.Namespace, run: LoadedRun, task: str) -> Iterator[Example]:
-    """The inputs, lazily, in file order."""
-    kind = run.tasks[task].kind
-    pre = run.tokenizer.backend_tokenizer.pre_tokenizer
-    if args.split == "tokenizer" and pre is not None:
-        split = pre.pre_tokenize_str
-    else:
-        split = SPLITTERS.get(args.split, _punctuation)
-    if args.text:
-        return text_examples(args.text, kind, split)
-    if args.format == "text":
-        # one input per line: split at \n (and \r\n) only, never at U+2028, U+0085, ...
-        lines = text_lines(args.input, newlines_only=True) if args.input else stdin_lines()
-        return text_examples(lines, kind, split)
-    if not args.input:
-        raise MtfslError(f"--format {args.format} needs an input file")
-    return file_examples(Path(args.input), args.format, run, task)
-
-
-@contextmanager
-def _output(path: Path | None) -> Iterator[TextIO]:
-    """Standard output, or ``path`` written through a temporary file renamed at the end (an
-    error half way leaves no half-written file)."""
-    if path is None:
-        yield sys.stdout
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            yield handle
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def run_prediction(args: argparse.Namespace, run: LoadedRun, task: str) -> None:
-    """Read, predict and write a chunk of ``args.chunk_size`` inputs at a time. With
-    ``data.context`` each chunk carries its neighbouring sentences as context (CoNLL input
-    only: documents), so chunking never changes a prediction."""
-    from mtfsl.inference.run import predict
-    from mtfsl.utils.memory import release_memory
-
-    kind = run.tasks[task].kind
-    fmt = args.out_format or kind.out_format
-    if fmt == "conll" and kind.out_format != "conll":
-        raise MtfslError(
-            f"--out-format conll is for tagging tasks (kind {kind.name}); use tsv or jsonl"
-        )
-    documents = args.format == "conll" and not args.text  # only CoNLL files have them
-    margin = run.cfg.data.context if documents and kind.token_level else 0
-    source = Path(args.input or "<text>")
-    with _output(args.output) as out:
-        for rows, own in windows(read_examples(args, run, task), args.chunk_size, margin):
-            docs = [r.doc for r in rows] if documents else None
-            probs: list = []
-            pred = predict(
-                run,
-                task,
-                [r.item for r in rows],
-                source,
-                docs=docs,
-                lines=[r.line for r in rows],
-                own=own,
-                probabilities=probs if fmt == "jsonl" else None,
-            )
-            if fmt == "jsonl":
-                write_jsonl(out, kind, rows[own.start : own.stop], pred, probs)
-            else:
-                kind.write_rows(out, rows[own.start : own.stop], pred, fmt)
-            release_memory()  # keeps the process's footprint flat over a long stream
-
-
-def score_file(args: argparse.Namespace, run: LoadedRun, task: str) -> dict[str, float]:
-    """Read a labelled file as training reads a split (the task's reader keys when the format
-    is the task's own, its kind's checks, its label set), predict it, and score and report it
-    as the run's evaluation does. Metrics go to stdout as JSON, the report to ``--output``
-    (or after the metrics)."""
-    from mtfsl.data.readers.base import Records
-    from mtfsl.data.splits import check_known
-    from mtfsl.inference.run import predict
-
-    if args.format == "text" or not args.input:
-        raise MtfslError("--score needs a labelled input file and its --format (conll, csv, ...)")
-    cfg = run.cfg.task[task]
-    kind, reader = run.tasks[task].kind, get_reader(args.format, "--format")
-    reader_cfg = (
-        cfg.reader
-        if cfg.reader.format == args.format
-        else OmegaConf.to_object(OmegaConf.structured(reader.schema))
-    )
-    path = Path(args.input)
-    records: Records = reader.read(path, reader_cfg, kind.columns(f"task.{task}", cfg))
-    split = kind.to_split(records, cfg)
-    check_known(kind, split, run.labels[task])
-    docs = [r.doc for r in records.rows] if kind.token_level else None
-    pred = predict(run, task, split.inputs, path, docs=docs, lines=split.lines)
-    metrics = kind.score(cfg, split.targets, pred, run.cfg.metrics.mode)
-    report = kind.report(
-        cfg, path.name, task, split.targets, pred, run.labels[task], run.cfg.metrics.mode
-    )
-    print(json.dumps({f"{path.name}/{task}/{k}": v for k, v in metrics.items()}, indent=2))
-    if args.output:
-        args.output.write_text(report, encoding="utf-8")
-    else:
-        print(report)
-    return metrics
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.chunk_size < 1:
@@ -283,10 +83,19 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             folder = args.onnx_dir or onnx_dir(args.run_dir, task)
             attach_onnx(run, args.run_dir, task, Backend(args.backend), folder)
+        req = Request(
+            input=args.input,
+            text=args.text,
+            format=args.format,
+            out_format=args.out_format,
+            output=args.output,
+            split=args.split,
+            chunk_size=args.chunk_size,
+        )
         if args.score:
-            score_file(args, run, task)
+            score_file(req, run, task)
         else:
-            run_prediction(args, run, task)
+            run_prediction(req, run, task)
     except (MtfslError, OSError) as err:
         sys.exit(f"mtfsl-predict: error: {err}")
 

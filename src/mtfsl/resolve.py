@@ -29,7 +29,8 @@ from mtfsl.config import (
 )
 from mtfsl.data.readers import READERS, Reader, get_reader
 from mtfsl.errors import ConfigError
-from mtfsl.kinds import KINDS, TaskKind, get_kind
+from mtfsl.kinds import KINDS, get_kind
+from mtfsl.kinds.protocols import Kind
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Task:
 
     name: str
     cfg: Any  # the task's TaskConfig subclass: its kind's schema
-    kind: TaskKind
+    kind: Kind
     reader: Reader
 
     @property

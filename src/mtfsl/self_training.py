@@ -106,6 +106,7 @@ def self_train(
     weights restored). ``build()`` gives a new model and tokenizer from the pretrained
     encoder. Returns the last student's trainer, its training state, and the rounds' counts
     as metrics."""
+    from mtfsl.pipeline.batches import train_batches
     from mtfsl.pipeline.prepare import split_features
     from mtfsl.training.loop import Trainer
 
@@ -137,7 +138,8 @@ def self_train(
             )
         if accelerator.is_main_process:
             write_json(run_dir / "self_training" / f"round{n}.json", record)
-        teacher = Trainer(student_cfg, model, tokenizer, students, run_dir, accelerator)
+        batches = train_batches(students, student_cfg, tokenizer, accelerator)
+        teacher = Trainer(student_cfg, model, tokenizer, students, batches, run_dir, accelerator)
         state = teacher.fit()
         teacher.restore_best()
         tasks = students

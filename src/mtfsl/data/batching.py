@@ -92,9 +92,9 @@ class PaddingCollator:
 
     The token columns are the collator's own; every other list column is padded with the
     value its task's kind declares, so this module names no kind's columns: a column of one
-    value per token (``TaskKind.pad_values``: tagging's per-word labels and word indices, QA's
+    value per token (``Kind.pad_values``: tagging's per-word labels and word indices, QA's
     context mask and offsets) to the batch's token width, and a list of its own length
-    (``TaskKind.ragged_pad_values``: a multi-label text's label ids) to the longest in the
+    (``Kind.ragged_pad_values``: a multi-label text's label ids) to the longest in the
     batch.
     """
 
@@ -126,7 +126,7 @@ class PaddingCollator:
             elif key in self.pad_values:
                 size, value = width, self.pad_values[key]
             else:  # a kind's column that its kind did not declare
-                raise ValueError(f"feature column {key!r} has no pad value (TaskKind.pad_values)")
+                raise ValueError(f"feature column {key!r} has no pad value (Kind.pad_values)")
             # filled in numpy, one row slice per example: 7x faster than a tensor per row
             # (70 -> 9 ms over the CoNLL-2003 test set), which is a share of ONNX int8's time
             data = np.full((len(rows), size), value, np.int64)

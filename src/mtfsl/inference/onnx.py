@@ -322,6 +322,46 @@ def summary(check_result: dict[str, Any], metric: str) -> list[str]:
     return lines
 
 
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+    import torch
+
+    return {
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _graphs(model: Any, folder: Path, outputs: list[str], int8_keep: KeepFp32 | None) -> tuple:
+    """The traced, optimised graph (and, unless ``int8_keep`` is None, its int8 copy) in
+    ``folder``; returns the graphs, the model's inputs, the fused operators and the linear
+    maps kept in fp32."""
+    inputs = input_names(model.base_model)
+    trace(model, folder / Backend.ONNX.graph, inputs, outputs)
+    fused = optimise(folder / Backend.ONNX.graph, model.config)
+    graphs = {Backend.ONNX: folder / Backend.ONNX.graph}
+    kept: list[str] = []
+    if int8_keep is not None:
+        kept = quantise(graphs[Backend.ONNX], folder / Backend.ONNX_INT8.graph, int8_keep)
+        graphs[Backend.ONNX_INT8] = folder / Backend.ONNX_INT8.graph
+    return graphs, inputs, fused, kept
+
+
+def _save_config(model: Any, run: LoadedRun, folder: Path) -> bool:
+    """The model's config and the tokenizer beside the graph; whether an HF class holds the
+    model. save_pretrained on the model would name its class; on the config alone, the
+    encoder's (BertModel) would stay. A head that no HF class holds names none."""
+    from transformers import PreTrainedModel
+
+    hf_class = isinstance(model, PreTrainedModel)
+    model.config.architectures = [type(model).__name__] if hf_class else None
+    model.config.save_pretrained(folder)
+    run.tokenizer.save_pretrained(folder)
+    return hf_class
+
+
 def export_onnx(
     run_dir: Path,
     out_dir: Path,
@@ -335,11 +375,6 @@ def export_onnx(
     ``out_dir``; check the graphs on ``check_split`` unless it is None. Returns the record
     written as onnx_export.json."""
     require_onnx()
-    import onnx
-    import onnxruntime
-    import torch
-    from transformers import PreTrainedModel
-
     from mtfsl.inference.hf import to_hf
     from mtfsl.inference.run import load_run
 
@@ -351,33 +386,17 @@ def export_onnx(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        inputs, outputs = input_names(model.base_model), list(kind.onnx_outputs)
-        trace(model, tmp / Backend.ONNX.graph, inputs, outputs)
-        fused = optimise(tmp / Backend.ONNX.graph, model.config)
-        graphs = {Backend.ONNX: tmp / Backend.ONNX.graph}
-        kept: list[str] = []
-        if int8:
-            kept = quantise(graphs[Backend.ONNX], tmp / Backend.ONNX_INT8.graph, int8_keep)
-            graphs[Backend.ONNX_INT8] = tmp / Backend.ONNX_INT8.graph
-        # save_pretrained on the model would name its class; on the config alone, the
-        # encoder's (BertModel) would stay. A head that no HF class holds names none.
-        hf_class = isinstance(model, PreTrainedModel)
-        model.config.architectures = [type(model).__name__] if hf_class else None
-        model.config.save_pretrained(tmp)
-        run.tokenizer.save_pretrained(tmp)
+        outputs = list(kind.onnx_outputs)
+        graphs, inputs, fused, kept = _graphs(model, tmp, outputs, int8_keep if int8 else None)
+        hf_class = _save_config(model, run, tmp)
+        own = f"{type(model).__module__}.{type(model).__name__} (no HF class holds this head)"
         record = {
             "task": name,
             "kind": kind.name,
             "checkpoint": checkpoint_fingerprint(run.checkpoint),
             "exporter": f"torch.onnx (TorchScript), opset {OPSET}, eager attention",
-            "versions": {
-                "torch": torch.__version__,
-                "onnx": onnx.__version__,
-                "onnxruntime": onnxruntime.__version__,
-            },
-            "model": type(model).__name__
-            if hf_class
-            else f"{type(model).__module__}.{type(model).__name__} (no HF class holds this head)",
+            "versions": _versions(),
+            "model": type(model).__name__ if hf_class else own,
             "inputs": inputs,
             "outputs": outputs,
             "fused_operators": fused,

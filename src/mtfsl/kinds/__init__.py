@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from mtfsl.kinds.base import TaskKind
+from mtfsl.kinds.protocols import Kind
 from mtfsl.plugins import Registry, discover
 
-KINDS: Registry[TaskKind] = Registry("a task kind")
+KINDS: Registry[Kind] = Registry("a task kind")
 # Make a kind available as ``task.NAME.kind: KIND`` (and ``schema/kind/KIND``).
 register_kind = KINDS.add
 
 
-def get_kind(name: Any, key: str = "task.kind") -> TaskKind:
+def get_kind(name: Any, key: str = "task.kind") -> Kind:
     return KINDS.named(name, key)
 
 
-discover(__name__, __path__, "mtfsl.kinds", skip=("base",))
+discover(__name__, __path__, "mtfsl.kinds", skip=("base", "parts", "protocols"))

@@ -1,17 +1,17 @@
-"""The task-kind protocol: everything that differs between kinds of task, in one object.
+"""Default implementations of the task-kind protocols (``kinds/protocols.py``), as small
+mixins with one job each: a kind takes the ones that fit and writes the rest.
 
-A kind (tagging, classification, prompt, ...) is one module in ``mtfsl.kinds`` that defines a
-config schema (a ``TaskConfig`` subclass) and a ``TaskKind`` subclass, and registers it with
-``register_kind``. The pipeline (reading, few-shot, augmentation, features, model, loop,
-evaluator, ``mtfsl-predict``, ``mtfsl-export``) talks to tasks only through this protocol, so a
-new kind touches no other module.
+A kind (tagging, classification, multilabel, ...) is one module in ``mtfsl.kinds`` that
+defines a config schema (a ``TaskConfig`` subclass) and a class with the ``Kind`` protocol's
+methods, and registers it with ``register_kind``. The pipeline (reading, few-shot,
+augmentation, features, model, loop, evaluation, ``mtfsl-predict``, ``mtfsl-export``) talks to
+tasks only through that protocol, so a new kind touches no other module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -19,24 +19,20 @@ from mtfsl.config import (
     AugmentationConfig,
     AugMethod,
     KShotSampler,
-    MetricMode,
-    ModelConfig,
     TaskConfig,
 )
 from mtfsl.errors import ConfigError, DataError
+from mtfsl.kinds.protocols import Batch
 
 if TYPE_CHECKING:
-    import datasets
     import torch
     from torch import nn
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
-    from mtfsl.data.readers.base import Records
     from mtfsl.data.splits import Split
 
 # torch, datasets and transformers are imported where used, never at the top of a kind's
 # module: the CLI imports every kind to register its schema, and --help must stay fast.
-Batch = "dict[str, torch.Tensor]"
 
 
 def label_name(value: Any, names: list[str] | None, where: str) -> str:
@@ -54,76 +50,25 @@ def label_name(value: Any, names: list[str] | None, where: str) -> str:
     return label
 
 
-class TaskKind:
-    """One kind of task. Subclasses set the class attributes and implement the hooks that
-    raise ``NotImplementedError``; the others have defaults that fit most kinds."""
+class _Labelled(Protocol):
+    def labelled(self, split: Split) -> Iterator[tuple[str, int, int | None]]: ...
+
+
+class ReadingDefaults:
+    """No checks of its own, labels from the training split, no document context, no
+    K-shot sampler or augmentation of its own."""
 
     name: ClassVar[str]
-    schema: ClassVar[type[TaskConfig]]
-    # The fields a reader must give for every example, e.g. ("tokens", "tags"); the task's
-    # ``*_column`` keys say where each one is (``columns``).
-    roles: ClassVar[tuple[str, ...]]
-    # The role that holds the gold labels (optional when mtfsl-predict reads a file).
-    label_role: ClassVar[str]
-    # Examples are word sequences with a label per word (the CoNLL reader only reads these).
     token_level: ClassVar[bool] = False
-    # What mtfsl-predict writes by default, and the suffix of predictions/ files.
-    out_format: ClassVar[str] = "tsv"
-    # The outputs of the kind's standard HF class (``export_model``), as the ONNX graph
-    # names them: the HF model's own output names, which a deployment reading the graph
-    # without mtfsl looks for.
-    onnx_outputs: ClassVar[tuple[str, ...]] = ("logits",)
-    # The pad value of each list-valued feature column the kind's features add to the tokens'
-    # (``input_ids`` and ``token_type_ids`` are the collator's own): per-token labels, say.
-    pad_values: ClassVar[dict[str, int]] = {}
-    # The pad value of each list-valued column whose length is its own (not one per token):
-    # padded to the longest in the batch.
-    ragged_pad_values: ClassVar[dict[str, int]] = {}
-    # The head gives each predicted label's probability, so a model can pseudo-label
-    # unlabelled examples (few_shot.self_training).
-    pseudo_labels: ClassVar[bool] = True
 
-    # -- config --------------------------------------------------------------------------
     def validate(self, key: str, task: Any) -> None:
         """Checks of this kind's own keys; raise ConfigError naming ``{key}.FIELD``."""
 
-    def columns(self, key: str, task: Any) -> dict[str, Any]:
-        """Per role, a ``readers.base.Column``: the config key (under ``key``, the task's
-        ``task.NAME``) that places it, its configured column, and the default field name."""
-        raise NotImplementedError
-
-    def metric_names(self, task: Any) -> frozenset[str]:
-        raise NotImplementedError
-
-    def default_metric(self, task: Any) -> str:
-        """The kind's headline metric: what selects the checkpoint unless the task says."""
-        raise NotImplementedError
-
-    def primary_metric(self, task: Any) -> str:
-        """The dev metric that selects the best checkpoint: the task's ``select_metric``, else
-        the kind's default."""
-        return task.select_metric or self.default_metric(task)
-
-    def lower_is_better(self, metric: str) -> bool:
-        """Whether a smaller value of ``metric`` is better (an error such as MSE); model
-        selection negates such a metric."""
-        return False
-
-    # -- data ----------------------------------------------------------------------------
-    def to_split(self, records: Records, task: Any) -> Split:
-        """A reader's records as this kind's examples, labels validated and renamed."""
-        raise NotImplementedError
-
-    def derive_labels(self, task: Any, train: Split) -> list[str]:
+    def derive_labels(self: _Labelled, task: Any, train: Split) -> list[str]:
         """The label set when the task gives none: the sorted distinct training labels."""
         return sorted({label for label, _, _ in self.labelled(train)})
 
-    def labelled(self, split: Split) -> Iterator[tuple[str, int, int | None]]:
-        """Every label of the split with its example index and token position (None for a
-        label of the whole example); ``split.at`` turns the two into ``file:line``."""
-        raise NotImplementedError
-
-    def label_counts(self, split: Split) -> dict[str, int]:
+    def label_counts(self: _Labelled, split: Split) -> dict[str, int]:
         """What a few-shot record counts: examples per class, or mentions per type."""
         counts: dict[str, int] = {}
         for label, _, _ in self.labelled(split):
@@ -152,7 +97,17 @@ class TaskKind:
     ) -> tuple[Split, dict[str, int]]:
         raise ConfigError(f"augmentation: task kind {self.name} has no augmentation methods")
 
-    # -- model ---------------------------------------------------------------------------
+
+class ModelDefaults:
+    """A head that needs no masked-LM head and no context; no extra input columns."""
+
+    # The pad value of each list-valued feature column the kind's features add to the tokens'
+    # (``input_ids`` and ``token_type_ids`` are the collator's own): per-token labels, say.
+    pad_values: ClassVar[dict[str, int]] = {}
+    # The pad value of each list-valued column whose length is its own (not one per token):
+    # padded to the longest in the batch.
+    ragged_pad_values: ClassVar[dict[str, int]] = {}
+
     def needs_masked_lm(self, task: Any) -> bool:
         return False
 
@@ -160,34 +115,22 @@ class TaskKind:
         """Extra inputs of the head beyond sizes (e.g. verbalizer token ids); None if none."""
         return None
 
-    def head(
-        self, task: Any, hidden: int, num_labels: int, dropout: float, context: Any
-    ) -> nn.Module:
-        raise NotImplementedError
-
-    def label_ids(self, split: Split, labels: list[str]) -> list[Any]:
-        raise NotImplementedError
-
     def input_embeddings(self, task: Any) -> dict[str, int]:
         """Extra per-token input columns of the task's features, each with its vocabulary
         size: the model adds a learned embedding of each to the encoder's input embeddings
         (tagging's ``case_ids``). None by default."""
         return {}
 
-    def features(
-        self,
-        split: Split,
-        task: Any,
-        name: str,
-        labels: list[str],
-        tokenizer: PreTrainedTokenizerBase,
-        model: ModelConfig,
-        cache_dir: str | Path | None,
-    ) -> datasets.Dataset:
-        """Model features of one split (cached by content in ``cache_dir`` when given)."""
-        raise NotImplementedError
 
-    # -- evaluation ----------------------------------------------------------------------
+class OneLabelDecoding:
+    """Decoded rows of (example, position, label id), each position predicted once; a
+    label per example (or per word); no dev calibration."""
+
+    token_level: ClassVar[bool] = False
+    # The head gives each predicted label's probability, so a model can pseudo-label
+    # unlabelled examples (few_shot.self_training).
+    pseudo_labels: ClassVar[bool] = True
+
     def owned(self, batch: Batch, ids: torch.Tensor) -> np.ndarray:
         """(example, position, label id) rows for what this batch predicts; each position of
         each example is predicted by exactly one batch row."""
@@ -245,6 +188,11 @@ class TaskKind:
     def to_labels(self, task: Any, ids: list[Any], labels: list[str]) -> list[Any]:
         return [labels[i] for i in ids]
 
+    def decision(self, pred: Any) -> Any:
+        """What a prediction decides (labels, a span), without its scores: what two backends
+        are compared on (the check of ``mtfsl-export --format onnx``)."""
+        return pred
+
     def calibrates(self, task: Any) -> bool:
         """Whether the kind fits its decision rule on the dev split's outputs (``calibrate``):
         a multi-label head's threshold, say. Then every dev evaluation calls ``calibrate``."""
@@ -264,31 +212,38 @@ class TaskKind:
         them) and what was fitted, reported beside the dev metrics."""
         raise NotImplementedError
 
-    def score(self, task: Any, gold: list[Any], pred: list[Any], mode: MetricMode) -> dict:
+
+class ScoringDefaults:
+    """Model selection on the task's ``select_metric`` or the kind's default; higher is
+    better."""
+
+    def default_metric(self, task: Any) -> str:
+        """The kind's headline metric: what selects the checkpoint unless the task says."""
         raise NotImplementedError
 
-    def report(
-        self,
-        task: Any,
-        split: str,
-        name: str,
-        gold: list[Any],
-        pred: list[Any],
-        labels: list[str],
-        mode: MetricMode,
-    ) -> str:
-        raise NotImplementedError
+    def primary_metric(self, task: Any) -> str:
+        """The dev metric that selects the best checkpoint: the task's ``select_metric``, else
+        the kind's default."""
+        return task.select_metric or self.default_metric(task)
 
-    def decision(self, pred: Any) -> Any:
-        """What a prediction decides (labels, a span), without its scores: what two backends
-        are compared on (the check of ``mtfsl-export --format onnx``)."""
-        return pred
+    def lower_is_better(self, metric: str) -> bool:
+        """Whether a smaller value of ``metric`` is better (an error such as MSE); model
+        selection negates such a metric."""
+        return False
 
-    def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
-        """``path`` plus the kind's suffix: the predictions of one split, in file order."""
-        raise NotImplementedError
 
-    # -- export and prediction -----------------------------------------------------------
+class TextServing:
+    """A text in, a label (and its probability) out; no standard HF class unless the kind
+    names one."""
+
+    name: ClassVar[str]
+    # What mtfsl-predict writes by default, and the suffix of predictions/ files.
+    out_format: ClassVar[str] = "tsv"
+    # The outputs of the kind's standard HF class (``export_model``), as the ONNX graph
+    # names them: the HF model's own output names, which a deployment reading the graph
+    # without mtfsl looks for.
+    onnx_outputs: ClassVar[tuple[str, ...]] = ("logits",)
+
     def export_model(
         self, task: Any, name: str, head: nn.Module, encoder: PreTrainedModel, config: Any
     ) -> PreTrainedModel:
@@ -337,3 +292,14 @@ class TaskKind:
             raise ConfigError(f"--out-format {fmt}: kind {self.name} writes tsv or jsonl")
         for ex, p in zip(examples, pred, strict=True):
             out.write("\t".join(escape_tsv(f) for f in self.tsv_fields(ex, p)) + "\n")
+
+
+class TaskKind(ReadingDefaults, ModelDefaults, OneLabelDecoding, ScoringDefaults, TextServing):
+    """Every default above, for a kind that writes the rest: its ``name``, ``schema``,
+    ``roles``, ``label_role``, ``columns``, ``to_split``, ``labelled``, ``head``,
+    ``label_ids``, ``features``, ``metric_names``, ``default_metric``, ``score``, ``report``,
+    ``write_predictions`` and ``input_of``."""
+
+    schema: ClassVar[type[TaskConfig]]
+    roles: ClassVar[tuple[str, ...]]
+    label_role: ClassVar[str]

@@ -26,6 +26,7 @@ from mtfsl.evaluation.metrics import label_scores
 from mtfsl.evaluation.report import classification_report_text, write_tsv
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.base import TaskKind, label_name
+from mtfsl.kinds.parts import PooledExport
 
 if TYPE_CHECKING:
     from torch import nn
@@ -67,10 +68,10 @@ class ClassificationTaskConfig(TextTaskConfig):
     logistic_c: float = 1.0
 
 
-class ClassificationKind(TaskKind):
+class ClassificationKind(PooledExport, TaskKind):
     name = "classification"
-    schema = ClassificationTaskConfig
-    roles = ("text", "label")
+    schema: ClassVar[type[TaskConfig]] = ClassificationTaskConfig
+    roles: ClassVar[tuple[str, ...]] = ("text", "label")
     label_role = "label"
 
     def columns(self, key: str, task: TextTaskConfig) -> dict[str, Any]:
@@ -218,32 +219,6 @@ class ClassificationKind(TaskKind):
                 f"export: task '{name}' has a {task.decoder.name} decoder over normalised "
                 "states, which no standard HF class holds; exportable are linear heads"
             )
-
-    def onnx_pooled(self, task, name, head, config):
-        """BERT's pooler as its HF class; first-token or mean pooling (no HF class has them)
-        as the run's own pooling and linear layer over the encoder."""
-        if task.pooling is Pooling.POOLER:
-            return self.export_pooled(task, name, head, config)
-        from mtfsl.model.pooled_graph import PooledSequenceModel
-
-        return PooledSequenceModel(config, head)
-
-    def export_pooled(self, task, name, head, config):
-        """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler)."""
-        from transformers import AutoModelForSequenceClassification
-
-        from mtfsl.model.encoder import copy_into
-
-        if task.pooling is not Pooling.POOLER:
-            raise ConfigError(
-                f"export: task '{name}' (pooling {task.pooling.name}) has no standard HF "
-                "model class; exportable are classification tasks with pooling POOLER "
-                "(--format onnx exports this one)"
-            )
-        model = AutoModelForSequenceClassification.from_config(config)
-        copy_into(model.base_model.pooler, head.pooler, "pooler")
-        model.classifier.load_state_dict(head.classifier.state_dict())
-        return model
 
     def input_of(self, values: dict[str, Any]) -> tuple[Any, str, list[tuple[int, int]]]:
         return values["text"], values["text"], []

@@ -15,9 +15,9 @@ import numpy as np
 from mtfsl.config import KShotSampler, MetricMode, Pooling, TaskConfig
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
-from mtfsl.evaluation.report import atomic_write, escape_tsv
 from mtfsl.kinds import register_kind
-from mtfsl.kinds.pair import PairKind
+from mtfsl.kinds.base import TaskKind
+from mtfsl.kinds.parts import PooledExport, TextPairs
 
 if TYPE_CHECKING:
     import torch
@@ -64,7 +64,9 @@ def correlations(gold: list[float], pred: list[float]) -> dict[str, float]:
     }
 
 
-class RegressionKind(PairKind):
+class RegressionKind(TextPairs, PooledExport, TaskKind):
+    """Text pairs (``TextPairs``) with a score each; exported as a pooled head."""
+
     name = "regression"
     schema = RegressionTaskConfig
     pseudo_labels = False  # no label probabilities
@@ -173,12 +175,8 @@ class RegressionKind(PairKind):
         return "\n".join(lines) + "\n"
 
     def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
-        rows = ["text\ttext_pair\tgold\tpred"]
-        rows += [
-            f"{escape_tsv(a)}\t{escape_tsv(b)}\t{g!r}\t{score_text(p)}"
-            for (a, b), g, p in zip(split.inputs, split.targets, pred, strict=True)
-        ]
-        atomic_write(path.with_name(f"{path.name}.tsv"), "\n".join(rows) + "\n")
+        gold = [repr(g) for g in split.targets]
+        self.write_pairs(path, split, gold, [score_text(p) for p in pred])
 
     # -- export and prediction -----------------------------------------------------------
     def export_model(self, task, name, head, encoder, config):

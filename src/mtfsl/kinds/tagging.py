@@ -362,7 +362,7 @@ class TaggingKind(TaskKind):
                 "exportable are linear token heads over the encoder's own inputs"
             )
         model = AutoModelForTokenClassification.from_config(config)
-        model.classifier.load_state_dict(head.classifier.state_dict())
+        model.classifier.load_state_dict(head.get_submodule("classifier").state_dict())
         return model
 
     def placeholder(self, item: Any, labels: list[str]) -> Any:

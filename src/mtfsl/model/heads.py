@@ -1,6 +1,6 @@
 """Task heads: encoder states -> scores, a loss, and decoded predictions.
 
-Which head a task gets is its kind's choice (``TaskKind.head``).
+Which head a task gets is its kind's choice (``Kind.head``).
 """
 
 from __future__ import annotations

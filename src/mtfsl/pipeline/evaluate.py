@@ -1,7 +1,8 @@
 """Run a model over an evaluation set, map predictions back to examples, score, write files.
 
 What a batch predicts, how predictions map back to examples, and how a task is scored,
-reported and written are its kind's (``TaskKind``); this module runs the model and moves rows.
+reported and written are its kind's (``kinds.protocols.Kind``); this module runs the model
+and moves rows.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def evaluate_split(
     calibrate: bool = False,
 ) -> tuple[dict[str, float], list[Any]]:
     """Scores (percent) and predicted labels for one split. ``calibrate`` (the dev split in
-    training): a kind that fits its decision rule on dev outputs (``TaskKind.calibrate``)
+    training): a kind that fits its decision rule on dev outputs (``Kind.calibrate``)
     does so first; what it fitted is reported with the scores."""
     kind, cfg, gold = task.kind, task.cfg, eval_set.split.targets
     show = accelerator.is_main_process and sys.stderr.isatty()

@@ -76,6 +76,37 @@ def _pool(split: Split, min_words: int, token_level: bool) -> list[int]:
     return [i for i, words in enumerate(split.inputs) if len(words) >= min_words]
 
 
+def _draw(
+    full: Split,
+    fs: FewShotConfig,
+    sampler: KShotSampler,
+    token_level: bool,
+    rng: np.random.Generator,
+    notes: list[str],
+    splits: dict[str, Split],
+    record: dict[str, Any],
+) -> None:
+    """Draw the K-shot training split (and, with ``few_shot.dev=K_SHOT``, a disjoint dev
+    split of the same protocol) from ``full`` into ``splits``; what was drawn into
+    ``record``."""
+    draw = SAMPLERS[sampler]
+    pool = _pool(full, fs.min_words, token_level)
+    short = _short_handler(fs.shortfall, notes, "train")
+    # indices into the pool, in the sampler's order (sorted, or draw order with repeats)
+    ids = [pool[j] for j in draw(full.subset(pool).targets, fs.k, rng, short)]
+    splits["train"] = full.subset(ids)
+    record.update(train_file=str(full.path), ids=ids, lines=splits["train"].lines)
+    if fs.min_words:
+        record["min_words"], record["pool"] = fs.min_words, len(pool)
+    if fs.dev is FewShotDev.K_SHOT:  # LM-BFF: same protocol, disjoint examples
+        taken = set(ids)
+        rest = [i for i in pool if i not in taken]
+        short = _short_handler(fs.shortfall, notes, "dev")
+        dev_ids = [rest[j] for j in draw(full.subset(rest).targets, fs.k, rng, short)]
+        splits["dev"] = full.subset(dev_ids)
+        record.update(dev_ids=dev_ids, dev_lines=splits["dev"].lines)
+
+
 def apply_few_shot(
     data: TaskData, task: Task, fs: FewShotConfig, run_seed: int, root: Path | None
 ) -> tuple[TaskData, dict[str, Any] | None]:
@@ -95,22 +126,7 @@ def apply_few_shot(
         record.update(split=fs.split, train_file=str(splits["train"].path))
         record["lines"] = splits["train"].lines
     else:
-        draw = SAMPLERS[sampler]
-        pool = _pool(full, fs.min_words, kind.token_level)
-        short = _short_handler(fs.shortfall, notes, "train")
-        # indices into the pool, in the sampler's order (sorted, or draw order with repeats)
-        ids = [pool[j] for j in draw(full.subset(pool).targets, fs.k, rng, short)]
-        splits["train"] = full.subset(ids)
-        record.update(train_file=str(full.path), ids=ids, lines=splits["train"].lines)
-        if fs.min_words:
-            record["min_words"], record["pool"] = fs.min_words, len(pool)
-        if fs.dev is FewShotDev.K_SHOT:  # LM-BFF: same protocol, disjoint examples
-            taken = set(ids)
-            rest = [i for i in pool if i not in taken]
-            short = _short_handler(fs.shortfall, notes, "dev")
-            dev_ids = [rest[j] for j in draw(full.subset(rest).targets, fs.k, rng, short)]
-            splits["dev"] = full.subset(dev_ids)
-            record.update(dev_ids=dev_ids, dev_lines=splits["dev"].lines)
+        _draw(full, fs, sampler, kind.token_level, rng, notes, splits, record)
     if fs.dev is FewShotDev.NONE:
         splits.pop("dev", None)
     record.update(

@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from mtfsl.config import HardwareConfig, TrainConfig
 from mtfsl.data.batching import PaddingCollator, merged_pad_values
 from mtfsl.data.splits import Split, TaskData
-from mtfsl.kinds.base import TaskKind
+from mtfsl.kinds.protocols import Kind
 from mtfsl.resolve import Task
 
 
@@ -43,7 +43,7 @@ class PreparedTask:
         return self.task.cfg
 
     @property
-    def kind(self) -> TaskKind:
+    def kind(self) -> Kind:
         return self.task.kind
 
 
@@ -75,7 +75,7 @@ def prepare_task(
 
 
 def collator_for(
-    kinds: Iterable[TaskKind], tokenizer: PreTrainedTokenizerBase, hardware: HardwareConfig
+    kinds: Iterable[Kind], tokenizer: PreTrainedTokenizerBase, hardware: HardwareConfig
 ) -> PaddingCollator:
     """The padding collator of batches of these kinds' features: each column padded with the
     value its kind declares."""

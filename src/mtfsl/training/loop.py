@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import PreTrainedTokenizerBase
@@ -27,13 +27,12 @@ from mtfsl.config import (
     Precision,
     TrainConfig,
 )
-from mtfsl.data.batching import LengthGroupedBatchSampler
-from mtfsl.data.multitask import EndlessBatches, build_task_sampler
 from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import write_json
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.pipeline.batches import TrainBatches, support_batches
 from mtfsl.pipeline.evaluate import evaluate_split, write_split_outputs
-from mtfsl.pipeline.prepare import PreparedTask, collator_for
+from mtfsl.pipeline.prepare import PreparedTask
 from mtfsl.training.checkpoint import (
     heal_checkpoint,
     latest_state,
@@ -121,6 +120,26 @@ class TrainState:
     loss_history: list[dict[str, float]] = field(default_factory=list)
 
 
+def plan_steps(cfg: TrainConfig, batches: TrainBatches) -> tuple[int, int, int]:
+    """Optimizer steps per epoch (one pass over the tasks' batches as the task sampler
+    counts it, or ``task_sampling.steps_per_epoch``), in all, and the epochs that makes."""
+    tc = cfg.trainer
+    per_epoch = cfg.task_sampling.steps_per_epoch or math.ceil(
+        batches.task_sampler.epoch_steps(batches.per_pass) / tc.grad_accum_steps
+    )
+    total = tc.max_steps or tc.epochs * per_epoch
+    epochs = math.ceil(total / per_epoch)
+    if total < tc.warn_below_steps:
+        log.warning(
+            "this run trains only %d optimizer steps (%d epochs of %d steps): too few to "
+            "learn much; set trainer.max_steps (or trainer.epochs)",
+            total,
+            epochs,
+            per_epoch,
+        )
+    return per_epoch, total, epochs
+
+
 class Trainer:
     """Trains a ``MultiTaskModel`` on prepared tasks and keeps the best dev checkpoint.
 
@@ -138,6 +157,7 @@ class Trainer:
         model: MultiTaskModel,
         tokenizer: PreTrainedTokenizerBase,
         tasks: dict[str, PreparedTask],
+        batches: TrainBatches,
         run_dir: Path,
         accelerator: Accelerator,
     ) -> None:
@@ -151,60 +171,15 @@ class Trainer:
         # this process: a resumed run whose best came before the stop has none), so the end
         # of the run writes them instead of scoring dev again with the same weights.
         self.best_dev: tuple[dict[str, float], dict[str, list]] | None = None
-        self.collator = collator_for((t.kind for t in tasks.values()), tokenizer, cfg.hardware)
-        samplers = {
-            name: LengthGroupedBatchSampler(
-                task.train["length"],
-                tc.batch_size,
-                cfg.seed + i,
-                tc.group_by_length,
-                num_replicas=acc.num_processes,
-                rank=acc.process_index,
-            )
-            for i, (name, task) in enumerate(tasks.items())
-        }
-        # Own generators: starting a pass must not draw from the global RNG (dropout), or a
-        # resumed run would see different dropout masks than an uninterrupted one.
-        loaders = [
-            DataLoader(
-                tasks[name].train,
-                batch_sampler=sampler,
-                collate_fn=self.collator,
-                num_workers=cfg.hardware.num_workers,
-                generator=torch.Generator().manual_seed(cfg.seed),
-            )
-            for name, sampler in samplers.items()
-        ]
-        self.task_sampler = build_task_sampler(
-            cfg.task_sampling, {n: len(t.train_split) for n, t in tasks.items()}, cfg.seed
-        )
-        batches = {name: len(sampler) for name, sampler in samplers.items()}
-        self.steps_per_epoch = cfg.task_sampling.steps_per_epoch or math.ceil(
-            self.task_sampler.epoch_steps(batches) / tc.grad_accum_steps
-        )
-        self.total_steps = tc.max_steps or tc.epochs * self.steps_per_epoch
-        self.epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        if self.total_steps < tc.warn_below_steps:
-            log.warning(
-                "this run trains only %d optimizer steps (%d epochs of %d steps): too few to "
-                "learn much; set trainer.max_steps (or trainer.epochs)",
-                self.total_steps,
-                self.epochs,
-                self.steps_per_epoch,
-            )
+        self.collator, self.streams = batches.collator, batches.streams
+        self.task_sampler = batches.task_sampler
+        self.steps_per_epoch, self.total_steps, self.epochs = plan_steps(cfg, batches)
         optimizer = build_optimizer(model, tc, cfg.loss_weights.lr)
         scheduler = build_scheduler(optimizer, tc, self.total_steps)
         self.net = model  # the plain model: evaluation and checkpoints
         self.objective, self.optimizer, self.scheduler = acc.prepare(
             Objective(model), optimizer, scheduler
         )
-        # The loaders are not handed to accelerate: our batch samplers own the pass order and
-        # position (accelerate's loader wrapper would reset the sampler epoch on every pass,
-        # which breaks exact resumption).
-        self.streams = {
-            name: EndlessBatches(loader, samplers[name], self.accelerator.device)
-            for name, loader in zip(samplers, loaders, strict=True)
-        }
         self.best_dir = run_dir / "checkpoints" / "best"
         # The attempt whose states this run writes and resumes from (RUN/attempt.json).
         self.attempt = (current_attempt(run_dir) or {}).get("id")
@@ -364,12 +339,7 @@ class Trainer:
             st.step += 1
             bar.update(1)
             if st.step % tc.log_every_steps == 0 or st.step == self.total_steps:
-                elapsed = st.train_seconds + time.perf_counter() - start
-                self._log_step(running, st.train_tokens / elapsed)
-                mean = sum(sum(v) for v in running.values()) / sum(map(len, running.values()))
-                lr = self.scheduler.get_last_lr()[0]
-                tok_s = f"{st.train_tokens / elapsed:.0f}"
-                bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.1e}", tok_s=tok_s)
+                self._report(running, bar, st.train_seconds + time.perf_counter() - start)
                 running = {}
             if self._eval_due():
                 st.train_seconds += time.perf_counter() - start
@@ -384,17 +354,28 @@ class Trainer:
                 start = time.perf_counter()
             if stop:
                 bar.close()
-                name = signal.Signals(self._signal).name if self._signal else "a signal"
-                raise TrainingInterrupted(
-                    f"interrupted by {name} at step {st.step}; "
-                    f"state saved. Resume with: mtfsl-train resume={self.run_dir}"
-                )
+                self._interrupted()
         st.train_seconds += time.perf_counter() - start
         bar.close()
         self._check_skipped()
         if st.last_eval_step != st.step:
             self._evaluate_dev()
         return st
+
+    def _report(self, running: dict[str, list[float]], bar: Any, elapsed: float) -> None:
+        """The log line and the progress bar's loss, learning rate and tokens per second."""
+        tokens_per_second = self.state.train_tokens / elapsed
+        self._log_step(running, tokens_per_second)
+        mean = sum(sum(v) for v in running.values()) / sum(map(len, running.values()))
+        lr = self.scheduler.get_last_lr()[0]
+        bar.set_postfix(loss=f"{mean:.4f}", lr=f"{lr:.1e}", tok_s=f"{tokens_per_second:.0f}")
+
+    def _interrupted(self) -> None:
+        name = signal.Signals(self._signal).name if self._signal else "a signal"
+        raise TrainingInterrupted(
+            f"interrupted by {name} at step {self.state.step}; "
+            f"state saved. Resume with: mtfsl-train resume={self.run_dir}"
+        )
 
     def _check_skipped(self) -> None:
         """A SKIP run that dropped more than ``trainer.max_skipped_share`` of its steps has not
@@ -449,7 +430,8 @@ class Trainer:
                 continue
             start = time.perf_counter()
             if self.net.uses_support(name):  # a metric decoder: the support as encoded now
-                self.net.remember_support(name, self._support_batches(task))
+                size, device = self.cfg.trainer.eval_batch_size, self.accelerator.device
+                self.net.remember_support(name, support_batches(task, self.collator, size, device))
             scores, pred = evaluate_split(
                 self.net,
                 task.task,
@@ -468,15 +450,6 @@ class Trainer:
             self.write_outputs(split, self.predictions)
         self.objective.train()
         return results
-
-    def _support_batches(self, task: PreparedTask) -> Iterator[Batch]:
-        """The task's training features in length-sorted batches, on the device."""
-        from mtfsl.data.batching import sorted_batches
-
-        batches = sorted_batches(task.train["length"], self.cfg.trainer.eval_batch_size)
-        loader = DataLoader(task.train, batch_sampler=batches, collate_fn=self.collator)
-        for batch in loader:
-            yield {k: v.to(self.accelerator.device) for k, v in batch.items()}
 
     def write_outputs(self, split: str, predictions: dict[str, list]) -> None:
         """``reports/`` and ``predictions/`` files of ``split`` (main process only)."""

@@ -1,0 +1,269 @@
+"""One training job: read every task's data (few-shot draws, augmentation, limits), build the
+model, train, evaluate the best checkpoint, and write the run folder's results. ``mtfsl-train``
+(``mtfsl.train``) composes and checks the config and hands it here; scripts and tests call
+``run`` directly."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from mtfsl.config import AugMethod, TrainConfig
+from mtfsl.data.splits import TaskData, data_root, load_task
+from mtfsl.errors import ConfigError, MtfslError
+from mtfsl.evaluation.report import atomic_write, write_json
+from mtfsl.resolve import Task, resolve_tasks
+from mtfsl.self_training import pool_for, self_train
+from mtfsl.utils.console import library_bars
+
+# torch, transformers, accelerate and datasets are imported inside the functions that run a
+# job, so importing this module (as mtfsl-train's --help does) stays fast.
+
+log = logging.getLogger("mtfsl")
+
+
+class JobInterrupted(MtfslError):
+    """SIGINT/SIGTERM outside the training steps (reading, tokenising, evaluating)."""
+
+
+def _augment(task: Task, data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) -> None:
+    """Replace the task's training split by itself plus its augmented copies."""
+    aug, name, kind = cfg.augmentation, task.name, task.kind
+    seed = cfg.seed if aug.seed is None else aug.seed
+    train = data.splits["train"]
+    from mtfsl.data.augment import check_methods
+
+    check_methods(aug.methods, kind.augmentations(task.cfg), kind.name, name)
+    augmented, counts = kind.augment(train, aug, seed, translate)
+    data.splits["train"] = augmented
+    log.info(
+        "augmentation %s: %d -> %d training examples %s", name, len(train), len(augmented), counts
+    )
+    if run_dir is not None:
+        record = {
+            "methods": [m.value for m in aug.methods],
+            **{"copies": aug.copies, "p": aug.p, "seed": seed, "counts": counts},
+            **{"before": len(train), "after": len(augmented)},
+        }
+        write_json(run_dir / "augmentation" / f"{name}.json", record)
+
+
+def load_data(
+    cfg: TrainConfig, tasks: dict[str, Task], run_dir: Path | None
+) -> dict[str, TaskData]:
+    """Every task's splits: few-shot version when ``few_shot.k`` is set, training split
+    augmented when ``augmentation.methods`` are. What was drawn and made is recorded under
+    ``run_dir/few_shot/`` and ``run_dir/augmentation/``."""
+    from mtfsl.data.backtranslate import BackTranslator
+    from mtfsl.pipeline.fewshot import apply_few_shot
+
+    aug = cfg.augmentation
+    bt = AugMethod.BACK_TRANSLATION in aug.methods
+    translate = BackTranslator(aug.back_translation) if bt else None
+    out = {}
+    for name, task in tasks.items():
+        full = load_task(task, cfg.data)
+        root = data_root(cfg.data) if cfg.data.root is not None else None
+        data, record = apply_few_shot(full, task, cfg.few_shot, cfg.seed, root)
+        if record is not None and run_dir is not None:
+            write_json(run_dir / "few_shot" / f"{name}.json", record)
+        pool_for(data, full.splits["train"], task, cfg)
+        if aug.methods:
+            _augment(task, data, cfg, translate, run_dir)
+        _limit(data, cfg.data.limit_train, cfg.data.limit_eval)
+        out[name] = data
+    return out
+
+
+def _limit(data: TaskData, train: int | None, evaluation: int | None) -> None:
+    """``data.limit_train`` / ``limit_eval``: keep the first examples of each split."""
+    for split, examples in list(data.splits.items()):
+        limit = train if split == "train" else evaluation
+        if limit is not None and len(examples) > limit:
+            data.splits[split] = examples.subset(list(range(limit)))
+            log.warning(
+                "%s %s: the first %d of %d examples only (data.limit_%s): a debugging run; "
+                "its scores are not the task's",
+                data.name,
+                split,
+                limit,
+                len(examples),
+                "train" if split == "train" else "eval",
+            )
+
+
+def _start(cfg: TrainConfig, run_dir: Path, resume: bool, accelerator: Any) -> dict[str, Any]:
+    """A new run's folder (``config.yaml``, a new attempt) and its trackers; returns the
+    config as the trackers' parameters."""
+    from mtfsl.training import tracking
+    from mtfsl.training.run_folder import start_attempt
+
+    if not resume and accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+        start_attempt(run_dir, config_yaml)  # moves an earlier attempt's states aside
+        atomic_write(run_dir / "config.yaml", config_yaml)
+    accelerator.wait_for_everyone()  # every process reads the attempt the main one started
+    params = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+    tracking.start(accelerator, cfg.tracking, run_dir, params)
+    if resume and cfg.few_shot.self_training.rounds:
+        raise ConfigError(
+            "resume: a self-training run (few_shot.self_training.rounds > 0) cannot be resumed "
+            "(its teacher and students share the run folder's states); start it again"
+        )
+    return params
+
+
+def _builder(cfg: TrainConfig, tasks: dict[str, Task], labels: dict, accelerator: Any):
+    """A function that builds the run's model afresh (seeded): once for training, and again
+    for each self-training student."""
+    from accelerate.utils import set_seed
+
+    from mtfsl.model.dropout import use_fast_dropout
+    from mtfsl.pipeline.build import build_model
+
+    def build():
+        set_seed(cfg.seed)
+        model, tokenizer, counts = build_model(cfg, tasks, labels)
+        if cfg.hardware.fast_dropout:
+            use_fast_dropout(model)
+        if cfg.hardware.compile:  # in place, so parameter names (and checkpoints) stay the same
+            model.encoder.compile(dynamic=True)
+        if accelerator.num_processes > 1:  # same weights everywhere, different dropout masks
+            set_seed(cfg.seed, device_specific=True)
+        return model, tokenizer, counts
+
+    return build
+
+
+def _prepare(cfg: TrainConfig, tasks: dict[str, Task], data: dict, tokenizer, accelerator):
+    """Every task's features; the main process fills the tokenisation cache, then the others
+    read it."""
+    from mtfsl.pipeline.prepare import prepare_task
+
+    with accelerator.main_process_first():
+        prepared = {name: prepare_task(tasks[name], d, cfg, tokenizer) for name, d in data.items()}
+    for task in prepared.values():
+        log.info(
+            "task %s: %d labels, %d train examples -> %d rows",
+            task.name,
+            len(task.labels),
+            len(task.train_split),
+            len(task.train),
+        )
+    return prepared
+
+
+def _final_scores(trainer: Any, step: int, run_dir: Path) -> tuple[dict[str, Any], dict]:
+    """The best checkpoint's dev and test scores, reports and predictions (its dev evaluation
+    reused: same weights, same scores), with their times; and the best checkpoint's record."""
+    from mtfsl.training.loop import TrainingInterrupted
+
+    try:
+        best = trainer.restore_best()
+        metrics: dict[str, Any] = {}
+        for split in ("dev", "test"):
+            start = time.perf_counter()
+            if split == "dev" and trainer.best_dev is not None:
+                results, predictions = trainer.best_dev
+                metrics.update(results)
+                trainer.write_outputs("dev", predictions)
+                trainer.predict_seconds = 0.0
+            else:
+                metrics.update(trainer.evaluate(split, write=True))
+            metrics[f"time/eval_{split}_seconds"] = time.perf_counter() - start  # + files
+            metrics[f"time/predict_{split}_seconds"] = trainer.predict_seconds
+    except JobInterrupted as err:  # training is complete: keep it, resume only evaluates
+        trainer.save_state()
+        raise TrainingInterrupted(
+            f"{err} during the final evaluation (training complete at step {step}); "
+            f"state saved. Resume with: mtfsl-train resume={run_dir}"
+        ) from None
+    if (score := trainer.selection_score(metrics)) is not None:
+        metrics["dev/selection_score"] = score  # the model-selection metric, for sweeps
+    return metrics, best
+
+
+def _training_record(trainer: Any, state: Any, best: dict, accelerator: Any) -> dict[str, Any]:
+    """What the training did: steps, tokens, padding, time, examples, processes, memory."""
+    from mtfsl.utils.memory import peak_memory_mb
+
+    tokens, seconds = state.train_tokens, state.train_seconds
+    return {
+        "train/steps": state.step,
+        "train/best_step": best["step"],
+        "train/tokens": tokens,
+        "train/padding_fraction": 1 - tokens / max(state.train_positions, 1),
+        "train/attention_positions": state.train_attention,
+        "train/skipped_steps": state.skipped_steps,
+        "time/train_seconds": seconds,
+        "time/train_tokens_per_second": tokens / max(seconds, 1e-9),
+        **{f"train/{n}/examples": len(t.train_split) for n, t in trainer.tasks.items()},
+        **peak_memory_mb(),
+        "train/processes": accelerator.num_processes,
+    }
+
+
+def _finish(cfg: TrainConfig, run_dir: Path, accelerator: Any, params: dict, state: Any, metrics):
+    """Log the final scores to the trackers; write metrics.json and dev_history.json."""
+    from mtfsl.training import tracking
+
+    # dev curves were logged during training; the final dev scores are the best checkpoint's
+    final = {(k if k.startswith("test/") else f"best/{k}"): v for k, v in metrics.items()}
+    accelerator.log(final, step=state.step)
+    # Not accelerator.end_training(): it destroys the process group, which the next job of a
+    # sweep needs (process_group_teardown destroys it when the process exits).
+    accelerator.wait_for_everyone()
+    tracking.finish(accelerator, cfg.tracking, params, final)
+    if accelerator.is_main_process:
+        write_json(run_dir / "metrics.json", metrics)
+        write_json(run_dir / "dev_history.json", {"history": state.history})
+    log.info(
+        "test: %s", " ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k.startswith("test/"))
+    )
+
+
+def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate; write metrics.json, reports, predictions and the best checkpoint.
+
+    With ``resume``, continue from ``run_dir``'s latest resumable state instead of step 0.
+    """
+    from mtfsl.pipeline.batches import train_batches
+    from mtfsl.training import tracking
+    from mtfsl.training.loop import Trainer, build_accelerator
+
+    accelerator = build_accelerator(
+        cfg.hardware,
+        cfg.trainer.grad_accum_steps,
+        multi_task=len(cfg.task) > 1,
+        log_with=tracking.log_with(cfg.tracking),
+        project_dir=run_dir,
+    )
+    library_bars(cfg.trainer.library_progress_bars)
+    params = _start(cfg, run_dir, resume, accelerator)
+    resolved = resolve_tasks(cfg)
+    data = load_data(cfg, resolved, run_dir if accelerator.is_main_process else None)
+    build = _builder(cfg, resolved, {n: d.labels for n, d in data.items()}, accelerator)
+    model, tokenizer, (trainable, total) = build()
+    tasks = _prepare(cfg, resolved, data, tokenizer, accelerator)
+    batches = train_batches(tasks, cfg, tokenizer, accelerator)
+    trainer = Trainer(cfg, model, tokenizer, tasks, batches, run_dir, accelerator)
+    if resume:
+        trainer.resume()
+    state = trainer.fit()
+    rounds: dict[str, float] = {}
+    if cfg.few_shot.self_training.rounds:
+        trainer.restore_best()  # the teacher
+        trainer, state, rounds = self_train(
+            cfg, run_dir, accelerator, trainer, tasks, lambda: build()[:2]
+        )
+    metrics, best = _final_scores(trainer, state.step, run_dir)
+    metrics.update(_training_record(trainer, state, best, accelerator))
+    metrics.update(rounds)
+    metrics["train/trainable_parameters"], metrics["train/parameters"] = trainable, total
+    _finish(cfg, run_dir, accelerator, params, state, metrics)
+    return metrics

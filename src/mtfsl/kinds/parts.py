@@ -1,0 +1,165 @@
+"""Parts that several kinds share, each a small mixin with one job: text pairs as input
+(pair classification, regression) and a pooled linear head's export (classification, pair,
+regression). A kind composes the parts it needs; no kind subclasses another for them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from mtfsl.config import AugMethod, Pooling
+from mtfsl.data.splits import Split
+from mtfsl.errors import ConfigError, DataError
+from mtfsl.evaluation.report import atomic_write, escape_tsv
+
+if TYPE_CHECKING:
+    import datasets
+    from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+
+class PairFeaturizer:
+    """Batched ``datasets.map`` function for text pairs: both texts in one input (with the
+    tokenizer's segment ids). A pair longer than ``max_length`` loses sub-tokens from its
+    longer text first (``truncation="longest_first"``); ``truncated`` marks those pairs."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        first, second = (list(side) for side in zip(*batch["words"], strict=True))
+        full = self.tokenizer(first, second)["input_ids"]
+        out = self.tokenizer(first, second, truncation="longest_first", max_length=self.max_length)
+        columns = {
+            "input_ids": out["input_ids"],
+            "labels": batch["label_ids"],
+            "sentence": batch["sentence"],
+            "length": [len(x) for x in out["input_ids"]],
+            "truncated": [len(x) > self.max_length for x in full],
+        }
+        if "token_type_ids" in out:
+            columns["token_type_ids"] = out["token_type_ids"]
+        return columns
+
+
+def featurize_pairs(
+    pairs: list[tuple[str, str]],
+    label_ids: list[int],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    cache_dir: str | Path | None,
+) -> datasets.Dataset:
+    """Text pairs into one row each (``PairFeaturizer``); cached like every feature set."""
+    import datasets
+
+    from mtfsl.data.features import cached_map
+
+    fn = PairFeaturizer(tokenizer, max_length)
+    rows = [list(p) for p in pairs]
+    columns = {"words": rows, "label_ids": label_ids, "sentence": list(range(len(rows)))}
+    raw = datasets.Dataset.from_dict(columns)
+    vocab = tokenizer.backend_tokenizer.to_str()
+    key = [rows, label_ids, [], vocab, type(fn).__name__, max_length, None]
+    return cached_map(fn, raw, key, cache_dir)
+
+
+class _LabelIds(Protocol):
+    def label_ids(self, split: Split, labels: list[str]) -> list[Any]: ...
+
+
+class TextPairs:
+    """Two texts per example (a premise and a hypothesis, two sentences to compare) and one
+    target: read from three columns, featurised as one input with segment ids (the longer
+    text cut first), given to mtfsl-predict as two tab-separated texts."""
+
+    roles: ClassVar[tuple[str, ...]] = ("text", "text_pair", "label")
+    label_role: ClassVar[str] = "label"
+
+    def columns(self, key: str, task: Any) -> dict[str, Any]:
+        from mtfsl.data.readers.base import Column
+
+        return {
+            "text": Column(f"{key}.text_column", task.text_column, "text"),
+            "text_pair": Column(f"{key}.text_pair_column", task.text_pair_column, "text_pair"),
+            "label": Column(f"{key}.label_column", task.label_column, "label"),
+        }
+
+    def example_input(self, values: dict[str, Any], where: str) -> Any:
+        pair = (values["text"], values["text_pair"])
+        for text, column in zip(pair, ("text", "text_pair"), strict=True):
+            if not isinstance(text, str) or not text.strip():
+                raise DataError(f"{where}: expected a non-empty {column}, found {text!r:.80}")
+        return pair
+
+    def augmentations(self, task: Any) -> frozenset[AugMethod]:
+        return frozenset()  # word-level EDA would change what a pair means
+
+    def features(
+        self: _LabelIds, split, task, name, labels, tokenizer, model, cache_dir
+    ) -> datasets.Dataset:
+        ids = self.label_ids(split, labels)
+        feats = featurize_pairs(split.inputs, ids, tokenizer, model.max_length, cache_dir)
+        if n := sum(feats["truncated"]):
+            log.warning(
+                "%s: %d of %d pairs are longer than model.max_length=%d; the longer text of "
+                "each was cut first (labels kept)",
+                split.path,
+                n,
+                len(split),
+                model.max_length,
+            )
+        return feats
+
+    @staticmethod
+    def write_pairs(path: Path, split: Split, gold: list[str], pred: list[str]) -> None:
+        """``text<TAB>text_pair<TAB>gold<TAB>pred`` per example (texts escaped)."""
+        rows = ["text\ttext_pair\tgold\tpred"]
+        rows += [
+            f"{escape_tsv(a)}\t{escape_tsv(b)}\t{g}\t{p}"
+            for (a, b), g, p in zip(split.inputs, gold, pred, strict=True)
+        ]
+        atomic_write(path.with_name(f"{path.name}.tsv"), "\n".join(rows) + "\n")
+
+    def raw_input(self, line: str, split_words: Any) -> tuple[Any, list[tuple[int, int]]]:
+        first, tab, second = line.partition("\t")
+        if not tab:
+            raise DataError("expected the two texts of a pair separated by a tab")
+        return (first, second), []
+
+    def input_of(self, values: dict[str, Any]) -> tuple[Any, str, list[tuple[int, int]]]:
+        pair = (values["text"], values["text_pair"])
+        return pair, "\t".join(pair), []
+
+
+class PooledExport:
+    """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler), or as
+    the run's own pooling and linear layer over the encoder in the ONNX graph."""
+
+    def onnx_pooled(self, task, name, head, config):
+        """BERT's pooler as its HF class; first-token or mean pooling (no HF class has them)
+        as the run's own pooling and linear layer over the encoder."""
+        if task.pooling is Pooling.POOLER:
+            return self.export_pooled(task, name, head, config)
+        from mtfsl.model.pooled_graph import PooledSequenceModel
+
+        return PooledSequenceModel(config, head)
+
+    def export_pooled(self, task, name, head, config):
+        """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler)."""
+        from transformers import AutoModelForSequenceClassification
+
+        from mtfsl.model.encoder import copy_into
+
+        if task.pooling is not Pooling.POOLER:
+            raise ConfigError(
+                f"export: task '{name}' (pooling {task.pooling.name}) has no standard HF "
+                "model class; exportable are classification tasks with pooling POOLER "
+                "(--format onnx exports this one)"
+            )
+        model = AutoModelForSequenceClassification.from_config(config)
+        copy_into(model.base_model.pooler, head.pooler, "pooler")
+        model.classifier.load_state_dict(head.classifier.state_dict())
+        return model
