@@ -16,10 +16,10 @@ from mtfsl.config import Pooling
 from mtfsl.data.batching import PaddingCollator
 from mtfsl.data.readers import READERS
 from mtfsl.errors import DataError
+from mtfsl.job import run
 from mtfsl.kinds import KINDS
 from mtfsl.kinds.multilabel import MultiLabelTaskConfig, f1_scores, head_type
 from mtfsl.resolve import compose_config, resolve_task
-from mtfsl.train import run
 from tests.conftest import FIXTURES, TOY_TASK
 from tests.test_own_data import cli_task
 from tests.test_predict_export import PREDICT
@@ -165,6 +165,7 @@ def test_a_user_jsonl_task_trains_predicts_and_exports(tmp_path: Path) -> None:
     assert rows[1].split("\t")[:2] == ["I need a refund for a wrong charge", "billing|refund"]
     report = (run_dir / "reports" / "test_tickets.txt").read_text()
     assert "micro avg" in report and "samples avg" in report
+    assert "texts with neither gold nor predicted labels as right" in report
     texts = [r.split("\t")[0] for r in rows[1:]]
     out = subprocess.run(
         [PREDICT, str(run_dir), "--out-format", "jsonl"],

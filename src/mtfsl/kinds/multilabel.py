@@ -77,6 +77,8 @@ def head_type() -> type:
         when its sigmoid probability is at least ``threshold`` (a buffer: checkpoints keep
         the tuned one)."""
 
+        threshold: torch.Tensor
+
         def __init__(self, hidden: int, labels: int, dropout: float, pooling: Pooling, at: float):
             super().__init__(hidden, labels, dropout, pooling)
             self.register_buffer("threshold", torch.tensor(float(at)))
@@ -269,7 +271,12 @@ class MultiLabelKind(TaskKind):
         head = f"{split} / {name}: {len(gold)} texts, {int(truth.sum())} gold labels\n"
         lines = "".join(f"{k}: {v:.2f}\n" for k, v in scores.items())
         table = classification_report(truth, guess, target_names=labels, digits=4, zero_division=0)
-        return f"{head}\n{lines}\nPer label (scikit-learn, multi-label)\n{table}"
+        empty = int(((truth.sum(1) == 0) & (guess.sum(1) == 0)).sum())
+        note = (
+            f"(samples_f1 counts the {empty} texts with neither gold nor predicted labels as "
+            "right; the table's samples avg, scikit-learn's zero_division=0, as 0)\n"
+        )
+        return f"{head}\n{lines}{note}\nPer label (scikit-learn, multi-label)\n{table}"
 
     def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
         from mtfsl.evaluation.report import escape_tsv, write_tsv
