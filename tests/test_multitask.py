@@ -14,9 +14,7 @@ from mtfsl.config import (
     DataConfig,
     LossWeightsConfig,
     Pooling,
-    SamplingKind,
     TaskSamplingConfig,
-    WeightingKind,
 )
 from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data.multitask import AnnealedSampler, build_task_sampler
@@ -32,21 +30,49 @@ from tests.conftest import classification_task, compose_cfg, read_texts
 SIZES = {"a": 100, "b": 400, "c": 1600}
 
 
-def sampler(kind: SamplingKind, **kw: float):
+def sampler(kind: str, **kw: float):
     return build_task_sampler(TaskSamplingConfig(kind=kind, **kw), SIZES, seed=0)
 
 
+def test_a_third_party_sampler_and_weighting_register_as_the_built_in_ones_do() -> None:
+    from mtfsl.data.multitask import TASK_SAMPLERS, ProportionalSampler, register_task_sampler
+    from mtfsl.losses import WEIGHTINGS, StaticWeighting, register_weighting
+
+    class Squared(ProportionalSampler):
+        name = "squared"
+
+        def alpha(self, progress: float) -> float:
+            return 2.0
+
+    class Halved(StaticWeighting):
+        name = "halved"
+
+        @classmethod
+        def build(cls, cfg: LossWeightsConfig, tasks: list[str]) -> StaticWeighting:
+            return cls(tasks, {t: 0.5 for t in tasks})
+
+    register_task_sampler(Squared)
+    register_weighting(Halved)
+    try:
+        # 1 : 16 : 256 over the sizes 100, 400, 1600; YAMLs may spell names in capitals
+        assert np.allclose(sampler("SQUARED").probabilities(), [1 / 273, 16 / 273, 256 / 273])
+        halved = build_weighting(LossWeightsConfig(kind="halved"), ["a", "b"])
+        assert halved(losses()).item() == pytest.approx(0.5 * 2.0 + 0.5 * 0.5)
+    finally:
+        del TASK_SAMPLERS["squared"], WEIGHTINGS["halved"]
+    with pytest.raises(ConfigError, match=r"task_sampling.kind=squared: expected a task sampler"):
+        sampler("squared")
+
+
 def test_sampler_probabilities_are_exact() -> None:
-    assert np.allclose(sampler(SamplingKind.UNIFORM).probabilities(), [1 / 3] * 3)
-    assert np.allclose(
-        sampler(SamplingKind.PROPORTIONAL).probabilities(), [1 / 21, 4 / 21, 16 / 21]
-    )
+    assert np.allclose(sampler("uniform").probabilities(), [1 / 3] * 3)
+    assert np.allclose(sampler("proportional").probabilities(), [1 / 21, 4 / 21, 16 / 21])
     # T=2: sqrt sizes 10, 20, 40
     assert np.allclose(
-        sampler(SamplingKind.TEMPERATURE, temperature=2.0).probabilities(), [1 / 7, 2 / 7, 4 / 7]
+        sampler("temperature", temperature=2.0).probabilities(), [1 / 7, 2 / 7, 4 / 7]
     )
     assert np.allclose(
-        sampler(SamplingKind.TEMPERATURE, temperature=1.0).probabilities(),
+        sampler("temperature", temperature=1.0).probabilities(),
         [1 / 21, 4 / 21, 16 / 21],
     )
 
@@ -61,15 +87,15 @@ def test_annealed_schedule_values() -> None:
 
 
 def test_draws_follow_probabilities_and_round_robin_cycles() -> None:
-    s = sampler(SamplingKind.PROPORTIONAL)
+    s = sampler("proportional")
     draws = [s.pop()[0] for _ in range(21000)]
     freq = np.array([draws.count(n) for n in "abc"]) / len(draws)
     assert np.allclose(freq, [1 / 21, 4 / 21, 16 / 21], atol=0.01)
-    rr = sampler(SamplingKind.ROUND_ROBIN)
+    rr = sampler("round_robin")
     assert [rr.pop()[0] for _ in range(7)] == list("abcabca")
-    assert sampler(SamplingKind.ALL).pop() == ["a", "b", "c"]
-    assert sampler(SamplingKind.ALL).epoch_steps({"a": 3, "b": 5}) == 5
-    assert sampler(SamplingKind.UNIFORM).epoch_steps({"a": 3, "b": 5}) == 8
+    assert sampler("all").pop() == ["a", "b", "c"]
+    assert sampler("all").epoch_steps({"a": 3, "b": 5}) == 5
+    assert sampler("uniform").epoch_steps({"a": 3, "b": 5}) == 8
 
 
 def losses() -> dict[str, torch.Tensor]:
@@ -80,12 +106,12 @@ def test_static_and_mean_weighting_values() -> None:
     static = build_weighting(LossWeightsConfig(weights={"a": 0.25}), ["a", "b"])
     assert static(losses()).item() == pytest.approx(0.25 * 2.0 + 1.0 * 0.5)
     assert static.weights() == {"a": 0.25, "b": 1.0}
-    mean = build_weighting(LossWeightsConfig(kind=WeightingKind.MEAN), ["a", "b"])
+    mean = build_weighting(LossWeightsConfig(kind="mean"), ["a", "b"])
     assert mean(losses()).item() == pytest.approx(1.25)
 
 
-@pytest.mark.parametrize("kind", [WeightingKind.UNCERTAINTY, WeightingKind.SOFTMAX])
-def test_learned_weights_get_gradients(kind: WeightingKind) -> None:
+@pytest.mark.parametrize("kind", ["uncertainty", "softmax"])
+def test_learned_weights_get_gradients(kind: str) -> None:
     weighting = build_weighting(LossWeightsConfig(kind=kind), ["a", "b"])
     total = weighting(losses())
     # at initialisation every weight is 1: the loss is the plain sum (+ sum of s_t = 0)
@@ -94,7 +120,7 @@ def test_learned_weights_get_gradients(kind: WeightingKind) -> None:
     total.backward()
     (param,) = list(weighting.parameters())
     assert param.grad is not None and torch.all(param.grad != 0)
-    if kind is WeightingKind.UNCERTAINTY:
+    if kind == "uncertainty":
         # d/ds [exp(-s) L + s] at s=0 is 1 - L
         assert param.grad.tolist() == pytest.approx([1 - 2.0, 1 - 0.5])
 

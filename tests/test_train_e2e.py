@@ -171,6 +171,11 @@ def test_malformed_file_is_one_line_error(tmp_path: Path) -> None:
         ("trainer.lr=0", "mtfsl-train: error: trainer.lr=0.0: expected a finite number > 0"),
         ("few_shot.k=0", "mtfsl-train: error: few_shot.k=0: expected >= 1"),
         ("data.root=null", "mtfsl-train: error: data.root is not set"),
+        (
+            "task_sampling.kind=tempreature",
+            "mtfsl-train: error: task_sampling.kind=tempreature: expected a task sampler, one of "
+            "['all', 'annealed', 'proportional', 'round_robin', 'temperature', 'uniform']",
+        ),
     ],
 )
 def test_bad_config_is_one_line_error(tmp_path: Path, override: str, expected: str) -> None:

@@ -73,27 +73,6 @@ class Pooling(Enum):
     POOLER = "pooler"
 
 
-class SamplingKind(Enum):
-    """Which task each training step draws its batch from."""
-
-    UNIFORM = "uniform"  # p_i = 1 / n_tasks
-    PROPORTIONAL = "proportional"  # p_i ∝ n_i (training examples)
-    TEMPERATURE = "temperature"  # p_i ∝ n_i^(1/T)
-    ROUND_ROBIN = "round_robin"  # tasks in turn
-    ANNEALED = "annealed"  # p_i ∝ n_i^alpha, alpha from 1 to min_alpha (Stickland & Murray 2019)
-    ALL = "all"  # every step takes one batch of every task (with loss_weights=mean: the mean
-    # over tasks of each task's mean loss)
-
-
-class WeightingKind(Enum):
-    """How per-task losses are combined into the loss that is back-propagated."""
-
-    STATIC = "static"  # sum of w_task * loss_task (w from loss_weights.weights, default 1)
-    MEAN = "mean"  # mean over the step's tasks of each task's mean loss (see SamplingKind.ALL)
-    UNCERTAINTY = "uncertainty"  # Kendall et al. 2018: learned log-variances
-    SOFTMAX = "softmax"  # learned weights n_tasks * softmax(theta)
-
-
 class MetricMode(Enum):
     """Entity matching: DEFAULT follows conlleval; STRICT requires well-formed IOB2 chunks."""
 
@@ -453,7 +432,13 @@ class HardwareConfig:
 
 @dataclass
 class TaskSamplingConfig:
-    kind: SamplingKind = SamplingKind.PROPORTIONAL
+    # Which task each training step draws its batch from (data/multitask.py; any case):
+    # uniform (p_i = 1 / n_tasks), proportional (p_i ∝ n_i, training examples), temperature
+    # (p_i ∝ n_i^(1/T)), annealed (p_i ∝ n_i^alpha, alpha from 1 to min_alpha: Stickland &
+    # Murray 2019), round_robin (tasks in turn), all (every step takes one batch of every
+    # task; with loss_weights=mean, the mean over tasks of each task's mean loss), or a
+    # sampler an installed package registers (entry-point group mtfsl.task_samplers).
+    kind: str = "proportional"
     temperature: float = 2.0  # TEMPERATURE
     min_alpha: float = 0.2  # ANNEALED: exponent at the last epoch (0 = uniform)
     # Optimizer steps per epoch; null = the total number of training batches of all tasks.
@@ -462,7 +447,12 @@ class TaskSamplingConfig:
 
 @dataclass
 class LossWeightsConfig:
-    kind: WeightingKind = WeightingKind.STATIC
+    # How per-task losses are combined (losses.py; any case): static (sum of w_task *
+    # loss_task, w from weights, default 1), mean (the mean over the step's tasks of each
+    # task's mean loss), uncertainty (Kendall et al. 2018: learned log-variances), softmax
+    # (learned weights n_tasks * softmax(theta)), or one an installed package registers
+    # (entry-point group mtfsl.weightings).
+    kind: str = "static"
     # STATIC; tasks not listed get 1.0. Hydra needs ++ to set a dict from the command line:
     #   ++loss_weights.weights={conll:1.0,conll_pos:0.5}  (validate() still checks the keys)
     weights: dict[str, float] = field(default_factory=dict)
@@ -800,7 +790,7 @@ def _check_loss_weights(lw: LossWeightsConfig, names: list[str]) -> None:
         )
     for name, weight in lw.weights.items():
         expect(weight >= 0, f"loss_weights.weights.{name}", weight, ">= 0")
-    if lw.kind is WeightingKind.STATIC:
+    if str(lw.kind).lower() == "static":
         expect(
             any(lw.weights.get(name, 1.0) > 0 for name in names),
             "loss_weights.weights",

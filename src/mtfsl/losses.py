@@ -1,19 +1,30 @@
 """Loss weighting: combine the per-task losses of a step into one loss to back-propagate.
 
 Each strategy is an ``nn.Module`` so that learned weights live in the model (saved with it,
-synchronised under DDP) and are optimised with it.
+synchronised under DDP) and are optimised with it. Its ``name`` is what ``loss_weights.kind``
+says; register a new one with ``register_weighting`` (or the ``mtfsl.weightings``
+entry-point group).
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from mtfsl.config import LossWeightsConfig, WeightingKind
+from mtfsl.config import LossWeightsConfig
+from mtfsl.plugins import Registry, load_entry_points
 
 
 class StaticWeighting(nn.Module):
     """sum_t w_t * L_t with fixed weights (1.0 for tasks not listed)."""
+
+    name: ClassVar[str] = "static"
+
+    @classmethod
+    def build(cls, cfg: LossWeightsConfig, tasks: list[str]) -> StaticWeighting:
+        return cls(tasks, cfg.weights)
 
     def __init__(self, tasks: list[str], weights: dict[str, float]) -> None:
         super().__init__()
@@ -28,6 +39,12 @@ class StaticWeighting(nn.Module):
 
 class MeanWeighting(nn.Module):
     """The mean over the step's tasks of each task's mean loss."""
+
+    name: ClassVar[str] = "mean"
+
+    @classmethod
+    def build(cls, cfg: LossWeightsConfig, tasks: list[str]) -> MeanWeighting:
+        return cls(tasks)
 
     def __init__(self, tasks: list[str]) -> None:
         super().__init__()
@@ -46,6 +63,12 @@ class UncertaintyWeighting(nn.Module):
     (The paper's 1/2 factors, which only rescale the learning rate, are dropped, as in most
     implementations.) The effective weight of task t is exp(-s_t).
     """
+
+    name: ClassVar[str] = "uncertainty"
+
+    @classmethod
+    def build(cls, cfg: LossWeightsConfig, tasks: list[str]) -> UncertaintyWeighting:
+        return cls(tasks)
 
     def __init__(self, tasks: list[str]) -> None:
         super().__init__()
@@ -66,6 +89,12 @@ class UncertaintyWeighting(nn.Module):
 
 class SoftmaxWeighting(nn.Module):
     """Learned weights n_tasks * softmax(theta): positive, mean 1, trained with the model."""
+
+    name: ClassVar[str] = "softmax"
+
+    @classmethod
+    def build(cls, cfg: LossWeightsConfig, tasks: list[str]) -> SoftmaxWeighting:
+        return cls(tasks)
 
     def __init__(self, tasks: list[str]) -> None:
         super().__init__()
@@ -88,11 +117,18 @@ class SoftmaxWeighting(nn.Module):
 Weighting = StaticWeighting | MeanWeighting | UncertaintyWeighting | SoftmaxWeighting
 
 
+WEIGHTINGS: Registry[type[Weighting]] = Registry("a loss weighting")
+# Make a weighting available as ``loss_weights.kind: NAME``.
+register_weighting = WEIGHTINGS.add
+for _weighting in (StaticWeighting, MeanWeighting, UncertaintyWeighting, SoftmaxWeighting):
+    register_weighting(_weighting)
+load_entry_points("mtfsl.weightings")
+
+
+def weighting_type(kind: str) -> type[Weighting]:
+    """The weighting ``loss_weights.kind`` names (in any case: YAMLs say STATIC)."""
+    return WEIGHTINGS.named(str(kind).lower(), "loss_weights.kind")
+
+
 def build_weighting(cfg: LossWeightsConfig, tasks: list[str]) -> Weighting:
-    builders = {
-        WeightingKind.STATIC: lambda: StaticWeighting(tasks, cfg.weights),
-        WeightingKind.MEAN: lambda: MeanWeighting(tasks),
-        WeightingKind.UNCERTAINTY: lambda: UncertaintyWeighting(tasks),
-        WeightingKind.SOFTMAX: lambda: SoftmaxWeighting(tasks),
-    }
-    return builders[cfg.kind]()
+    return weighting_type(cfg.kind).build(cfg, tasks)

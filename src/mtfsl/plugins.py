@@ -1,6 +1,8 @@
-"""Plug-in discovery shared by the registries of task kinds and readers: every module of the
-registry's package is imported (each registers what it defines), then the modules that
-installed packages name in the registry's entry-point group."""
+"""The one registration pattern of mtfsl's plug-ins (task kinds, readers, task samplers, loss
+weightings): a ``Registry`` by name, filled by the built-in modules and by the modules that
+installed packages name in the registry's entry-point group (``mtfsl.kinds``,
+``mtfsl.readers``, ``mtfsl.task_samplers``, ``mtfsl.weightings``); a config names a plug-in
+and ``Registry.named`` gives it, or a one-line error listing the names there are."""
 
 from __future__ import annotations
 
@@ -37,8 +39,16 @@ class Registry(dict[str, T], Generic[T]):
 
 
 def discover(package: str, path: Iterable[str], group: str, skip: tuple[str, ...]) -> None:
+    """Import every module of ``package`` (each registers what it defines), then the
+    entry-point group's."""
     for module in pkgutil.iter_modules(path):
         if module.name not in skip:
             importlib.import_module(f"{package}.{module.name}")
+    load_entry_points(group)
+
+
+def load_entry_points(group: str) -> None:
+    """Import the modules that installed packages name in ``group``; each registers its
+    plug-ins on import."""
     for entry in entry_points(group=group):
-        entry.load()  # the module registers its plug-in on import
+        entry.load()

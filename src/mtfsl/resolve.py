@@ -164,6 +164,16 @@ def compose_config(overrides: list[str]) -> TrainConfig:
         return to_train_config(compose("train", overrides=overrides), check=False)
 
 
+def _check_plugins(cfg: TrainConfig) -> None:
+    """The task sampler and loss weighting the config names exist (the registries load
+    torch, so they are looked up here, when a run is checked, not when the CLI starts)."""
+    from mtfsl.data.multitask import task_sampler_type
+    from mtfsl.losses import weighting_type
+
+    task_sampler_type(cfg.task_sampling.kind)
+    weighting_type(cfg.loss_weights.kind)
+
+
 def validate(cfg: TrainConfig) -> None:
     """Every check of a run's config: the schema's own (``config.check_fields``), then each
     task's by its kind and reader, and what the tasks' metrics allow.
@@ -172,6 +182,7 @@ def validate(cfg: TrainConfig) -> None:
         ConfigError: naming the first offending key and what was expected.
     """
     check_fields(cfg)
+    _check_plugins(cfg)
     tasks = resolve_tasks(cfg)
     for task in tasks.values():
         task.kind.validate(task.key, task.cfg)

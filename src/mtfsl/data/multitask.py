@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from mtfsl.config import SamplingKind, TaskSamplingConfig
+from mtfsl.config import TaskSamplingConfig
+from mtfsl.plugins import Registry, load_entry_points
 
 
 class TaskSampler:
     """Draws a task per step with probabilities p_i ∝ n_i ** alpha(progress).
 
     ``progress`` runs from 0 (first epoch) to 1 (last epoch); only the annealed sampler's
-    exponent depends on it. Subclasses set the exponent.
+    exponent depends on it. Subclasses set the exponent, and their ``name`` is what
+    ``task_sampling.kind`` says (register a new one with ``register_task_sampler``).
     """
+
+    name: ClassVar[str]
+
+    @classmethod
+    def build(cls, cfg: TaskSamplingConfig, sizes: dict[str, int], seed: int) -> TaskSampler:
+        """The sampler for a run's tasks (``sizes``: training examples per task)."""
+        return cls(sizes, seed)
 
     def __init__(self, sizes: dict[str, int], seed: int) -> None:
         self.names = list(sizes)
@@ -45,17 +54,27 @@ class TaskSampler:
 
 
 class UniformSampler(TaskSampler):
+    name = "uniform"
+
     def alpha(self, progress: float) -> float:
         return 0.0
 
 
 class ProportionalSampler(TaskSampler):
+    name = "proportional"
+
     def alpha(self, progress: float) -> float:
         return 1.0
 
 
 class TemperatureSampler(TaskSampler):
     """p_i ∝ n_i^(1/T): T=1 is proportional, T→∞ uniform."""
+
+    name = "temperature"
+
+    @classmethod
+    def build(cls, cfg: TaskSamplingConfig, sizes: dict[str, int], seed: int) -> TaskSampler:
+        return cls(sizes, seed, cfg.temperature)
 
     def __init__(self, sizes: dict[str, int], seed: int, temperature: float) -> None:
         super().__init__(sizes, seed)
@@ -68,6 +87,12 @@ class TemperatureSampler(TaskSampler):
 class AnnealedSampler(TaskSampler):
     """Stickland & Murray (2019): alpha = 1 - (1 - min_alpha) * progress."""
 
+    name = "annealed"
+
+    @classmethod
+    def build(cls, cfg: TaskSamplingConfig, sizes: dict[str, int], seed: int) -> TaskSampler:
+        return cls(sizes, seed, cfg.min_alpha)
+
     def __init__(self, sizes: dict[str, int], seed: int, min_alpha: float) -> None:
         super().__init__(sizes, seed)
         self.min_alpha = min_alpha
@@ -78,6 +103,8 @@ class AnnealedSampler(TaskSampler):
 
 class RoundRobinSampler(TaskSampler):
     """Tasks in turn, in config order; the probabilities are the long-run shares."""
+
+    name = "round_robin"
 
     def __init__(self, sizes: dict[str, int], seed: int) -> None:
         super().__init__(sizes, seed)
@@ -102,6 +129,8 @@ class RoundRobinSampler(TaskSampler):
 class AllTasksSampler(TaskSampler):
     """Every step uses one batch of every task; each task counts equally."""
 
+    name = "all"
+
     def alpha(self, progress: float) -> float:
         return 0.0
 
@@ -112,16 +141,28 @@ class AllTasksSampler(TaskSampler):
         return max(batches.values())  # each step already takes a batch of every task
 
 
+TASK_SAMPLERS: Registry[type[TaskSampler]] = Registry("a task sampler")
+# Make a sampler available as ``task_sampling.kind: NAME``.
+register_task_sampler = TASK_SAMPLERS.add
+for _sampler in (
+    UniformSampler,
+    ProportionalSampler,
+    TemperatureSampler,
+    AnnealedSampler,
+    RoundRobinSampler,
+    AllTasksSampler,
+):
+    register_task_sampler(_sampler)
+load_entry_points("mtfsl.task_samplers")
+
+
+def task_sampler_type(kind: str) -> type[TaskSampler]:
+    """The sampler ``task_sampling.kind`` names (in any case: YAMLs say TEMPERATURE)."""
+    return TASK_SAMPLERS.named(str(kind).lower(), "task_sampling.kind")
+
+
 def build_task_sampler(cfg: TaskSamplingConfig, sizes: dict[str, int], seed: int) -> TaskSampler:
-    builders = {
-        SamplingKind.UNIFORM: lambda: UniformSampler(sizes, seed),
-        SamplingKind.PROPORTIONAL: lambda: ProportionalSampler(sizes, seed),
-        SamplingKind.TEMPERATURE: lambda: TemperatureSampler(sizes, seed, cfg.temperature),
-        SamplingKind.ANNEALED: lambda: AnnealedSampler(sizes, seed, cfg.min_alpha),
-        SamplingKind.ROUND_ROBIN: lambda: RoundRobinSampler(sizes, seed),
-        SamplingKind.ALL: lambda: AllTasksSampler(sizes, seed),
-    }
-    return builders[cfg.kind]()
+    return task_sampler_type(cfg.kind).build(cfg, sizes, seed)
 
 
 class EndlessBatches:
