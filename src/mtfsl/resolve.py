@@ -49,6 +49,11 @@ class Task:
         return f"task.{self.name}"
 
     @property
+    def columns(self) -> dict[str, Any]:
+        """Per role of its kind, where its reader finds it (``data.readers.base.Column``)."""
+        return self.kind.columns(self.key, self.cfg)
+
+    @property
     def primary_metric(self) -> str:
         """The dev metric that selects the best checkpoint (``select_metric`` or the kind's)."""
         return self.kind.primary_metric(self.cfg)

@@ -85,9 +85,9 @@ def text_examples(lines: Iterable[str], kind: Kind, split: Callable) -> Iterator
 def file_examples(path: Path, fmt: str, run: LoadedRun, task: str) -> Iterator[Example]:
     """The examples of a file in a reader's format (``fmt``), read lazily with the task's
     column settings; gold labels when the file has the task's label column."""
-    cfg, kind = run.cfg.task[task], run.tasks[task].kind
+    kind = run.tasks[task].kind
     reader, reader_cfg = reader_for(run, task, fmt)
-    columns = kind.columns(f"task.{task}", cfg)
+    columns = run.tasks[task].columns
     label_role = kind.label_role
     for record in reader.iter_records(path, reader_cfg, columns, frozenset({label_role})):
         try:
@@ -211,7 +211,7 @@ def score_file(req: Request, run: LoadedRun, task: str) -> dict[str, float]:
     cfg, kind = run.cfg.task[task], run.tasks[task].kind
     reader, reader_cfg = reader_for(run, task, req.format)
     path = Path(req.input)
-    records: Records = reader.read(path, reader_cfg, kind.columns(f"task.{task}", cfg))
+    records: Records = reader.read(path, reader_cfg, run.tasks[task].columns)
     split = kind.to_split(records, cfg)
     check_known(kind, split, run.labels[task])
     docs = [r.doc for r in records.rows] if kind.token_level else None
