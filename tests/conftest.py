@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -102,3 +105,32 @@ def read_texts(path: Path, text: str = "text", label: str = "label", fmt: str = 
     task = classification_task(fmt, text_column=text, label_column=label)
     records = READERS[fmt].read(Path(path), task.reader, kind.columns("task.t", task))
     return kind.to_split(records, task)
+
+
+@dataclass
+class Completed:
+    """What a command left: its exit code, standard output and standard error."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def predict_in_process(*argv: str) -> Completed:
+    """``mtfsl-predict ARGV`` run by its ``main`` in this process, as the console script
+    runs it: a subprocess would spend about 3 s importing torch and transformers, and the
+    suite predicts some twenty times (the installed script itself is run elsewhere)."""
+    from mtfsl.predict import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(argv))
+        except SystemExit as stop:  # sys.exit("message") prints it and exits 1
+            if isinstance(stop.code, str):
+                err.write(stop.code + "\n")
+                code = 1
+            else:
+                code = stop.code or 0
+    return Completed(code, out.getvalue(), err.getvalue())

@@ -27,7 +27,7 @@ from mtfsl.inference.run import load_run
 from mtfsl.job import run
 from mtfsl.training.loop import _DEFAULT_THREADS
 from tests import test_pair, test_qa, test_regression
-from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
+from tests.conftest import FIXTURES, TOY_INTENTS, Completed, compose_cfg, predict_in_process
 from tests.test_predict_export import PREDICT, predict_cli, trained
 from tests.test_train_e2e import read_conll_pred
 
@@ -105,8 +105,8 @@ class WithoutMtfsl:
         return self.config.id2label[int(logits[0].argmax())]
 
 
-def predict(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PREDICT, str(run_dir), *args], capture_output=True, text=True)
+def predict(run_dir: Path, *args: str) -> Completed:
+    return predict_in_process(str(run_dir), *args)
 
 
 def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(

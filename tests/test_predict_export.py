@@ -23,15 +23,14 @@ from mtfsl.inference.stream import (
 )
 from mtfsl.job import run
 from mtfsl.kinds import KINDS
-from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
+from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg, predict_in_process
 from tests.test_train_e2e import CLI, read_conll_pred
 
 PREDICT = str(Path(CLI).with_name("mtfsl-predict"))
 
 
 def predict_cli(run_dir: Path, source: str, fmt: str, out: Path, *extra: str) -> None:
-    cmd = [PREDICT, str(run_dir), source, "--format", fmt, "--output", str(out), *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = predict_in_process(str(run_dir), source, "--format", fmt, "--output", str(out), *extra)
     assert proc.returncode == 0, proc.stderr
 
 
