@@ -12,7 +12,6 @@ from mtfsl.config import (
     DataConfig,
     FewShotConfig,
     FewShotDev,
-    KShotSampler,
     Shortfall,
 )
 from mtfsl.data.kshot import exact_k, mention_counts, per_class, sentences_per_type
@@ -123,7 +122,7 @@ def test_auto_sampler_follows_the_metric_and_a_mismatch_is_an_error() -> None:
         apply_few_shot(
             data,
             resolve_task(data.name, task),
-            FewShotConfig(k=1, sampler=KShotSampler.GREEDY),
+            FewShotConfig(k=1, sampler="GREEDY"),
             0,
             FIXTURES,
         )
@@ -185,7 +184,7 @@ def test_published_huang_splits_are_conll_train_sentences(shared_data: Path) -> 
     ],
 )
 def test_each_ner_sampler_runs_end_to_end(toy_cfg, tmp_path: Path, sampler: str, check) -> None:
-    toy_cfg.few_shot.k, toy_cfg.few_shot.sampler = 1, KShotSampler[sampler]
+    toy_cfg.few_shot.k, toy_cfg.few_shot.sampler = 1, sampler
     toy_cfg.few_shot.seed = 3  # a draw where EXACT can fill every type (seed 42 cannot: ORG)
     toy_cfg.trainer.max_steps = 2
     metrics = run(toy_cfg, tmp_path / "run")
@@ -232,7 +231,7 @@ def test_min_words_keeps_short_sentences_out_of_the_draw() -> None:
     tags = [["B-PER", "O"], ["B-PER", "O", "O"], ["B-PER", "O"], ["B-PER", "O", "O"]]
     train = Split(Path("t.txt"), inputs, tags, [1, 4, 8, 11])
     data = TaskData("t", ["B-PER", "I-PER", "O"], {"train": train})
-    fs = FewShotConfig(k=2, sampler=KShotSampler.EXACT, min_words=3)
+    fs = FewShotConfig(k=2, sampler="EXACT", min_words=3)
     few, record = apply_few_shot(data, resolve_task(data.name, tagging_task()), fs, 0, None)
     # only the two 3-word sentences may be drawn, and K=2 takes both
     assert record["ids"] == [1, 3] and record["pool"] == 2 and record["min_words"] == 3
@@ -246,7 +245,7 @@ def test_min_words_keeps_short_sentences_out_of_the_draw() -> None:
         == 3
     )
     texts = TaskData("c", ["a"], {"train": Split(Path("c.csv"), ["x y"], ["a"], [2])})
-    fs = FewShotConfig(k=1, sampler=KShotSampler.PER_CLASS, min_words=3)
+    fs = FewShotConfig(k=1, sampler="PER_CLASS", min_words=3)
     with pytest.raises(ConfigError, match=r"few_shot\.min_words: only for token tasks"):
         apply_few_shot(texts, resolve_task(texts.name, classification_task()), fs, 0, None)
 
@@ -254,4 +253,31 @@ def test_min_words_keeps_short_sentences_out_of_the_draw() -> None:
 def test_the_entlm_config_filters_short_sentences() -> None:
     cfg = compose_cfg(["few_shot=entlm"])
     fs = cfg.few_shot
-    assert (fs.k, fs.sampler, fs.min_words) == (5, KShotSampler.EXACT, 11)
+    assert (fs.k, fs.sampler, fs.min_words) == (5, "EXACT", 11)  # names match in any case
+
+
+def test_a_third_party_k_shot_sampler_registers_and_says_which_kinds_it_fits() -> None:
+    from mtfsl.data.kshot import KSHOT_SAMPLERS, KShotDraw, register_kshot_sampler
+
+    def first_k(targets, k, rng, short):  # the first K examples, whatever their labels
+        return list(range(min(k, len(targets))))
+
+    texts, cfg = intents()
+    task = resolve_task(texts.name, cfg)
+    register_kshot_sampler(KShotDraw("first_k", first_k, fits=lambda kind, cfg: True))
+    try:
+        few, record = apply_few_shot(texts, task, FewShotConfig(k=3, sampler="FIRST_K"), 0, None)
+        assert record["sampler"] == "first_k" and record["ids"] == [0, 1, 2]
+        assert few.splits["train"].targets == texts.splits["train"].targets[:3]
+    finally:
+        del KSHOT_SAMPLERS["first_k"]
+    with pytest.raises(ConfigError, match=r"few_shot.sampler=first_k: expected a K-shot sampler"):
+        apply_few_shot(texts, task, FewShotConfig(k=3, sampler="first_k"), 0, None)
+
+
+def test_a_k_shot_sampler_that_does_not_fit_stops_the_config_check() -> None:
+    from mtfsl.resolve import validate
+
+    cfg = compose_cfg(["few_shot.k=1", "few_shot.sampler=per_class", "data.root=/nowhere"])
+    with pytest.raises(ConfigError, match=r"sampler=PER_CLASS: does not fit task 'conll'"):
+        validate(cfg)

@@ -80,18 +80,6 @@ class MetricMode(Enum):
     STRICT = "strict"
 
 
-class KShotSampler(Enum):
-    """How a K-shot training subset is drawn."""
-
-    AUTO = "auto"  # the task kind's default (GREEDY for entity tagging, PER_CLASS for classes)
-    GREEDY = "greedy"  # Yang & Katiyar 2020: at least K mentions of every entity type
-    EXACT = "exact"  # EntLM 2022: take a sentence only if no type goes over K mentions
-    SENTENCES_PER_TYPE = "sentences_per_type"  # Huang et al. 2020: K sentences per type
-    PER_CLASS = "per_class"  # LM-BFF / SetFit: K examples of every class
-    RANDOM = "random"  # K examples drawn uniformly (kinds without classes: regression, QA)
-    SPLIT_FILE = "split_file"  # a published split (few_shot.files, few_shot.split)
-
-
 class Shortfall(Enum):
     """What happens when a type or class cannot supply K."""
 
@@ -290,7 +278,15 @@ class SelfTrainingConfig:
 @dataclass
 class FewShotConfig:
     k: int | None = None  # null = full training data
-    sampler: KShotSampler = KShotSampler.AUTO
+    # How the K-shot training subset is drawn (data/kshot.py; any case): auto (the task
+    # kind's default: greedy for entity tagging, per_class for classes), greedy (Yang &
+    # Katiyar 2020: at least K mentions of every entity type), exact (EntLM 2022: a sentence
+    # only if no type goes over K mentions), sentences_per_type (Huang et al. 2020: K
+    # sentences per type), per_class (LM-BFF / SetFit: K examples of every class), random (K
+    # examples drawn uniformly: kinds without classes), split_file (a published split:
+    # few_shot.files, few_shot.split), or one an installed package registers (entry-point
+    # group mtfsl.kshot_samplers).
+    sampler: str = "auto"
     seed: int | None = None  # null = the run's seed
     shortfall: Shortfall = Shortfall.ERROR
     dev: FewShotDev = FewShotDev.FULL
@@ -713,7 +709,7 @@ def _validate_few_shot(cfg: TrainConfig) -> None:
     _check_self_training(cfg)
     if fs.k is None:
         return
-    if fs.sampler is KShotSampler.SPLIT_FILE:
+    if str(fs.sampler).lower() == "split_file":
         expect(fs.files is not None, "few_shot.files", None, "a split path for SPLIT_FILE")
         expect(fs.split is not None, "few_shot.split", None, "a split number for SPLIT_FILE")
         expect(len(cfg.task) == 1, "task", sorted(cfg.task), "one task for a SPLIT_FILE split")

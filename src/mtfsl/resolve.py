@@ -208,6 +208,11 @@ def validate(cfg: TrainConfig) -> None:
             f"0 for task {task.name}: kind {task.kind.name} gives no label probabilities to "
             "pseudo-label by",
         )
+    if cfg.few_shot.k is not None:  # a K-shot sampler that exists and fits every task
+        from mtfsl.data.kshot import resolve_sampler
+
+        for task in tasks.values():
+            resolve_sampler(cfg.few_shot.sampler, task.kind, task.cfg, task.name)
     sel = cfg.metrics
     chosen = [tasks[sel.select_task]] if sel.select_task else list(tasks.values())
     for task in chosen:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mtfsl.config import KShotSampler
 from mtfsl.data.labels import split_tag
 from mtfsl.errors import ConfigError
+from mtfsl.plugins import Registry, load_entry_points
 
 # (what is short, e.g. "mentions of type PER", how many there are, K)
 Short = Callable[[str, int, int], None]
@@ -135,30 +136,58 @@ def random_k(targets: Sequence[Any], k: int, rng: Rng, short: Short = raise_shor
 
 
 Sampler = Callable[[Sequence[Any], int, Rng, Short], list[int]]
-SAMPLERS: dict[KShotSampler, Sampler] = {
-    KShotSampler.GREEDY: greedy_at_least_k,
-    KShotSampler.EXACT: exact_k,
-    KShotSampler.SENTENCES_PER_TYPE: sentences_per_type,
-    KShotSampler.PER_CLASS: per_class,
-    KShotSampler.RANDOM: random_k,
-}
+# Not draws: the kind's default sampler, and a published split read from files.
+AUTO, SPLIT_FILE = "auto", "split_file"
 
 
-def resolve_sampler(sampler: KShotSampler, kind: Any, task: Any, name: str) -> KShotSampler:
-    """The concrete sampler for a task (AUTO: its kind's default); a clear error when it does
-    not fit the task's kind."""
-    fitting = kind.samplers(task)
-    if sampler is KShotSampler.AUTO:
+@dataclass(frozen=True)
+class KShotDraw:
+    """A K-shot sampler: its name (``few_shot.sampler``) and its draw. A kind lists the
+    samplers that fit it (``samplers``); ``fits`` lets a sampler of another package say which
+    kinds it fits too (``fits(kind, task)``)."""
+
+    name: str
+    draw: Sampler
+    fits: Callable[[Any, Any], bool] | None = None
+
+
+KSHOT_SAMPLERS: Registry[KShotDraw] = Registry("a K-shot sampler")
+# Make a sampler available as ``few_shot.sampler: NAME``.
+register_kshot_sampler = KSHOT_SAMPLERS.add
+for _name, _draw in (
+    ("greedy", greedy_at_least_k),
+    ("exact", exact_k),
+    ("sentences_per_type", sentences_per_type),
+    ("per_class", per_class),
+    ("random", random_k),
+):
+    register_kshot_sampler(KShotDraw(_name, _draw))
+load_entry_points("mtfsl.kshot_samplers")
+
+
+def _names(names: Any) -> list[str]:
+    return sorted(n.upper() for n in names) or ["none"]
+
+
+def resolve_sampler(sampler: str, kind: Any, task: Any, name: str) -> str:
+    """The concrete sampler's name for a task (auto: its kind's default); a clear error when
+    there is no such sampler or it does not fit the task's kind."""
+    chosen, fitting = str(sampler).lower(), kind.samplers(task)
+    if chosen == AUTO:
         default = kind.default_sampler(task)
         if default is None:
             raise ConfigError(
                 f"few_shot.k: task '{name}' (kind {kind.name}) has no default K-shot sampler; "
-                f"set few_shot.sampler to one of {sorted(s.name for s in fitting) or 'none'}"
+                f"set few_shot.sampler to one of {_names(fitting)}"
             )
         return default
-    if sampler not in fitting:
+    if chosen != SPLIT_FILE and chosen not in KSHOT_SAMPLERS:
+        known = _names([AUTO, SPLIT_FILE, *KSHOT_SAMPLERS])
+        raise ConfigError(f"few_shot.sampler={sampler}: expected a K-shot sampler, one of {known}")
+    draw = KSHOT_SAMPLERS.get(chosen)
+    if chosen not in fitting and not (draw and draw.fits and draw.fits(kind, task)):
         raise ConfigError(
-            f"few_shot.sampler={sampler.name}: does not fit task '{name}' (kind {kind.name}); "
-            f"it takes {sorted(s.name for s in fitting) or 'none'}"
+            f"few_shot.sampler={chosen.upper()}: does not fit task '{name}' (kind {kind.name}); "
+            f"it takes {_names(fitting)}"
         )
-    return sampler
+    return chosen

@@ -18,7 +18,6 @@ import numpy as np
 from mtfsl.config import (
     AugmentationConfig,
     AugMethod,
-    KShotSampler,
     TaskConfig,
 )
 from mtfsl.errors import ConfigError, DataError
@@ -82,11 +81,11 @@ class ReadingDefaults:
 
             warn_no_context(str(split.path), n, task_name, f"not supported by kind {self.name}")
 
-    def samplers(self, task: Any) -> frozenset[KShotSampler]:
+    def samplers(self, task: Any) -> frozenset[str]:
         """The K-shot samplers that fit this kind (besides AUTO)."""
         return frozenset()
 
-    def default_sampler(self, task: Any) -> KShotSampler | None:
+    def default_sampler(self, task: Any) -> str | None:
         return None
 
     def augmentations(self, task: Any) -> frozenset[AugMethod]:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mtfsl.config import (
     AugMethod,
     Distance,
-    KShotSampler,
     MetricMode,
     Pooling,
     TaskConfig,
@@ -122,11 +121,11 @@ class ClassificationKind(PooledExport, TaskKind):
         for i, label in enumerate(split.targets):
             yield label, i, None
 
-    def samplers(self, task: Any) -> frozenset[KShotSampler]:
-        return frozenset({KShotSampler.PER_CLASS})
+    def samplers(self, task: Any) -> frozenset[str]:
+        return frozenset({"per_class"})
 
-    def default_sampler(self, task: Any) -> KShotSampler | None:
-        return KShotSampler.PER_CLASS
+    def default_sampler(self, task: Any) -> str | None:
+        return "per_class"
 
     def augmentations(self, task: Any) -> frozenset[AugMethod]:
         return augment.TEXT

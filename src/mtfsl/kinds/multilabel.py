@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mtfsl.config import KShotSampler, MetricMode, Pooling, TaskConfig
+from mtfsl.config import MetricMode, Pooling, TaskConfig
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds import register_kind
@@ -176,11 +176,11 @@ class MultiLabelKind(TaskKind):
             for label in labels:
                 yield label, i, None
 
-    def samplers(self, task: Any) -> frozenset[KShotSampler]:
-        return frozenset({KShotSampler.RANDOM})
+    def samplers(self, task: Any) -> frozenset[str]:
+        return frozenset({"random"})
 
-    def default_sampler(self, task: Any) -> KShotSampler | None:
-        return KShotSampler.RANDOM
+    def default_sampler(self, task: Any) -> str | None:
+        return "random"
 
     # -- model ---------------------------------------------------------------------------
     def head(self, task: Any, hidden: int, num_labels: int, dropout: float, context: Any):

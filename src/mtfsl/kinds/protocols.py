@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
-from mtfsl.config import AugmentationConfig, AugMethod, KShotSampler, MetricMode, ModelConfig
+from mtfsl.config import AugmentationConfig, AugMethod, MetricMode, ModelConfig
 
 if TYPE_CHECKING:
     import datasets
@@ -86,9 +86,9 @@ class ReadsExamples(Protocol):
 
     def attach_context(self, split: Split, n: int, task_name: str) -> None: ...
 
-    def samplers(self, task: Any) -> frozenset[KShotSampler]: ...
+    def samplers(self, task: Any) -> frozenset[str]: ...
 
-    def default_sampler(self, task: Any) -> KShotSampler | None: ...
+    def default_sampler(self, task: Any) -> str | None: ...
 
     def augmentations(self, task: Any) -> frozenset[AugMethod]: ...
 

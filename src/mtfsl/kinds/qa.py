@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from mtfsl.config import KShotSampler, MetricMode, TaskConfig
+from mtfsl.config import MetricMode, TaskConfig
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.report import atomic_write
@@ -281,11 +281,11 @@ class QAKind(TaskKind):
     def label_counts(self, split: Split) -> dict[str, int]:
         return {"questions": len(split)}
 
-    def samplers(self, task: Any) -> frozenset[KShotSampler]:
-        return frozenset({KShotSampler.RANDOM})
+    def samplers(self, task: Any) -> frozenset[str]:
+        return frozenset({"random"})
 
-    def default_sampler(self, task: Any) -> KShotSampler | None:
-        return KShotSampler.RANDOM
+    def default_sampler(self, task: Any) -> str | None:
+        return "random"
 
     # -- model ---------------------------------------------------------------------------
     def head(self, task: QATaskConfig, hidden, num_labels, dropout, context) -> nn.Module:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mtfsl.config import KShotSampler, MetricMode, Pooling, TaskConfig
+from mtfsl.config import MetricMode, Pooling, TaskConfig
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.kinds import register_kind
@@ -114,11 +114,11 @@ class RegressionKind(TextPairs, PooledExport, TaskKind):
     def label_counts(self, split: Split) -> dict[str, int]:
         return {"examples": len(split)}
 
-    def samplers(self, task: Any) -> frozenset[KShotSampler]:
-        return frozenset({KShotSampler.RANDOM})
+    def samplers(self, task: Any) -> frozenset[str]:
+        return frozenset({"random"})
 
-    def default_sampler(self, task: Any) -> KShotSampler | None:
-        return KShotSampler.RANDOM
+    def default_sampler(self, task: Any) -> str | None:
+        return "random"
 
     # -- model ---------------------------------------------------------------------------
     def head(self, task, hidden, num_labels, dropout, context):

@@ -13,7 +13,6 @@ import numpy as np
 from mtfsl.config import (
     AugMethod,
     Distance,
-    KShotSampler,
     LabelScheme,
     MetricMode,
     TagDecoder,
@@ -230,20 +229,13 @@ class TaggingKind(TaskKind):
             return
         split.context = neighbour_context(split.inputs, split.docs, n)
 
-    def samplers(self, task: TaggingTaskConfig) -> frozenset[KShotSampler]:
+    def samplers(self, task: TaggingTaskConfig) -> frozenset[str]:
         if task.metric is TagMetric.ENTITY:
-            return frozenset(
-                {
-                    KShotSampler.GREEDY,
-                    KShotSampler.EXACT,
-                    KShotSampler.SENTENCES_PER_TYPE,
-                    KShotSampler.SPLIT_FILE,
-                }
-            )
-        return frozenset({KShotSampler.SPLIT_FILE})
+            return frozenset({"greedy", "exact", "sentences_per_type", "split_file"})
+        return frozenset({"split_file"})
 
-    def default_sampler(self, task: TaggingTaskConfig) -> KShotSampler | None:
-        return KShotSampler.GREEDY if task.metric is TagMetric.ENTITY else None
+    def default_sampler(self, task: TaggingTaskConfig) -> str | None:
+        return "greedy" if task.metric is TagMetric.ENTITY else None
 
     def augmentations(self, task: TaggingTaskConfig) -> frozenset[AugMethod]:
         return augment.NER if task.metric is TagMetric.ENTITY else frozenset()

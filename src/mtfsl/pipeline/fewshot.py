@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from mtfsl.config import FewShotConfig, FewShotDev, KShotSampler, Shortfall
-from mtfsl.data.kshot import SAMPLERS, Short, raise_short, resolve_sampler
+from mtfsl.config import FewShotConfig, FewShotDev, Shortfall
+from mtfsl.data.kshot import KSHOT_SAMPLERS, SPLIT_FILE, Short, raise_short, resolve_sampler
 from mtfsl.data.readers import read_line_pairs
 from mtfsl.data.readers.base import Record, Records
 from mtfsl.data.splits import Split, TaskData, check_known
@@ -79,7 +79,7 @@ def _pool(split: Split, min_words: int, token_level: bool) -> list[int]:
 def _draw(
     full: Split,
     fs: FewShotConfig,
-    sampler: KShotSampler,
+    sampler: str,
     token_level: bool,
     rng: np.random.Generator,
     notes: list[str],
@@ -89,7 +89,7 @@ def _draw(
     """Draw the K-shot training split (and, with ``few_shot.dev=K_SHOT``, a disjoint dev
     split of the same protocol) from ``full`` into ``splits``; what was drawn into
     ``record``."""
-    draw = SAMPLERS[sampler]
+    draw = KSHOT_SAMPLERS[sampler].draw
     pool = _pool(full, fs.min_words, token_level)
     short = _short_handler(fs.shortfall, notes, "train")
     # indices into the pool, in the sampler's order (sorted, or draw order with repeats)
@@ -120,8 +120,8 @@ def apply_few_shot(
     notes: list[str] = []
     full = data.splits["train"]
     splits = dict(data.splits)
-    record: dict[str, Any] = {"sampler": sampler.value, "k": fs.k, "seed": seed}
-    if sampler is KShotSampler.SPLIT_FILE:
+    record: dict[str, Any] = {"sampler": sampler, "k": fs.k, "seed": seed}
+    if sampler == SPLIT_FILE:
         splits["train"] = load_split_file(fs, task, data.labels, root)
         record.update(split=fs.split, train_file=str(splits["train"].path))
         record["lines"] = splits["train"].lines
@@ -140,7 +140,7 @@ def apply_few_shot(
         "few-shot %s: k=%d (%s, seed %d): %d of %d training examples, %s; dev: %s (%d)",
         data.name,
         fs.k,
-        sampler.value,
+        sampler,
         seed,
         record["num_train"],
         len(full),
