@@ -10,17 +10,15 @@ import pytest
 import torch
 from transformers import MarianConfig, MarianMTModel
 
-from mtfsl.config import AugmentationConfig, AugMethod, BackTranslationConfig
+from mtfsl.config import AugmentationConfig, BackTranslationConfig
 from mtfsl.data.augment import (
     NerAugmenter,
     augment_split,
     check_methods,
-    ner_operation,
     random_deletion,
     random_insertion,
     random_swap,
     segments,
-    text_operation,
 )
 from mtfsl.data.backtranslate import BackTranslator
 from mtfsl.data.labels import check_tags
@@ -96,27 +94,25 @@ def test_augment_split_appends_seeded_valid_copies() -> None:
     split = Split(Path("t"), [s[0] for s in SENTENCES], [s[1] for s in SENTENCES], [1, 7, 13])
     cfg = AugmentationConfig(
         methods=[
-            AugMethod.TOKEN_REPLACEMENT,
-            AugMethod.MENTION_REPLACEMENT,
-            AugMethod.SEGMENT_SHUFFLE,
+            "TOKEN_REPLACEMENT",
+            "MENTION_REPLACEMENT",
+            "SEGMENT_SHUFFLE",
         ],
         copies=3,
         p=0.5,
     )
-    out, counts = augment_split(split, cfg, 5, ner_operation(split, cfg.p))
+    out, counts = augment_split(split, cfg, 5)
     assert len(out) == 12 and sum(counts.values()) == 9
     assert out.inputs[:3] == split.inputs and out.targets[:3] == split.targets
     assert out.lines == [1, 7, 13] * 4  # copies point at their original's line
     assert all(valid_iob2(t) for t in out.targets)
-    again, _ = augment_split(split, cfg, 5, ner_operation(split, cfg.p))
+    again, _ = augment_split(split, cfg, 5)
     assert again.inputs == out.inputs and again.targets == out.targets
     tagging = KINDS["tagging"]
     with pytest.raises(
         ConfigError, match=r"\['RANDOM_SWAP'\] do not apply to task 'ner' \(kind tagging\)"
     ):
-        check_methods(
-            [AugMethod.RANDOM_SWAP], tagging.augmentations(tagging_task()), "tagging", "ner"
-        )
+        check_methods(["RANDOM_SWAP"], tagging, tagging_task(), "ner")
 
 
 def test_eda_operations() -> None:
@@ -170,8 +166,8 @@ def test_back_translation_round_trip_with_tiny_marian(tmp_path: Path) -> None:
     assert len(out) == 3 and all(isinstance(t, str) for t in out)
     assert out == translate(texts, seed=3) and out != translate(texts, seed=4)
     split = Split(Path("t.csv"), texts, ["late", "top_up", "rate"], [2, 3, 4])
-    aug = AugmentationConfig(methods=[AugMethod.BACK_TRANSLATION], copies=2)
-    result, counts = augment_split(split, aug, 3, text_operation(aug.p), translate)
+    aug = AugmentationConfig(methods=["BACK_TRANSLATION"], copies=2)
+    result, counts = augment_split(split, aug, 3, translate)
     made = counts.get("back_translation", 0)
     assert made + counts.get("back_translation_empty", 0) == 6 and len(result) == 3 + made
     assert result.targets[3:] == [split.targets[result.lines[i] - 2] for i in range(3, len(result))]
@@ -183,3 +179,22 @@ def test_back_translation_without_a_model_is_a_config_error(tmp_path: Path) -> N
     missing = str(tmp_path / "nope")
     with pytest.raises(ConfigError, match=r"back_translation\.forward=.*nope: cannot load it"):
         BackTranslator(BackTranslationConfig(forward=missing, backward=missing))
+
+
+def test_a_third_party_augmentation_registers_and_says_which_kinds_it_fits() -> None:
+    from mtfsl.data.augment import AUGMENTATIONS, Augmentation, register_augmentation
+
+    def shouting(split: Split, p: float):  # every text in capitals, its label kept
+        return lambda text, label, rng: (text.upper(), label)
+
+    split = Split(Path("t.csv"), ["my card is late", "top up failed"], ["late", "top_up"], [2, 3])
+    register_augmentation(Augmentation("shout", shouting, fits=lambda kind, task: True))
+    try:
+        aug = AugmentationConfig(methods=["SHOUT"], copies=1)
+        out, counts = augment_split(split, aug, 0)
+        assert out.inputs[2:] == ["MY CARD IS LATE", "TOP UP FAILED"] and counts == {"shout": 2}
+        check_methods(["shout"], KINDS["tagging"], tagging_task(), "ner")  # it fits any kind
+    finally:
+        del AUGMENTATIONS["shout"]
+    with pytest.raises(ConfigError, match=r"augmentation.methods=shout: expected an augmentation"):
+        check_methods(["shout"], KINDS["tagging"], tagging_task(), "ner")

@@ -95,20 +95,6 @@ class FewShotDev(Enum):
     NONE = "none"  # no dev set: train the fixed budget and keep the last model
 
 
-class AugMethod(Enum):
-    """Training-data augmentation methods (train split only)."""
-
-    # NER, Dai & Adel (2020); synonym replacement is left out: no offline English lexicon.
-    TOKEN_REPLACEMENT = "token_replacement"  # label-wise token replacement (LwTR)
-    MENTION_REPLACEMENT = "mention_replacement"  # a mention -> another mention of its type
-    SEGMENT_SHUFFLE = "segment_shuffle"  # shuffle words within same-label segments
-    # Classification, EDA (Wei & Zou 2019) without synonyms: words of the sentence itself.
-    RANDOM_SWAP = "random_swap"
-    RANDOM_DELETION = "random_deletion"
-    RANDOM_INSERTION = "random_insertion"
-    BACK_TRANSLATION = "back_translation"  # classification: text -> pivot language -> text
-
-
 class FinetuneMode(Enum):
     """Which parameters of the encoder train (task heads and loss weights always do)."""
 
@@ -324,7 +310,13 @@ class BackTranslationConfig:
 
 @dataclass
 class AugmentationConfig:
-    methods: list[AugMethod] = field(default_factory=list)  # empty = no augmentation
+    # Empty: no augmentation. Each is a name (data/augment.py; any case): for entity tagging
+    # (Dai & Adel 2020) token_replacement (a word -> a training word of its tag),
+    # mention_replacement (a mention -> another of its type), segment_shuffle (words shuffled
+    # within same-label segments); for texts, EDA (Wei & Zou 2019) without synonyms
+    # random_swap, random_deletion, random_insertion, and back_translation (text -> pivot
+    # language -> text); or one an installed package registers (mtfsl.augmentations).
+    methods: list[str] = field(default_factory=list)
     copies: int = 1  # augmented copies per training example (each uses one random method)
     # NER: chance to change each word / mention / segment; EDA: fraction of words changed.
     p: float = 0.3

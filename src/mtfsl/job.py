@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from mtfsl.config import AugMethod, TrainConfig
+from mtfsl.config import TrainConfig
 from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
@@ -35,9 +35,9 @@ def _augment(task: Task, data: TaskData, cfg: TrainConfig, translate, run_dir: P
     aug, name, kind = cfg.augmentation, task.name, task.kind
     seed = cfg.seed if aug.seed is None else aug.seed
     train = data.splits["train"]
-    from mtfsl.data.augment import check_methods
+    from mtfsl.data.augment import check_methods, method_names
 
-    check_methods(aug.methods, kind.augmentations(task.cfg), kind.name, name)
+    check_methods(aug.methods, kind, task.cfg, name)
     augmented, counts = kind.augment(train, aug, seed, translate)
     data.splits["train"] = augmented
     log.info(
@@ -45,7 +45,7 @@ def _augment(task: Task, data: TaskData, cfg: TrainConfig, translate, run_dir: P
     )
     if run_dir is not None:
         record = {
-            "methods": [m.value for m in aug.methods],
+            "methods": method_names(aug.methods),
             **{"copies": aug.copies, "p": aug.p, "seed": seed, "counts": counts},
             **{"before": len(train), "after": len(augmented)},
         }
@@ -62,7 +62,7 @@ def load_data(
     from mtfsl.pipeline.fewshot import apply_few_shot
 
     aug = cfg.augmentation
-    bt = AugMethod.BACK_TRANSLATION in aug.methods
+    bt = "back_translation" in (str(m).lower() for m in aug.methods)
     translate = BackTranslator(aug.back_translation) if bt else None
     out = {}
     for name, task in tasks.items():

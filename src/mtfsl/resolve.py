@@ -170,13 +170,16 @@ def compose_config(overrides: list[str]) -> TrainConfig:
 
 
 def _check_plugins(cfg: TrainConfig) -> None:
-    """The task sampler and loss weighting the config names exist (the registries load
-    torch, so they are looked up here, when a run is checked, not when the CLI starts)."""
+    """The task sampler, loss weighting and augmentation methods the config names exist (the
+    registries load torch, so they are looked up here, when a run is checked, not when the
+    CLI starts)."""
+    from mtfsl.data.augment import method_names
     from mtfsl.data.multitask import task_sampler_type
     from mtfsl.losses import weighting_type
 
     task_sampler_type(cfg.task_sampling.kind)
     weighting_type(cfg.loss_weights.kind)
+    method_names(cfg.augmentation.methods)
 
 
 def validate(cfg: TrainConfig) -> None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mtfsl.config import AugmentationConfig, AugMethod
+from mtfsl.config import AugmentationConfig
 from mtfsl.data.labels import split_tag
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
+from mtfsl.plugins import Registry, load_entry_points
 
 log = logging.getLogger(__name__)
 Tagged = tuple[list[str], list[str]]
@@ -108,38 +110,77 @@ def random_insertion(words: list[str], p: float, rng) -> list[str]:
     return out
 
 
-EDA: dict[AugMethod, Callable[[list[str], float, Any], list[str]]] = {
-    AugMethod.RANDOM_SWAP: random_swap,
-    AugMethod.RANDOM_DELETION: random_deletion,
-    AugMethod.RANDOM_INSERTION: random_insertion,
-}
-NER = frozenset(
-    {AugMethod.TOKEN_REPLACEMENT, AugMethod.MENTION_REPLACEMENT, AugMethod.SEGMENT_SHUFFLE}
-)
-TEXT = frozenset({*EDA, AugMethod.BACK_TRANSLATION})
-# (method, input, target, rng) -> (new input, new target): one augmentation of one example
-Operation = Callable[[AugMethod, Any, Any, Any], tuple[Any, Any]]
+# (input, target, rng) -> (new input, new target): one augmentation of one example
+Operation = Callable[[Any, Any, Any], tuple[Any, Any]]
+BACK_TRANSLATION = "back_translation"  # done for all copies at once, by the run's translator
 
 
-def ner_operation(split: Split, p: float) -> Operation:
-    """Dai & Adel's operations over the split's own words and mentions."""
-    ner = NerAugmenter(list(zip(split.inputs, split.targets, strict=True)), p)
-    return lambda method, words, tags, rng: getattr(ner, method.value)(words, tags, rng)
+@dataclass(frozen=True)
+class Augmentation:
+    """An augmentation method: its name (``augmentation.methods``) and, for a split and the
+    strength ``p``, the operation on one example. A kind lists the methods that fit it
+    (``augmentations``); ``fits(kind, task)`` lets a method of another package say which
+    kinds it fits too."""
+
+    name: str
+    make: Callable[[Split, float], Operation] | None  # None: back-translation
+    fits: Callable[[Any, Any], bool] | None = None
 
 
-def text_operation(p: float) -> Operation:
-    """EDA (without synonyms) on a whitespace-split text."""
-    return lambda method, text, label, rng: (" ".join(EDA[method](text.split(), p, rng)), label)
+def _ner(method: str) -> Callable[[Split, float], Operation]:
+    """Dai & Adel's ``method`` over the split's own words and mentions."""
+
+    def make(split: Split, p: float) -> Operation:
+        ner = NerAugmenter(list(zip(split.inputs, split.targets, strict=True)), p)
+        return getattr(ner, method)
+
+    return make
 
 
-def check_methods(
-    methods: Sequence[AugMethod], allowed: frozenset[AugMethod], kind: str, task: str
-) -> None:
-    wrong = [m.name for m in methods if m not in allowed]
+def _eda(fn: Callable[[list[str], float, Any], list[str]]) -> Callable[[Split, float], Operation]:
+    """EDA (without synonyms) on a whitespace-split text; the label is kept."""
+
+    def make(split: Split, p: float) -> Operation:
+        return lambda text, label, rng: (" ".join(fn(text.split(), p, rng)), label)
+
+    return make
+
+
+AUGMENTATIONS: Registry[Augmentation] = Registry("an augmentation method")
+# Make a method available in ``augmentation.methods``.
+register_augmentation = AUGMENTATIONS.add
+for _name in ("token_replacement", "mention_replacement", "segment_shuffle"):
+    register_augmentation(Augmentation(_name, _ner(_name)))
+for _name, _fn in (
+    ("random_swap", random_swap),
+    ("random_deletion", random_deletion),
+    ("random_insertion", random_insertion),
+):
+    register_augmentation(Augmentation(_name, _eda(_fn)))
+register_augmentation(Augmentation(BACK_TRANSLATION, None))
+load_entry_points("mtfsl.augmentations")
+
+NER = frozenset({"token_replacement", "mention_replacement", "segment_shuffle"})
+TEXT = frozenset({"random_swap", "random_deletion", "random_insertion", BACK_TRANSLATION})
+
+
+def method_names(methods: Sequence[str]) -> list[str]:
+    """``augmentation.methods`` as registered names (any case in the config)."""
+    return [AUGMENTATIONS.named(str(m).lower(), "augmentation.methods").name for m in methods]
+
+
+def check_methods(methods: Sequence[str], kind: Any, task: Any, name: str) -> None:
+    """Every method fits the task: its kind lists it, or the method says it fits."""
+    wrong = []
+    for method in method_names(methods):
+        fits = AUGMENTATIONS[method].fits
+        if method not in kind.augmentations(task) and not (fits and fits(kind, task)):
+            wrong.append(method.upper())
     if wrong:
+        allowed = sorted(m.upper() for m in kind.augmentations(task)) or "none"
         raise ConfigError(
-            f"augmentation.methods: {wrong} do not apply to task '{task}' (kind {kind}); it "
-            f"takes {sorted(m.name for m in allowed) or 'none'}"
+            f"augmentation.methods: {wrong} do not apply to task '{name}' (kind {kind.name}); it "
+            f"takes {allowed}"
         )
 
 
@@ -147,7 +188,6 @@ def augment_split(
     split: Split,
     cfg: AugmentationConfig,
     seed: int,
-    operation: Operation,
     translate: Callable[[list[str], int], list[str]] | None = None,
 ) -> tuple[Split, dict[str, int]]:
     """The split followed by ``cfg.copies`` augmented copies of each example (each copy uses a
@@ -157,23 +197,25 @@ def augment_split(
     empty are left out and counted as ``back_translation_empty``.
     """
     rng = np.random.default_rng(seed)
-    methods = list(cfg.methods)
+    methods = method_names(cfg.methods)
+    make = {m: AUGMENTATIONS[m].make for m in set(methods)}
+    operations = {m: f(split, cfg.p) for m, f in make.items() if f is not None}
     plan = [
         (i, methods[rng.integers(len(methods))])
         for _ in range(cfg.copies)
         for i in range(len(split))
     ]
-    wanted = [split.inputs[i] for i, m in plan if m is AugMethod.BACK_TRANSLATION]
+    wanted = [split.inputs[i] for i, m in plan if m == BACK_TRANSLATION]
     translated = iter(translate(wanted, seed) if wanted and translate else [])
     inputs, targets, sources = [], [], []
     counts: dict[str, int] = {}
     for i, method in plan:
         x, y = split.inputs[i], split.targets[i]
-        if method is AugMethod.BACK_TRANSLATION:
+        if method == BACK_TRANSLATION:
             x = next(translated).strip()
         else:
-            x, y = operation(method, x, y, rng)
-        key = method.value if x else f"{method.value}_empty"
+            x, y = operations[method](x, y, rng)
+        key = method if x else f"{method}_empty"
         counts[key] = counts.get(key, 0) + 1
         if x:  # an augmented sentence keeps its source's place, document and context
             inputs.append(x)

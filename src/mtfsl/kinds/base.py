@@ -17,7 +17,6 @@ import numpy as np
 
 from mtfsl.config import (
     AugmentationConfig,
-    AugMethod,
     TaskConfig,
 )
 from mtfsl.errors import ConfigError, DataError
@@ -88,7 +87,7 @@ class ReadingDefaults:
     def default_sampler(self, task: Any) -> str | None:
         return None
 
-    def augmentations(self, task: Any) -> frozenset[AugMethod]:
+    def augmentations(self, task: Any) -> frozenset[str]:
         return frozenset()
 
     def augment(

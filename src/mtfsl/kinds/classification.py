@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mtfsl.config import (
-    AugMethod,
     Distance,
     MetricMode,
     Pooling,
@@ -127,11 +126,11 @@ class ClassificationKind(PooledExport, TaskKind):
     def default_sampler(self, task: Any) -> str | None:
         return "per_class"
 
-    def augmentations(self, task: Any) -> frozenset[AugMethod]:
+    def augmentations(self, task: Any) -> frozenset[str]:
         return augment.TEXT
 
     def augment(self, split: Split, cfg: Any, seed: int, translate: Any):
-        return augment.augment_split(split, cfg, seed, augment.text_operation(cfg.p), translate)
+        return augment.augment_split(split, cfg, seed, translate)
 
     # -- model ---------------------------------------------------------------------------
     def head(

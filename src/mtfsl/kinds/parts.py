@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from mtfsl.config import AugMethod, Pooling
+from mtfsl.config import Pooling
 from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.report import atomic_write, escape_tsv
@@ -94,7 +94,7 @@ class TextPairs:
                 raise DataError(f"{where}: expected a non-empty {column}, found {text!r:.80}")
         return pair
 
-    def augmentations(self, task: Any) -> frozenset[AugMethod]:
+    def augmentations(self, task: Any) -> frozenset[str]:
         return frozenset()  # word-level EDA would change what a pair means
 
     def features(

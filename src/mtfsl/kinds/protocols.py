@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
-from mtfsl.config import AugmentationConfig, AugMethod, MetricMode, ModelConfig
+from mtfsl.config import AugmentationConfig, MetricMode, ModelConfig
 
 if TYPE_CHECKING:
     import datasets
@@ -90,7 +90,7 @@ class ReadsExamples(Protocol):
 
     def default_sampler(self, task: Any) -> str | None: ...
 
-    def augmentations(self, task: Any) -> frozenset[AugMethod]: ...
+    def augmentations(self, task: Any) -> frozenset[str]: ...
 
     def augment(
         self, split: Split, cfg: AugmentationConfig, seed: int, translate: Any

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mtfsl.config import (
-    AugMethod,
     Distance,
     LabelScheme,
     MetricMode,
@@ -237,11 +236,11 @@ class TaggingKind(TaskKind):
     def default_sampler(self, task: TaggingTaskConfig) -> str | None:
         return "greedy" if task.metric is TagMetric.ENTITY else None
 
-    def augmentations(self, task: TaggingTaskConfig) -> frozenset[AugMethod]:
+    def augmentations(self, task: TaggingTaskConfig) -> frozenset[str]:
         return augment.NER if task.metric is TagMetric.ENTITY else frozenset()
 
     def augment(self, split: Split, cfg: Any, seed: int, translate: Any):
-        return augment.augment_split(split, cfg, seed, augment.ner_operation(split, cfg.p))
+        return augment.augment_split(split, cfg, seed)
 
     # -- model ---------------------------------------------------------------------------
     def head(
