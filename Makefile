@@ -15,6 +15,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/dev/null)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	# setuptools' build/ keeps modules that were moved or removed since the last install
+	rm -rf build
 	$(BIN)/python -m pip install -q "$(TORCH)" ".[dev]"
 	touch $(STAMP)
 
