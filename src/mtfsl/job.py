@@ -58,11 +58,12 @@ def load_data(
     """Every task's splits: few-shot version when ``few_shot.k`` is set, training split
     augmented when ``augmentation.methods`` are. What was drawn and made is recorded under
     ``run_dir/few_shot/`` and ``run_dir/augmentation/``."""
+    from mtfsl.data.augment import BACK_TRANSLATION, method_names
     from mtfsl.data.backtranslate import BackTranslator
     from mtfsl.pipeline.fewshot import apply_few_shot
 
     aug = cfg.augmentation
-    bt = "back_translation" in (str(m).lower() for m in aug.methods)
+    bt = BACK_TRANSLATION in method_names(aug.methods)
     translate = BackTranslator(aug.back_translation) if bt else None
     out = {}
     for name, task in tasks.items():

@@ -279,16 +279,17 @@ class MultiLabelKind(TaskKind):
         return f"{head}\n{lines}{note}\nPer label (scikit-learn, multi-label)\n{table}"
 
     def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
-        from mtfsl.evaluation.report import escape_tsv, write_tsv
+        from mtfsl.evaluation.report import write_tsv
 
-        gold = [escape_tsv("|".join(x)) for x in split.targets]
-        write_tsv(path.with_name(f"{path.name}.tsv"), split.inputs, gold, self._joined(pred))
+        gold, guess = self._joined(split.targets), self._joined(pred)
+        write_tsv(path.with_name(f"{path.name}.tsv"), split.inputs, gold, guess)
 
     @staticmethod
-    def _joined(pred: list[list[str]]) -> list[str]:
+    def _joined(sets: list[list[str]]) -> list[str]:
+        """Each label set as one TSV field: ``a|b``, escaped."""
         from mtfsl.evaluation.report import escape_tsv
 
-        return [escape_tsv("|".join(x)) for x in pred]
+        return [escape_tsv("|".join(x)) for x in sets]
 
     # -- export and prediction -----------------------------------------------------------
     def export_model(self, task, name, head, encoder, config):

@@ -77,15 +77,11 @@ def train_batches(
     return TrainBatches(collator, streams, task_sampler, {n: len(s) for n, s in samplers.items()})
 
 
-def sorted_loader(features: Any, collator: PaddingCollator, batch_size: int, device: Any):
-    """``features`` in length-sorted batches (longest first), on ``device``."""
-    batches = sorted_batches(features["length"], batch_size)
-    loader = DataLoader(features, batch_sampler=batches, collate_fn=collator)
-    return ({k: v.to(device) for k, v in batch.items()} for batch in loader)
-
-
 def support_batches(
     task: PreparedTask, collator: PaddingCollator, batch_size: int, device: Any
 ) -> Iterator[Batch]:
-    """The task's training features, for a head that fits on them before each evaluation."""
-    return sorted_loader(task.train, collator, batch_size, device)
+    """The task's training features in length-sorted batches (longest first) on ``device``,
+    for a head that fits on them before each evaluation."""
+    batches = sorted_batches(task.train["length"], batch_size)
+    loader = DataLoader(task.train, batch_sampler=batches, collate_fn=collator)
+    return ({k: v.to(device) for k, v in batch.items()} for batch in loader)

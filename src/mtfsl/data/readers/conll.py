@@ -22,7 +22,7 @@ class ConllReaderConfig(ReaderConfig):
     doc_marker: str = "-DOCSTART-"
 
 
-def _index(column: Column, position: int, n_roles: int) -> int:
+def column_index(column: Column, position: int, n_roles: int) -> int:
     """A role's column index: as configured, else the first role is column 0 and the last
     the last column (token ... tag)."""
     if column.value is None:
@@ -45,7 +45,9 @@ class ConllReader(Reader):
     def iter_records(
         self, path: Path, cfg: Any, columns: Columns, optional: frozenset[str] = frozenset()
     ) -> Iterator[Record]:
-        index = {role: _index(c, i, len(columns)) for i, (role, c) in enumerate(columns.items())}
+        index = {
+            role: column_index(c, i, len(columns)) for i, (role, c) in enumerate(columns.items())
+        }
         for sentence in iter_conll(path, cfg.doc_marker):
             width = len(sentence.fields[0])
             values = {}

@@ -13,8 +13,8 @@ from typing import Any
 
 from mtfsl.data.labels import entity_types
 from mtfsl.data.readers import register_reader
-from mtfsl.data.readers.base import Column, Columns, Reader, Record, as_index
-from mtfsl.data.readers.conll import ConllReaderConfig
+from mtfsl.data.readers.base import Columns, Reader, Record
+from mtfsl.data.readers.conll import ConllReaderConfig, column_index
 from mtfsl.data.readers.text import iter_conll
 from mtfsl.errors import ConfigError, DataError
 
@@ -22,17 +22,6 @@ from mtfsl.errors import ConfigError, DataError
 @dataclass
 class ConllTypesReaderConfig(ConllReaderConfig):
     format: str = "conll_types"
-
-
-def _index(column: Column, default: int) -> int:
-    if column.value is None:
-        return default
-    index = as_index(column.value)
-    if index is None:
-        raise ConfigError(
-            f"{column.key}={column.value}: the conll_types reader takes column indices (0, 3, -1)"
-        )
-    return index
 
 
 class ConllTypesReader(Reader):
@@ -48,7 +37,8 @@ class ConllTypesReader(Reader):
         if len(columns) != 2:
             raise ConfigError(f"reader conll_types gives a text and its labels: {list(columns)}")
         (text_role, text), (label_role, label) = columns.items()
-        tokens, tags = _index(text, 0), _index(label, -1)
+        # the CoNLL reader's columns: the first role's default is column 0, the last's -1
+        tokens, tags = column_index(text, 0, 2), column_index(label, 1, 2)
         for sentence in iter_conll(path, cfg.doc_marker):
             width = len(sentence.fields[0])
             values: dict[str, Any] = {text_role: " ".join(sentence.column(tokens))}
