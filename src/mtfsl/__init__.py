@@ -1,3 +1,3 @@
-"""mtfsl: config-driven multi-task and few-shot fine-tuning of pretrained encoders."""
+"""mtfsl: config-driven multi-task and few-shot fine-tuning of pretrained encoders and LLMs."""
 
 __version__ = "0.1.0"

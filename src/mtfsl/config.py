@@ -25,7 +25,27 @@ class ModelSource(Enum):
     """Where encoder weights and tokenizer come from."""
 
     PRETRAINED = "pretrained"  # from_pretrained on a local folder, package folder or hub id
-    TINY = "tiny"  # randomly initialised small BERT + in-memory tokenizer (tests, smoke runs)
+    # randomly initialised small model of ``model.family`` (a BERT, or a Llama for decoders)
+    # with an in-memory tokenizer (tests, smoke runs)
+    TINY = "tiny"
+
+
+class Attention(Enum):
+    """Which positions a backbone's tokens attend to."""
+
+    AUTO = "auto"  # the model's own: bidirectional for encoders, causal for decoders
+    CAUSAL = "causal"  # each token sees those before it (decoders)
+    # every non-padding token of the row: a decoder's causal mask removed (LS-unLLaMA,
+    # Dukic & Snajder 2024), so early tokens see the whole sentence
+    BIDIRECTIONAL = "bidirectional"
+
+
+class WordPiece(Enum):
+    """Which sub-token of a word carries its label and yields its prediction."""
+
+    AUTO = "auto"  # the family's: first for encoders, last for causal decoders
+    FIRST = "first"  # BERT's convention
+    LAST = "last"  # under a causal mask only the last sub-token has seen the whole word
 
 
 class LabelScheme(Enum):
@@ -66,11 +86,17 @@ class TextDecoder(Enum):
 class Pooling(Enum):
     """How a sequence head turns sub-token states into one vector."""
 
+    AUTO = "auto"  # the backbone family's: CLS for encoders, LAST for decoders
     CLS = "cls"  # the first token's state
+    FIRST = "cls"  # another name of CLS
+    LAST = "last"  # the last non-padding token's state (the only one that saw every token)
     MEAN = "mean"  # mean over non-padding tokens
     # BERT's pooler: tanh(dense(first token's state)); exports to the HF sequence-
     # classification layout (mtfsl-export).
     POOLER = "pooler"
+    # the pooling of transformers' sequence-classification class of the backbone family, so
+    # mtfsl-export writes that class: POOLER for encoders, LAST for decoders
+    HF = "hf"
 
 
 class MetricMode(Enum):
@@ -140,13 +166,15 @@ class Precision(Enum):
 
 @dataclass
 class TinyEncoderConfig:
-    """Sizes of the randomly initialised BERT used by ``model=tiny``."""
+    """Sizes of the randomly initialised model of ``model=tiny`` (a BERT) and
+    ``model=tiny_decoder`` (a Llama)."""
 
     hidden_size: int = 32
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
     intermediate_size: int = 37
     max_position_embeddings: int = 512
+    num_key_value_heads: int | None = None  # decoders: grouped-query attention; null = heads
 
 
 @dataclass
@@ -178,6 +206,14 @@ class ModelConfig:
     encoder_dropout: float | None = None
     tokenizer: TokenizerOptions = field(default_factory=lambda: TokenizerOptions())
     tiny: TinyEncoderConfig = field(default_factory=TinyEncoderConfig)
+    # The backbone family (a registered one: encoder, decoder); auto = detected from the
+    # model's config when a run starts, and recorded in the run folder's config.yaml.
+    family: str = "auto"
+    attention: Attention = Attention.AUTO
+    word_piece: WordPiece = WordPiece.AUTO
+    # QLoRA (Dettmers et al. 2023): the frozen pretrained weights loaded in 4-bit NF4 through
+    # bitsandbytes, with finetune=lora; CUDA only (pip install bitsandbytes).
+    load_in_4bit: bool = False
     # An earlier run folder (or checkpoint folder) of the same model to start from: its
     # fine-tuned encoder, and the heads of tasks with the same name and labels (others start
     # anew), e.g. tag-set extension: K-shot on held-out types from a run on the others.
@@ -330,7 +366,10 @@ class LoraConfig:
     alpha: float = 16.0
     dropout: float = 0.1
     # Module names (or name suffixes) that get adapters: BERT's attention projections.
-    target_modules: list[str] = field(default_factory=lambda: ["query", "key", "value"])
+    # null = the backbone family's choice: the attention projections of an encoder (BERT's
+    # query/key/value), every linear layer of a decoder; [all-linear] = every linear layer
+    # but the output layer (peft's rule); else module names or suffixes.
+    target_modules: list[str] | None = None
 
 
 @dataclass
@@ -416,6 +455,9 @@ class HardwareConfig:
     # the attention probabilities (scripts/bench_dropout.py: 1.03-1.31x faster attention);
     # no effect on other devices. Off reproduces torch's own masks.
     fast_dropout: bool = True
+    # Recompute each layer's activations in the backward pass instead of keeping them: about a
+    # third more compute for far less activation memory (long sequences, large models).
+    gradient_checkpointing: bool = False
 
 
 @dataclass
@@ -621,6 +663,11 @@ def check_fields(cfg: TrainConfig) -> None:
     expect(aug.copies >= 1, "augmentation.copies", aug.copies, ">= 1")
     expect(0 < aug.p <= 1, "augmentation.p", aug.p, "in (0, 1]")
     _check_lora(cfg.finetune.lora)
+    if cfg.model.load_in_4bit and cfg.finetune.mode is not FinetuneMode.LORA:
+        raise ConfigError(
+            f"model.load_in_4bit=true: a 4-bit base cannot be trained itself; use it with "
+            f"finetune=lora (QLoRA), not finetune.mode={cfg.finetune.mode.name}"
+        )
     _check_trainer(cfg.trainer)
     _check_model_data_hardware(cfg)
     _check_mix(cfg)
@@ -630,7 +677,8 @@ def _check_lora(lora: LoraConfig) -> None:
     expect(lora.r >= 1, "finetune.lora.r", lora.r, ">= 1")
     expect(lora.alpha > 0, "finetune.lora.alpha", lora.alpha, "> 0")
     expect(0 <= lora.dropout < 1, "finetune.lora.dropout", lora.dropout, "in [0, 1)")
-    expect(bool(lora.target_modules), "finetune.lora.target_modules", [], "a module name")
+    targets = lora.target_modules
+    expect(targets is None or bool(targets), "finetune.lora.target_modules", [], "a module name")
 
 
 def _check_trainer(t: TrainerConfig) -> None:

@@ -16,7 +16,7 @@ from mtfsl.config import TrainConfig
 from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
-from mtfsl.resolve import Task, resolve_tasks
+from mtfsl.resolve import Task, resolve_tasks, settle
 from mtfsl.self_training import pool_for, self_train
 from mtfsl.utils.console import library_bars
 
@@ -233,6 +233,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
 
     With ``resume``, continue from ``run_dir``'s latest resumable state instead of step 0.
     """
+    cfg = settle(cfg)  # before config.yaml is written: the run folder records the family
     from mtfsl.pipeline.batches import train_batches
     from mtfsl.training import tracking
     from mtfsl.training.loop import Trainer, build_accelerator

@@ -8,7 +8,8 @@ Hydra's ConfigStore gets the kinds' and readers' schemas here too (``register_co
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import logging
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from mtfsl.config import (
+    Pooling,
     TokenizerOptions,
     TrainConfig,
     check_fields,
@@ -31,6 +33,8 @@ from mtfsl.data.readers import READERS, Reader, get_reader
 from mtfsl.errors import ConfigError
 from mtfsl.kinds import KINDS, get_kind
 from mtfsl.kinds.protocols import Kind
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,43 @@ def resolve_task(name: str, cfg: Any) -> Task:
 def resolve_tasks(cfg: TrainConfig) -> dict[str, Task]:
     """Every task of the run, resolved, in the mix's order."""
     return {name: resolve_task(name, task) for name, task in cfg.task.items()}
+
+
+def settle(cfg: TrainConfig) -> TrainConfig:
+    """The run's config with its backbone family settled (``model.family: auto`` detected
+    from the model's config, the family's attention and word piece filled in) and each
+    task's ``pooling: AUTO`` or ``HF`` made the family's. Once, where a model is built: a run
+    starts (and its ``config.yaml`` records the result) or a run folder is used."""
+    from mtfsl.model.backbones import family
+    from mtfsl.model.backbones import settle as settle_model
+
+    model = settle_model(cfg.model)
+    backbone = family(model)
+    tasks = {name: _settled_pooling(name, t, backbone) for name, t in cfg.task.items()}
+    return replace(cfg, model=model, task=tasks)
+
+
+def settle_tasks(tasks: dict[str, Task], backbone: Any) -> dict[str, Task]:
+    """Resolved tasks with their pooling settled for ``backbone`` (as ``settle`` does), for
+    callers that resolved them from a config that was not settled."""
+    return {n: replace(t, cfg=_settled_pooling(n, t.cfg, backbone)) for n, t in tasks.items()}
+
+
+def _settled_pooling(name: str, task: Any, backbone: Any) -> Any:
+    pooling = getattr(task, "pooling", None)
+    if pooling is Pooling.AUTO:
+        return replace(task, pooling=backbone.default_pooling)
+    if pooling is Pooling.HF:
+        return replace(task, pooling=backbone.hf_pooling)
+    if pooling in (Pooling.CLS, Pooling.POOLER) and backbone.default_pooling is Pooling.LAST:
+        log.warning(
+            "task.%s.pooling=%s pools the first token, which in a %s has seen nothing but "
+            "itself; LAST or MEAN suit it",
+            name,
+            pooling.name,
+            backbone.name,
+        )
+    return task
 
 
 def typed_task(name: str, node: Any) -> DictConfig:

@@ -6,20 +6,13 @@ falls back to memory with a warning."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 from pathlib import Path
 
+from mtfsl.utils.digest import sha256
+
 log = logging.getLogger(__name__)
-
-
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _sums(path: Path) -> Path:
@@ -59,7 +52,7 @@ def verified(path: Path) -> bool:
     """The file's content is the one its checksum was taken of."""
     sums = _sums(path)
     try:
-        return sums.read_text().strip() == _digest(path)
+        return sums.read_text().strip() == sha256(path)
     except OSError:
         return False
 
@@ -69,5 +62,5 @@ def seal(path: Path) -> None:
     sums = _sums(path)
     if path.is_file() and not sums.is_file():
         tmp = sums.with_name(f".{sums.name}.tmp")
-        tmp.write_text(_digest(path) + "\n")
+        tmp.write_text(sha256(path) + "\n")
         os.replace(tmp, sums)

@@ -1,8 +1,9 @@
 """Tokenisation into model features: windows for token tasks, truncated texts for sequence
 tasks, both through a batched, cached ``datasets.map``.
 
-Every word of every sentence is *owned* by exactly one window: its first sub-token carries
-its label (training) and yields its prediction (evaluation). Sentences longer than
+Every word of every sentence is *owned* by exactly one window: its first sub-token (its last
+with ``last_piece``, for causal decoders, where only the last one has seen the whole word)
+carries its label (training) and yields its prediction (evaluation). Sentences longer than
 ``max_length`` are cut into several windows, each with up to ``stride`` sub-tokens of
 context on either side, so no word is ever dropped or truncated away. With document context
 (``data.context``), the words of neighbouring sentences fill the rest of each window; they are
@@ -97,9 +98,11 @@ class WindowFeaturizer:
         max_length: int,
         stride: int,
         casing: bool = False,
+        last_piece: bool = False,
     ):
         self.tokenizer = tokenizer
         self.casing = casing  # also a ``case_ids`` column: each sub-token's word shape
+        self.last_piece = last_piece
         self.prefix, self.suffix = _special_tokens(tokenizer)
         self.budget = max_length - len(self.prefix) - len(self.suffix)
         if self.budget < 4:
@@ -126,15 +129,17 @@ class WindowFeaturizer:
         """Input ids, labels and owned-word index of one window, special tokens included.
 
         ``pieces`` may start with ``lo`` words of document context, so sentence word i is
-        ``pieces[lo + i]``. Only the first sub-token of an owned word gets a label and its
-        word index; context words, later sub-tokens and special tokens get IGNORE_INDEX and -1.
+        ``pieces[lo + i]``. Only the first (``last_piece``: last) sub-token of an owned word
+        gets a label and its word index; context words, other sub-tokens and special tokens
+        get IGNORE_INDEX and -1.
         """
         ids = list(self.prefix)
         size = len(ids) + sum(len(pieces[i]) for i in range(w.start, w.end)) + len(self.suffix)
         labels, index = [IGNORE_INDEX] * size, [-1] * size
         for word in range(w.start, w.end):
             if w.own_start <= word < w.own_end:
-                labels[len(ids)], index[len(ids)] = label_ids[word - lo], word - lo
+                at = len(ids) + (len(pieces[word]) - 1 if self.last_piece else 0)
+                labels[at], index[at] = label_ids[word - lo], word - lo
             ids += pieces[word]
         ids += self.suffix
         return ids, labels, index
@@ -181,10 +186,17 @@ class TextFeaturizer:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.tail = len(_special_tokens(tokenizer)[1])  # [SEP]; none for most decoders
+
+    def cut(self, ids: list[int]) -> list[int]:
+        """``ids`` cut to ``max_length``, keeping the tokenizer's closing special tokens."""
+        if len(ids) <= self.max_length:
+            return ids
+        return ids[: self.max_length - self.tail] + ids[len(ids) - self.tail :]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         full = self.tokenizer(batch["words"], add_special_tokens=True)["input_ids"]
-        ids = [x if len(x) <= self.max_length else x[: self.max_length - 1] + x[-1:] for x in full]
+        ids = [self.cut(x) for x in full]
         return {
             "input_ids": ids,
             "labels": batch["label_ids"],
@@ -226,13 +238,15 @@ def featurize_words(
     cache_dir: str | Path | None,
     context: list[tuple[list[str], list[str]]] | None = None,
     casing: bool = False,
+    last_piece: bool = False,
 ) -> datasets.Dataset:
     """Word sequences into windows (a row per window), with ``context`` (left and right words
     of document context per sentence) filling their free room, and with ``casing`` each
-    sub-token's word shape (``case_ids``); cached with a batched ``datasets.map``. The cache
+    sub-token's word shape (``case_ids``), with ``last_piece`` labels on each word's last
+    sub-token; cached with a batched ``datasets.map``. The cache
     key hashes the examples, labels, context, tokenizer and settings, so a second run on the
     same data and tokenizer reuses the Arrow file."""
-    fn = WindowFeaturizer(tokenizer, max_length, stride, casing)
+    fn = WindowFeaturizer(tokenizer, max_length, stride, casing, last_piece)
     columns = {"words": words, "label_ids": label_ids, "sentence": list(range(len(words)))}
     if context:
         columns["left"], columns["right"] = (list(side) for side in zip(*context, strict=True))
@@ -241,6 +255,8 @@ def featurize_words(
     key = [words, label_ids, context or [], vocab, type(fn).__name__, max_length, stride]
     if casing:  # appended only when on, so the caches of earlier runs stay valid
         key.append("casing")
+    if last_piece:
+        key.append("last_piece")
     return cached_map(fn, raw, key, cache_dir)
 
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # torch, peft and transformers load after the CLI's arguments
 
     from mtfsl.inference.run import LoadedRun
 
+from mtfsl.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -30,14 +32,22 @@ def to_hf(run: LoadedRun, task: str, graph: bool = False) -> PreTrainedModel:
     """The task's encoder and head as one HF model with the same weights (the task's kind
     chooses the class and copies its head). ``graph``: the module the ONNX graph traces
     instead (the kind's ``onnx_model``), which may hold a head no HF class does."""
+    from mtfsl.config import WordPiece
     from mtfsl.model.encoder import copy_into
 
+    if run.model.full_mask:
+        raise ConfigError(
+            "export: this run's decoder attends both ways (model.attention=BIDIRECTIONAL), "
+            "which transformers' classes and their graphs cannot; use mtfsl-predict on the run"
+        )
     cfg, labels = run.cfg.task[task], run.labels[task]
     encoder = _plain_encoder(run)
     config = copy.deepcopy(encoder.config)
     config.num_labels = len(labels)
     config.id2label = dict(enumerate(labels))
     config.label2id = {label: i for i, label in enumerate(labels)}
+    if run.cfg.model.word_piece is WordPiece.LAST:  # where a word's tag is read (README)
+        config.word_piece = "last"
     kind = run.tasks[task].kind
     build = kind.onnx_model if graph else kind.export_model
     model = build(cfg, task, run.model.heads[task], encoder, config)

@@ -20,7 +20,7 @@ from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.pipeline.build import build_model
 from mtfsl.pipeline.evaluate import predict_ids
 from mtfsl.pipeline.prepare import EvalSet, collator_for, split_features
-from mtfsl.resolve import Task, load_run_config, resolve_tasks
+from mtfsl.resolve import Task, load_run_config, resolve_tasks, settle
 from mtfsl.training.checkpoint import heal_checkpoint, load_weights
 from mtfsl.training.loop import build_accelerator
 
@@ -50,7 +50,7 @@ class LoadedRun:
 
 def load_run(run_dir: Path) -> LoadedRun:
     """Rebuild the model exactly as training built it, then load the best checkpoint."""
-    cfg = load_run_config(run_dir)
+    cfg = settle(load_run_config(run_dir))
     best = heal_checkpoint(run_dir / "checkpoints" / "best")  # or its complete copy
     if best is None:
         raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")

@@ -56,7 +56,7 @@ class TextObjective(Enum):
 @dataclass
 class ClassificationTaskConfig(TextTaskConfig):
     kind: str = "classification"
-    pooling: Pooling = Pooling.CLS
+    pooling: Pooling = Pooling.AUTO  # the backbone family's: CLS for encoders, LAST for decoders
     decoder: TextDecoder = TextDecoder.LINEAR
     objective: TextObjective = TextObjective.CROSS_ENTROPY
     distance: Distance = Distance.COSINE  # CENTROID

@@ -48,7 +48,7 @@ class MultiLabelTaskConfig(TaskConfig):
     label_column: str | None = None
     # A label set given as one string (CSV/TSV) is split here: "billing|refund"; "" is empty.
     label_separator: str = "|"
-    pooling: Pooling = Pooling.CLS
+    pooling: Pooling = Pooling.AUTO  # the backbone family's: CLS for encoders, LAST for decoders
     # A label is predicted when its probability is at least this.
     threshold: float = 0.5
     # Choose the threshold on dev (micro-F1) at every dev evaluation, instead of ``threshold``.
@@ -293,23 +293,13 @@ class MultiLabelKind(TaskKind):
 
     # -- export and prediction -----------------------------------------------------------
     def export_model(self, task, name, head, encoder, config):
-        """BERT's pooler layout as ``AutoModelForSequenceClassification`` with
+        """``AutoModelForSequenceClassification`` (``hf_sequence_model``) with
         ``problem_type="multi_label_classification"`` (a pipeline then applies sigmoids)."""
-        from transformers import AutoModelForSequenceClassification
+        from mtfsl.kinds.parts import hf_sequence_model
 
-        from mtfsl.model.encoder import copy_into
-
-        if task.pooling is not Pooling.POOLER:
-            raise ConfigError(
-                f"export: task '{name}' (pooling {task.pooling.name}) has no standard HF model "
-                "class; --format onnx exports it, or train with pooling POOLER"
-            )
         config.problem_type = "multi_label_classification"
         config.threshold = float(head.threshold)  # the decision threshold the run used
-        model = AutoModelForSequenceClassification.from_config(config)
-        copy_into(model.base_model.pooler, head.pooler, "pooler")
-        model.classifier.load_state_dict(head.classifier.state_dict())
-        return model
+        return hf_sequence_model(task, name, head, config)
 
     def onnx_model(self, task, name, head, encoder, config) -> nn.Module:
         if task.pooling is Pooling.POOLER:

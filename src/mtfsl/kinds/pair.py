@@ -25,7 +25,7 @@ class PairTaskConfig(TaskConfig):
     text_column: str | None = None
     text_pair_column: str | None = None
     label_column: str | None = None
-    pooling: Pooling = Pooling.CLS
+    pooling: Pooling = Pooling.AUTO  # the backbone family's: CLS for encoders, LAST for decoders
     decoder: TextDecoder = TextDecoder.LINEAR  # as a classification task's
     objective: TextObjective = TextObjective.CROSS_ENTROPY
     distance: Distance = Distance.COSINE

@@ -134,13 +134,38 @@ class TextPairs:
         return pair, "\t".join(pair), []
 
 
+def hf_sequence_model(task: Any, name: str, head: Any, config: Any) -> Any:
+    """A pooled linear head as ``AutoModelForSequenceClassification``: BERT's pooler and
+    classifier (pooling POOLER), or a decoder class's bias-free ``score`` over the last
+    non-padding token (pooling LAST: ``LlamaForSequenceClassification``, Qwen2's, ...)."""
+    from torch import nn
+    from transformers import AutoModelForSequenceClassification
+
+    from mtfsl.model.encoder import copy_into
+
+    model = AutoModelForSequenceClassification.from_config(config)
+    score = getattr(model, "score", None)
+    if task.pooling is Pooling.POOLER and getattr(model.base_model, "pooler", None) is not None:
+        copy_into(model.base_model.pooler, head.pooler, "pooler")
+        model.classifier.load_state_dict(head.classifier.state_dict())
+    elif task.pooling is Pooling.LAST and isinstance(score, nn.Linear) and score.bias is None:
+        score.load_state_dict(head.classifier.state_dict())
+    else:
+        raise ConfigError(
+            f"export: task '{name}' (pooling {task.pooling.name}) does not pool as "
+            f"{type(model).__name__} does; exportable are pooling POOLER on an encoder, LAST "
+            "on a decoder (pooling: HF chooses it; --format onnx exports this one)"
+        )
+    return model
+
+
 class PooledExport:
-    """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler), or as
-    the run's own pooling and linear layer over the encoder in the ONNX graph."""
+    """A pooled linear head as ``AutoModelForSequenceClassification`` (``hf_sequence_model``),
+    or as the run's own pooling and linear layer over the encoder in the ONNX graph."""
 
     def onnx_pooled(self, task, name, head, config):
-        """BERT's pooler as its HF class; first-token or mean pooling (no HF class has them)
-        as the run's own pooling and linear layer over the encoder."""
+        """BERT's pooler as its HF class; other pooling as the run's own pooling and linear
+        layer over the encoder (the same computation, whichever HF class exists)."""
         if task.pooling is Pooling.POOLER:
             return self.export_pooled(task, name, head, config)
         from mtfsl.model.pooled_graph import PooledSequenceModel
@@ -148,18 +173,4 @@ class PooledExport:
         return PooledSequenceModel(config, head)
 
     def export_pooled(self, task, name, head, config):
-        """A pooled linear head as ``AutoModelForSequenceClassification`` (BERT's pooler)."""
-        from transformers import AutoModelForSequenceClassification
-
-        from mtfsl.model.encoder import copy_into
-
-        if task.pooling is not Pooling.POOLER:
-            raise ConfigError(
-                f"export: task '{name}' (pooling {task.pooling.name}) has no standard HF "
-                "model class; exportable are classification tasks with pooling POOLER "
-                "(--format onnx exports this one)"
-            )
-        model = AutoModelForSequenceClassification.from_config(config)
-        copy_into(model.base_model.pooler, head.pooler, "pooler")
-        model.classifier.load_state_dict(head.classifier.state_dict())
-        return model
+        return hf_sequence_model(task, name, head, config)

@@ -37,7 +37,7 @@ class RegressionTaskConfig(TaskConfig):
     text_column: str | None = None
     text_pair_column: str | None = None
     label_column: str | None = None
-    pooling: Pooling = Pooling.CLS
+    pooling: Pooling = Pooling.AUTO  # the backbone family's: CLS for encoders, LAST for decoders
 
 
 def score_text(value: float) -> str:

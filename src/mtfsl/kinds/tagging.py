@@ -16,6 +16,7 @@ from mtfsl.config import (
     MetricMode,
     TagDecoder,
     TaskConfig,
+    WordPiece,
 )
 from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data import augment
@@ -282,6 +283,7 @@ class TaggingKind(TaskKind):
             cache_dir,
             split.context,
             task.case_features,
+            model.word_piece is WordPiece.LAST,
         )
 
     def input_embeddings(self, task: TaggingTaskConfig) -> dict[str, int]:
@@ -353,7 +355,9 @@ class TaggingKind(TaskKind):
                 "exportable are linear token heads over the encoder's own inputs"
             )
         model = AutoModelForTokenClassification.from_config(config)
-        model.classifier.load_state_dict(head.get_submodule("classifier").state_dict())
+        # BERT's layer is ``classifier``, a decoder class's ``score``: the same linear layer
+        output = model.classifier if hasattr(model, "classifier") else model.score
+        output.load_state_dict(head.get_submodule("classifier").state_dict())
         return model
 
     def placeholder(self, item: Any, labels: list[str]) -> Any:

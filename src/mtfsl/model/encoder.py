@@ -2,39 +2,34 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+import torch
 from torch import nn
 from transformers import (
     AutoModel,
     AutoModelForMaskedLM,
     AutoTokenizer,
-    BertConfig,
     BertForMaskedLM,
-    BertModel,
     PreTrainedModel,
     PreTrainedTokenizerBase,
-    PreTrainedTokenizerFast,
 )
 
 from mtfsl.config import ModelConfig, ModelSource
 from mtfsl.errors import ConfigError
-from mtfsl.model.sources import resolve_model_path
+from mtfsl.model.backbones import family, settle
+from mtfsl.model.backbones.encoder import tiny_config, tiny_tokenizer
+from mtfsl.model.sources import model_folder
 
 Built = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 MaskedLM = tuple[PreTrainedModel, nn.Module, PreTrainedTokenizerBase]  # encoder, MLM head, tok
-_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+__all__ = ["build_encoder", "build_masked_lm", "copy_into", "tiny_tokenizer"]
 
 
 def _pretrained_path(cfg: ModelConfig) -> str:
-    path = resolve_model_path(cfg.name_or_path)
-    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
-        raise ConfigError(f"model.name_or_path={cfg.name_or_path}: no such folder")
-    return str(Path(path).expanduser()) if path.startswith("~") else path
+    return model_folder(cfg.name_or_path)
 
 
 def _load(cfg: ModelConfig, path: str, loader: Callable[[], Any]) -> Any:
@@ -62,53 +57,43 @@ def _tokenizer(cfg: ModelConfig, path: str) -> PreTrainedTokenizerBase:
 
 def _pretrained(cfg: ModelConfig) -> Built:
     path = _pretrained_path(cfg)
+    # fp32 weights whatever the folder holds: mixed precision comes from autocast
+    # (hardware.precision), and optimizer steps on bf16 weights would lose small updates
+    options = _four_bit() if cfg.load_in_4bit else {"dtype": torch.float32}
     tokenizer = _tokenizer(cfg, path)
-    return _load(cfg, path, lambda: AutoModel.from_pretrained(path)), tokenizer
+    model = _load(cfg, path, lambda: AutoModel.from_pretrained(path, **options))
+    return model, tokenizer
 
 
-def tiny_tokenizer() -> PreTrainedTokenizerFast:
-    """An uncased character-level WordPiece tokenizer built in memory (no files, no network).
+def _four_bit() -> dict[str, Any]:
+    """``from_pretrained`` options of a QLoRA base: NF4 weights, double quantization, bf16
+    compute (Dettmers et al. 2023); a ConfigError where that cannot run."""
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "model.load_in_4bit=true: 4-bit (QLoRA) weights run on a CUDA GPU through "
+            "bitsandbytes, and this machine has none; use finetune=lora without it"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "model.load_in_4bit=true: needs bitsandbytes (pip install bitsandbytes)"
+        ) from None
+    from transformers import BitsAndBytesConfig
 
-    Its vocabulary is the special tokens plus every printable ASCII character, alone and as a
-    ``##`` continuation, so any word splits into characters and other text becomes [UNK].
-    """
-    chars = [c for c in string.printable if not c.isspace() and not c.isupper()]
-    vocab = {tok: i for i, tok in enumerate(_SPECIALS + chars + [f"##{c}" for c in chars])}
-    backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
     )
-    backend.decoder = decoders.WordPiece()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=512,
-    )
-
-
-def _tiny_config(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> BertConfig:
-    return BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=cfg.tiny.hidden_size,
-        num_hidden_layers=cfg.tiny.num_hidden_layers,
-        num_attention_heads=cfg.tiny.num_attention_heads,
-        intermediate_size=cfg.tiny.intermediate_size,
-        max_position_embeddings=cfg.tiny.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    return {"quantization_config": quantization, "dtype": torch.bfloat16}
 
 
 def _tiny(cfg: ModelConfig) -> Built:
-    tokenizer = tiny_tokenizer()
-    return BertModel(_tiny_config(cfg, tokenizer), add_pooling_layer=False), tokenizer
+    if cfg.load_in_4bit:
+        raise ConfigError("model.load_in_4bit=true: the tiny random models are not quantized")
+    return family(cfg).tiny(cfg)
 
 
 def split_masked_lm(model: PreTrainedModel, name: str) -> tuple[PreTrainedModel, nn.Module]:
@@ -143,7 +128,7 @@ def _pretrained_mlm(cfg: ModelConfig) -> MaskedLM:
 
 def _tiny_mlm(cfg: ModelConfig) -> MaskedLM:
     tokenizer = tiny_tokenizer()
-    model = BertForMaskedLM(_tiny_config(cfg, tokenizer))
+    model = BertForMaskedLM(tiny_config(cfg, tokenizer))
     return *split_masked_lm(model, cfg.name_or_path), tokenizer
 
 
@@ -160,8 +145,9 @@ def build_encoder(cfg: ModelConfig) -> Built:
     Raises:
         ConfigError: the model cannot be found or loaded, with the reason.
     """
+    cfg = settle(cfg)
     encoder, tokenizer = _BUILDERS[cfg.source](cfg)
-    return _finish(encoder, cfg), tokenizer
+    return _finish(encoder, tokenizer, cfg), tokenizer
 
 
 def build_masked_lm(
@@ -172,15 +158,22 @@ def build_masked_lm(
     Raises:
         ConfigError: the model has no trained masked-LM head, or cannot be loaded.
     """
+    cfg = settle(cfg)
+    if cfg.family != "encoder":
+        raise ConfigError(
+            f"model.family={cfg.family}: PROMPT tasks score verbalizers with a masked-LM head, "
+            "which only encoders have; use a SEQUENCE_CLASSIFICATION task on this model"
+        )
     encoder, head, tokenizer = _MLM_BUILDERS[cfg.source](cfg)
-    return _finish(encoder, cfg), tokenizer, head
+    return _finish(encoder, tokenizer, cfg), tokenizer, head
 
 
-def _finish(encoder: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
-    if getattr(encoder, "pooler", None) is not None:
-        # Heads pool for themselves; an unused pooler costs compute and, under DDP, parameters
-        # without gradients. BERT-family models skip a pooler set to None.
-        encoder.pooler = None
+def _finish(
+    encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, cfg: ModelConfig
+) -> PreTrainedModel:
+    backbone = family(cfg)
+    backbone.prepare_tokenizer(tokenizer)
+    backbone.prepare_model(encoder, tokenizer, cfg)
     if cfg.encoder_dropout is not None:
         for module in encoder.modules():
             if isinstance(module, nn.Dropout):

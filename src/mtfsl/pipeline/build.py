@@ -7,6 +7,7 @@ Each task's kind gives its head (and what the head needs from the encoder); the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -14,10 +15,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mtfsl.config import TrainConfig
 from mtfsl.losses import Weighting, build_weighting
+from mtfsl.model.backbones import family
+from mtfsl.model.backbones import settle as settle_model
 from mtfsl.model.encoder import build_encoder, build_masked_lm
 from mtfsl.model.finetune import apply_finetune
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.resolve import Task
+from mtfsl.resolve import Task, settle_tasks
 
 
 def build_encoder_for(
@@ -44,6 +47,7 @@ def task_model(
     dropout: float,
     weighting: Weighting,
     contexts: dict[str, Any] | None = None,
+    full_mask: bool = False,
 ) -> MultiTaskModel:
     """``encoder`` with each task's head (its kind's, for ``n`` labels) and the extra input
     embeddings the kinds declare (the largest vocabulary where two tasks share a column)."""
@@ -56,7 +60,7 @@ def task_model(
     for t, _ in tasks.values():
         for column, size in t.kind.input_embeddings(t.cfg).items():
             sizes[column] = max(size, sizes.get(column, 0))
-    return MultiTaskModel(encoder, heads, weighting, sizes)
+    return MultiTaskModel(encoder, heads, weighting, sizes, full_mask)
 
 
 def build_model(
@@ -66,7 +70,11 @@ def build_model(
     fine-tuning mode applied. Returns (model, tokenizer, (trainable, total) parameters).
 
     Randomly initialised weights (heads, LoRA adapters) follow the global seed: seed first.
+    The backbone family and the tasks' pooling are settled here if ``cfg`` was not.
     """
+    cfg = replace(cfg, model=settle_model(cfg.model))
+    backbone = family(cfg.model)
+    tasks = settle_tasks(tasks, backbone)
     encoder, tokenizer, contexts = build_encoder_for(cfg, tasks, labels)
     model = task_model(
         encoder,
@@ -74,9 +82,16 @@ def build_model(
         cfg.model.dropout,
         build_weighting(cfg.loss_weights, list(tasks)),
         contexts,
+        backbone.full_mask(cfg.model),
     )
     if cfg.model.init_from is not None:
         from mtfsl.model.init_from import init_from
 
         init_from(model, cfg.model.init_from, labels)
-    return model, tokenizer, apply_finetune(model, cfg.finetune)
+    counts = apply_finetune(model, cfg.finetune, backbone.lora_targets(encoder))
+    if cfg.hardware.gradient_checkpointing:
+        # non-reentrant: works with frozen inputs (LoRA) and keeps dropout masks the same;
+        # transformers 5.x renames the method (the old name warns, and goes in v6)
+        enable = getattr(encoder, "activation_checkpointing_enable", None)
+        (enable or encoder.gradient_checkpointing_enable)({"use_reentrant": False})
+    return model, tokenizer, counts
