@@ -90,7 +90,7 @@ def side_hf(args: argparse.Namespace) -> dict:
             per_device_train_batch_size=args.batch,
             max_steps=args.steps,
             learning_rate=LR,
-            warmup_ratio=0.1,
+            warmup_steps=round(0.1 * args.steps),  # trainer.warmup_ratio 0.1, as ours
             weight_decay=0.01,
             logging_steps=10**6,
             save_strategy="no",
