@@ -15,7 +15,9 @@ mkdir -p "$out"
 B77=(experiment=fewshot_banking77)
 CONLL=(experiment=fewshot_conll_huang)
 SMOL=(model=smollm2)
-LORA=(finetune=lora trainer.lr=2e-4)
+# LoRA at lr 1e-3 (adapters and the new head): a pilot at 2e-4 (Banking77, seed 1: 54.25
+# accuracy, training loss still 0.98 at step 300 of 400) left the head underfitted
+LORA=(finetune=lora trainer.lr=1e-3)
 FULL=(finetune=full trainer.lr=5e-5)
 job() {  # NAME OVERRIDES...
   local dir="$out/$1"
@@ -31,8 +33,8 @@ job() {  # NAME OVERRIDES...
 # CoNLL split; what did not finish in the session is said in docs/results.md).
 for seed in 1 2 3; do job "b77_smol_lora/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" "seed=$seed"; done
 for split in 0 1 2; do job "conll_smol_lora/split$split" "${CONLL[@]}" "${SMOL[@]}" "${LORA[@]}" "few_shot.split=$split"; done
-job b77_smol_full/seed1 "${B77[@]}" "${SMOL[@]}" "${FULL[@]}" seed=1
 for split in 0 1 2; do job "conll_smol_lora_bidir/split$split" "${CONLL[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL "few_shot.split=$split"; done
+job b77_smol_full/seed1 "${B77[@]}" "${SMOL[@]}" "${FULL[@]}" seed=1
 job b77_smol_lora_bidir/seed1 "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL seed=1
 job b77_smol_lora_last/seed1 "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" task.banking77.pooling=LAST seed=1
 for split in 0 1 2; do job "conll_smol_full/split$split" "${CONLL[@]}" "${SMOL[@]}" "${FULL[@]}" "few_shot.split=$split"; done
