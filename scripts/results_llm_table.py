@@ -24,10 +24,11 @@ def rows(out: Path) -> list[str]:
         if not runs or key is None:
             continue
         values = [r[key] for r in runs]
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
         seconds = statistics.median(r["time/train_seconds"] for r in runs)
         each = " ".join(f"{v:.2f}" for v in values)
-        mean = f"{statistics.mean(values):.2f} ± {spread:.2f}"
+        mean = f"{statistics.mean(values):.2f}"
+        if len(values) > 1:
+            mean += f" ± {statistics.stdev(values):.2f}"
         lines.append(f"| {group.name} | {len(values)} | {mean} | {each} | {seconds:.0f} |")
     return lines
 
