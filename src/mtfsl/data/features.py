@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 from mtfsl.constants import IGNORE_INDEX
 from mtfsl.data import cache
 from mtfsl.data.casing import word_cases
+from mtfsl.utils.tokens import special_tokens_around
 
 _FEATURES_VERSION = "3"  # bump when the produced columns change, to invalidate caches
 
@@ -35,16 +36,6 @@ class Window:
     end: int
     own_start: int
     own_end: int
-
-
-def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
-    """Ids the tokenizer puts before and after a single sequence (e.g. [CLS] ... [SEP])."""
-    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a", add_special_tokens=True)["input_ids"]
-    for i in range(len(full) - len(bare) + 1):
-        if full[i : i + len(bare)] == bare:
-            return full[:i], full[i + len(bare) :]
-    raise ValueError("cannot locate the special tokens of this tokenizer")
 
 
 def _reach(
@@ -103,7 +94,7 @@ class WindowFeaturizer:
         self.tokenizer = tokenizer
         self.casing = casing  # also a ``case_ids`` column: each sub-token's word shape
         self.last_piece = last_piece
-        self.prefix, self.suffix = _special_tokens(tokenizer)
+        self.prefix, self.suffix = special_tokens_around(tokenizer)
         self.budget = max_length - len(self.prefix) - len(self.suffix)
         if self.budget < 4:
             raise ValueError(f"model.max_length={max_length} leaves no room for words")
@@ -186,7 +177,7 @@ class TextFeaturizer:
     def __init__(self, tokenizer: PreTrainedTokenizerBase, max_length: int):
         self.tokenizer = tokenizer
         self.max_length = max_length
-        self.tail = len(_special_tokens(tokenizer)[1])  # [SEP]; none for most decoders
+        self.tail = len(special_tokens_around(tokenizer)[1])  # [SEP]; none for most decoders
 
     def cut(self, ids: list[int]) -> list[int]:
         """``ids`` cut to ``max_length``, keeping the tokenizer's closing special tokens."""

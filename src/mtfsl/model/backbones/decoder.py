@@ -37,6 +37,7 @@ from transformers.models.auto.modeling_auto import (
 from mtfsl.config import Attention, ModelConfig, Pooling, WordPiece
 from mtfsl.errors import ConfigError
 from mtfsl.model.backbones import register_backbone
+from mtfsl.utils.tokens import special_tokens_around
 
 _SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # unk, bos, eos (SmolLM2's)
 
@@ -75,23 +76,11 @@ def _with_prefix_space(node: Any) -> Any:
     return node
 
 
-def _byte_level(backend: Tokenizer) -> bool:
-    return '"ByteLevel"' in json.dumps(json.loads(backend.to_str()).get("pre_tokenizer"))
-
-
-def _specials_around(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
-    """The ids the tokenizer puts before and after one text (e.g. a BOS token)."""
-    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a")["input_ids"]
-    at = next(i for i in range(len(full)) if full[i : i + len(bare)] == bare)
-    return full[:at], full[at + len(bare) :]
-
-
 def _pair_template(tokenizer: PreTrainedTokenizerBase, byte_level: bool) -> Any:
     """The tokenizer's own specials around one text, and its end-of-sequence token between
     the two texts of a pair (a decoder has no [SEP]); byte-level offsets trimmed of the
     word-start space, so character spans (extractive QA) stay exact."""
-    before, after = _specials_around(tokenizer)
+    before, after = special_tokens_around(tokenizer)
     name = tokenizer.convert_ids_to_tokens
     specials = {name(i): i for i in [*before, *after, tokenizer.eos_token_id]}
     head, tail = " ".join(name(before)), " ".join(name(after))
@@ -154,12 +143,11 @@ class DecoderFamily:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "right"  # positions count from 0 in every row
         backend = tokenizer.backend_tokenizer
-        byte_level = _byte_level(backend)
+        layout = json.loads(backend.to_str())
+        byte_level = '"ByteLevel"' in json.dumps(layout.get("pre_tokenizer"))
         if byte_level:
-            spec = _with_prefix_space(json.loads(backend.to_str())["pre_tokenizer"])
-            fresh = json.loads(backend.to_str())
-            fresh["pre_tokenizer"] = spec
-            backend.pre_tokenizer = Tokenizer.from_str(json.dumps(fresh)).pre_tokenizer
+            layout["pre_tokenizer"] = _with_prefix_space(layout["pre_tokenizer"])
+            backend.pre_tokenizer = Tokenizer.from_str(json.dumps(layout)).pre_tokenizer
             if hasattr(tokenizer, "add_prefix_space"):
                 tokenizer.add_prefix_space = True  # GPT-2's class checks it for split words
         backend.post_processor = _pair_template(tokenizer, byte_level)
