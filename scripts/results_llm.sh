@@ -29,18 +29,20 @@ job() {  # NAME OVERRIDES...
     > /dev/null 2> "$dir.stderr" || echo "FAILED $dir"
   echo "$(date -u +%FT%TZ) end $dir"
 }
-# The queue, most wanted first (2 CPU cores: about 10 min per Banking77 job of SmolLM2, 4 per
-# CoNLL split; what did not finish in the session is said in docs/results.md).
-for seed in 1 2 3; do job "b77_smol_lora/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" "seed=$seed"; done
-for split in 0 1 2; do job "conll_smol_lora/split$split" "${CONLL[@]}" "${SMOL[@]}" "${LORA[@]}" "few_shot.split=$split"; done
-for split in 0 1 2; do job "conll_smol_lora_bidir/split$split" "${CONLL[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL "few_shot.split=$split"; done
-job b77_smol_full/seed1 "${B77[@]}" "${SMOL[@]}" "${FULL[@]}" seed=1
-job b77_smol_lora_bidir/seed1 "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL seed=1
+# The queue, most wanted first (2 CPU cores: about 10 min per Banking77 LoRA job of SmolLM2,
+# 20 per full fine-tuning job, 5.5 per CoNLL split; what did not finish is said in
+# docs/results.md). First the core table (LoRA over 5 seeds and 10 splits, full fine-tuning),
+# then the ablations (attention, pooling), then MiniLM's missing seeds, then the long job.
+for seed in 1 2 3 4 5; do job "b77_smol_lora/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" "seed=$seed"; done
 job b77_smol_lora_last/seed1 "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" task.banking77.pooling=LAST seed=1
+for split in 0 1 2 3 4 5 6 7 8 9; do job "conll_smol_lora/split$split" "${CONLL[@]}" "${SMOL[@]}" "${LORA[@]}" "few_shot.split=$split"; done
+job b77_smol_lora_bidir/seed1 "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL seed=1
 for split in 0 1 2; do job "conll_smol_full/split$split" "${CONLL[@]}" "${SMOL[@]}" "${FULL[@]}" "few_shot.split=$split"; done
-for seed in 2 3; do job "b77_smol_full/seed$seed" "${B77[@]}" "${SMOL[@]}" "${FULL[@]}" "seed=$seed"; done
-for seed in 2 3; do job "b77_smol_lora_bidir/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL "seed=$seed"; done
-for seed in 2 3; do job "b77_smol_lora_last/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" task.banking77.pooling=LAST "seed=$seed"; done
-for seed in 4 5; do job "b77_smol_lora/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" "seed=$seed"; done
-for split in 3 4 5 6 7 8 9; do job "conll_smol_lora/split$split" "${CONLL[@]}" "${SMOL[@]}" "${LORA[@]}" "few_shot.split=$split"; done
+for seed in 1 2 3; do job "b77_smol_full/seed$seed" "${B77[@]}" "${SMOL[@]}" "${FULL[@]}" "seed=$seed"; done
+for seed in 4 5; do job "b77_minilm/seed$seed" "${B77[@]}" "seed=$seed"; done
+for split in 0 1 2 3 4 5 6 7 8 9; do job "conll_smol_lora_bidir/split$split" "${CONLL[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL "few_shot.split=$split"; done
+for seed in 2 3 4 5; do job "b77_smol_lora_last/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" task.banking77.pooling=LAST "seed=$seed"; done
+for seed in 2 3 4 5; do job "b77_smol_lora_bidir/seed$seed" "${B77[@]}" "${SMOL[@]}" "${LORA[@]}" model.attention=BIDIRECTIONAL "seed=$seed"; done
+for split in 3 4 5 6 7 8 9; do job "conll_smol_full/split$split" "${CONLL[@]}" "${SMOL[@]}" "${FULL[@]}" "few_shot.split=$split"; done
+for seed in 4 5; do job "b77_smol_full/seed$seed" "${B77[@]}" "${SMOL[@]}" "${FULL[@]}" "seed=$seed"; done
 job conll_full_smol_lora_1epoch task=conll "${SMOL[@]}" "${LORA[@]}" trainer.epochs=1

@@ -1,10 +1,11 @@
-"""Data parallelism: sharded batches, and 2-process gloo runs equal to one process."""
+"""Data parallelism: sharded batches, and 2-process gloo runs (DDP, FSDP) equal to one process."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,11 +15,14 @@ from subprocess import PIPE
 import numpy as np
 import psutil
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from mtfsl.data.batching import LengthGroupedBatchSampler
 from mtfsl.errors import ConfigError
+from mtfsl.resolve import validate
 from mtfsl.training.distributed import check_shared_run_dir
+from tests.conftest import compose_cfg
 from tests.test_train_e2e import CLI, MIX, TOY, non_timing, train_cli
 
 
@@ -178,3 +182,55 @@ def test_a_sweep_in_two_processes_equals_the_sweep_in_one(tmp_path: Path) -> Non
         assert (m1["train/processes"], m2["train/processes"]) == (1, 2)
         assert m2["test/conll/f1"] == pytest.approx(m1["test/conll/f1"], abs=1e-6)
     assert best_weights_gap(two / "0", two / "1") > 1e-3  # the seeds made different models
+
+
+def test_fsdp_in_two_processes_equals_one_process_and_resumes_exactly(tmp_path: Path) -> None:
+    # A decoder with LoRA, three tasks (CRF, learned loss weights), sharded over 2 processes:
+    # the same model as one unsharded process, and a resume from the middle state is exact.
+    args = [
+        *TOY,
+        *MIX,
+        *EXACT,
+        "model=tiny_decoder",
+        "finetune=lora",
+        "finetune.lora.dropout=0",
+        "hardware.distributed=FSDP",  # in one process: nothing to shard, trained as usual
+        "task.conll.crf=true",
+        "loss_weights=uncertainty",
+        "loss_weights.lr=0.05",
+        "trainer.max_steps=6",
+        "trainer.eval_every_steps=3",
+        "trainer.save_every=3",
+    ]
+    single, fsdp = compare(tmp_path, args, global_batch=6)
+    assert fsdp == pytest.approx(single, abs=1e-5)
+    two = tmp_path / "two"
+    log = (two / "train.log").read_text()
+    assert "FSDP: the backbone sharded over 2 processes in 2 blocks (LlamaDecoderLayer)" in log
+    state = two / "checkpoints" / "state-6" / "custom_checkpoint_0.pkl"  # full, unsharded
+    saved = torch.load(state, weights_only=True)
+    assert saved["model"]["encoder.base_model.model.embed_tokens.weight"].shape == (321, 32)
+    # resume the 2-process run from step 3: the same weights and optimizer state at step 6
+    again = tmp_path / "again"
+    shutil.copytree(two, again, ignore=shutil.ignore_patterns("state-6", "metrics.json"))
+    (again / "status.json").write_text('{"status": "interrupted"}')
+    torchrun([f"resume={again}", f"hydra.run.dir={again}"], tmp_path)
+    resumed = torch.load(again / "checkpoints/state-6/custom_checkpoint_0.pkl", weights_only=True)
+    for key, value in saved["model"].items():
+        assert torch.equal(resumed["model"][key], value), key
+    for key, value in saved["optimizer"]["state"].items():
+        assert torch.equal(resumed["optimizer"]["state"][key]["exp_avg_sq"], value["exp_avg_sq"])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("hardware.precision=FP16", r"^hardware\.precision=FP16 \(use BF16\): not supported"),
+        ("few_shot.self_training.rounds=1 few_shot.k=5", r"^few_shot\.self_training\.rounds=1 \(self"),
+        ("hardware.compile=true", r"^hardware\.compile=true: not supported with hardware\.distr"),
+    ],
+)
+def test_fsdp_refuses_what_it_does_not_cover_in_one_line(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_cfg(["hardware=fsdp", *override.split()]))
+    validate(compose_cfg(["hardware=fsdp"]))

@@ -157,6 +157,13 @@ class Device(Enum):
     CUDA = "cuda"
 
 
+class Distributed(Enum):
+    # Under torchrun / accelerate launch: a whole copy of the model per process (DDP), or
+    # parameters, gradients and optimizer states sharded over the processes (FSDP2).
+    DDP = "ddp"
+    FSDP = "fsdp"
+
+
 class Precision(Enum):
     AUTO = "auto"  # bf16 autocast on a GPU that supports it, else fp32
     NO = "no"
@@ -458,6 +465,8 @@ class HardwareConfig:
     # Recompute each layer's activations in the backward pass instead of keeping them: about a
     # third more compute for far less activation memory (long sequences, large models).
     gradient_checkpointing: bool = False
+    # How several processes share the model (training/parallel.py); one process ignores it.
+    distributed: Distributed = Distributed.DDP
 
 
 @dataclass
@@ -742,6 +751,27 @@ def _check_model_data_hardware(cfg: TrainConfig) -> None:
         ">= 1 or null",
     )
     expect(cfg.hardware.num_workers >= 0, "hardware.num_workers", cfg.hardware.num_workers, ">= 0")
+    if cfg.hardware.distributed is Distributed.FSDP:
+        _check_fsdp(cfg)
+
+
+def _check_fsdp(cfg: TrainConfig) -> None:
+    """What the sharded path does not cover yet fails before any work."""
+    refused = {
+        "hardware.precision": (cfg.hardware.precision is Precision.FP16, "FP16 (use BF16)"),
+        "model.load_in_4bit": (cfg.model.load_in_4bit, "true (4-bit weights are not sharded)"),
+        "few_shot.self_training.rounds": (
+            bool(cfg.few_shot.self_training.rounds),
+            f"{cfg.few_shot.self_training.rounds} (self-training rebuilds the model per round)",
+        ),
+        "hardware.compile": (cfg.hardware.compile, "true"),
+    }
+    for key, (bad, value) in refused.items():
+        if bad:
+            raise ConfigError(
+                f"{key}={value}: not supported with hardware.distributed=FSDP; "
+                "use hardware.distributed=DDP"
+            )
 
 
 def _validate_few_shot(cfg: TrainConfig) -> None:

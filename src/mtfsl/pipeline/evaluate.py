@@ -36,6 +36,7 @@ def predict_ids(
     batch_size: int,
     show: bool = False,
     probabilities: list[Any] | None = None,
+    lockstep: bool = False,
 ) -> list[Any]:
     """Predicted label ids in file order, as the task's kind shapes them (an
     array per sentence for tagging, an int per example for classification).
@@ -44,6 +45,9 @@ def predict_ids(
     travel back, so memory does not grow with the number of labels times positions. ``show``:
     a progress bar (on a terminal, main process). ``probabilities``: a list to fill with each
     example's probability of its predicted labels (left empty where the head has none).
+    ``lockstep``: every process must call the model as often as the others (a sharded
+    model gathers its weights collectively); a process with one batch fewer repeats one and
+    drops its rows.
     """
     kind, name = task.kind, task.name
     features, split = eval_set.features, eval_set.split
@@ -51,16 +55,19 @@ def predict_ids(
     # then gathered so every process scores the whole split (and agrees on early stopping).
     batches = sorted_batches(features["length"], batch_size)
     shard = batches[accelerator.process_index :: accelerator.num_processes]
-    loader = DataLoader(features, batch_sampler=shard, collate_fn=collator)
+    filler = -(-len(batches) // accelerator.num_processes) - len(shard) if lockstep else 0
+    loader = DataLoader(features, batch_sampler=shard + batches[:filler], collate_fn=collator)
     model.eval()
     rows, probs = [], []
     bar = tqdm(loader, desc=f"eval {name}", leave=False, dynamic_ncols=True, disable=not show)
-    for batch in bar:
+    for i, batch in enumerate(bar):
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
         with torch.profiler.record_function("mtfsl.predict"):  # scripts/profile_step.py
             with accelerator.autocast():
                 scores = model(name, batch)
             ids = model.decode(name, scores, batch)
+            if i >= len(shard):
+                continue  # a filler call (lockstep)
             rows.append(kind.owned(batch, ids))
             if probabilities is not None:
                 p = model.probabilities(name, scores, batch, ids)
@@ -83,6 +90,7 @@ def evaluate_split(
     batch_size: int,
     mode: MetricMode,
     calibrate: bool = False,
+    lockstep: bool = False,
 ) -> tuple[dict[str, float], list[Any]]:
     """Scores (percent) and predicted labels for one split. ``calibrate`` (the dev split in
     training): a kind that fits its decision rule on dev outputs (``Kind.calibrate``)
@@ -90,7 +98,9 @@ def evaluate_split(
     kind, cfg, gold = task.kind, task.cfg, eval_set.split.targets
     show = accelerator.is_main_process and sys.stderr.isatty()
     probs: list[Any] | None = [] if calibrate and kind.calibrates(cfg) else None
-    ids = predict_ids(model, task, eval_set, accelerator, collator, batch_size, show, probs)
+    ids = predict_ids(
+        model, task, eval_set, accelerator, collator, batch_size, show, probs, lockstep
+    )
     fitted: dict[str, float] = {}
     if probs is not None:
         ids, fitted = kind.calibrate(cfg, model.heads[task.name], probs, gold, labels)

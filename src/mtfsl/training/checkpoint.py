@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import torch
 from accelerate import Accelerator
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
@@ -62,16 +63,22 @@ def save_checkpoint(
     labels: dict[str, list[str]],
     state: dict[str, object],
     trainable_only: bool = False,
+    tensors: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write into a temporary folder, then swap it in, so ``folder`` is always complete.
 
     ``trainable_only`` (LoRA, BitFit, head-only runs) saves just the parameters that train
     and the heads' buffers: the rest is the pretrained encoder, which loading starts from.
+    ``tensors``: the weights to write, gathered already (a sharded model's full weights,
+    ``training/parallel.py``) instead of read from ``model``.
     """
     tmp, old = _copies(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if trainable_only:
+    if tensors is not None:
+        meta = {"partial": "true"} if trainable_only else {"format": "pt"}  # as below
+        save_file(tensors, str(tmp / "model.safetensors"), metadata=meta)
+    elif trainable_only:
         names = {n for n, p in model.named_parameters() if p.requires_grad}
         # and what the heads fit rather than train (a metric decoder's support): a frozen
         # encoder's run decodes with it too
@@ -91,6 +98,16 @@ def save_checkpoint(
         folder.rename(old)
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def read_weights(folder: Path) -> tuple[dict[str, torch.Tensor], bool, dict[str, object]]:
+    """A checkpoint's tensors, whether it is partial (trainable parameters only), and its
+    trainer state."""
+    path = folder / "model.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        partial = (f.metadata() or {}).get("partial") == "true"
+    state = json.loads((folder / "trainer_state.json").read_text())
+    return load_file(str(path)), partial, state
 
 
 def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:

@@ -37,12 +37,12 @@ from mtfsl.training.checkpoint import (
     heal_checkpoint,
     latest_state,
     load_training_state,
-    load_weights,
     save_checkpoint,
     save_training_state,
 )
 from mtfsl.training.objective import Objective
 from mtfsl.training.optim import build_optimizer, build_scheduler
+from mtfsl.training.parallel import parallelism
 from mtfsl.training.run_folder import current_attempt
 
 log = logging.getLogger(__name__)
@@ -174,11 +174,14 @@ class Trainer:
         self.collator, self.streams = batches.collator, batches.streams
         self.task_sampler = batches.task_sampler
         self.steps_per_epoch, self.total_steps, self.epochs = plan_steps(cfg, batches)
+        # Sharding (hardware.distributed=FSDP) replaces parameters in place: the optimizer is
+        # built afterwards, on the parameters that train.
+        self.parallel = parallelism(cfg.hardware, acc, model)
         optimizer = build_optimizer(model, tc, cfg.loss_weights.lr)
         scheduler = build_scheduler(optimizer, tc, self.total_steps)
-        self.net = model  # the plain model: evaluation and checkpoints
-        self.objective, self.optimizer, self.scheduler = acc.prepare(
-            Objective(model), optimizer, scheduler
+        self.net = model  # the model unwrapped (sharded in place under FSDP): eval, checkpoints
+        self.objective, self.optimizer, self.scheduler = self.parallel.prepare(
+            acc, Objective(model), optimizer, scheduler
         )
         self.best_dir = run_dir / "checkpoints" / "best"
         # The attempt whose states this run writes and resumes from (RUN/attempt.json).
@@ -285,12 +288,13 @@ class Trainer:
             # Backward even for a step that is skipped: under DDP every process has to join
             # the gradient all-reduce; the poisoned gradients are zeroed right after.
             self.accelerator.backward(total)
+            self.parallel.after_backward()
             if nonfinite:
                 self._nonfinite(values)
                 return values
             if self.accelerator.sync_gradients and self.cfg.trainer.max_grad_norm:
-                self.accelerator.clip_grad_norm_(
-                    self.objective.parameters(), self.cfg.trainer.max_grad_norm
+                self.parallel.clip_grad_norm(
+                    self.accelerator, self.objective.parameters(), self.cfg.trainer.max_grad_norm
                 )
             self.optimizer.step()
             self.scheduler.step()
@@ -442,6 +446,7 @@ class Trainer:
                 self.cfg.trainer.eval_batch_size,
                 self.cfg.metrics.mode,
                 calibrate=split == "dev",
+                lockstep=self.parallel.lockstep,
             )
             self.predict_seconds += time.perf_counter() - start  # predicting + scoring
             results.update({f"{split}/{name}/{k}": v for k, v in scores.items()})
@@ -519,9 +524,12 @@ class Trainer:
     def _save_best(self, score: float | None) -> None:
         labels = {name: task.labels for name, task in self.tasks.items()}
         state = {"step": self.state.step, "epoch": self.state.epoch + 1, "dev_score": score}
+        partial = self.cfg.finetune.mode is not FinetuneMode.FULL
+        tensors = self.parallel.checkpoint_tensors(self.net, partial)  # all processes gather
         if self.main:
-            partial = self.cfg.finetune.mode is not FinetuneMode.FULL
-            save_checkpoint(self.best_dir, self.net, self.tokenizer, labels, state, partial)
+            save_checkpoint(
+                self.best_dir, self.net, self.tokenizer, labels, state, partial, tensors
+            )
 
     # -- resumable state ------------------------------------------------------------------
     def save_state(self) -> Path:
@@ -557,4 +565,4 @@ class Trainer:
         self.accelerator.wait_for_everyone()  # the main process wrote it
         best = heal_checkpoint(self.best_dir) if self.main else self.best_dir
         self.accelerator.wait_for_everyone()
-        return load_weights(best or self.best_dir, self.net)
+        return self.parallel.load_weights(best or self.best_dir, self.net)
