@@ -226,7 +226,7 @@ def test_fsdp_in_two_processes_equals_one_process_and_resumes_exactly(tmp_path: 
     ("override", "message"),
     [
         ("hardware.precision=FP16", r"^hardware\.precision=FP16 \(use BF16\): not supported"),
-        ("few_shot.self_training.rounds=1 few_shot.k=5", r"^few_shot\.self_training\.rounds=1 \(self"),
+        ("few_shot.self_training.rounds=1 few_shot.k=5", r"^few_shot\.self_training\.rounds=1"),
         ("hardware.compile=true", r"^hardware\.compile=true: not supported with hardware\.distr"),
     ],
 )

@@ -26,6 +26,7 @@ from mtfsl.inference.ort import Backend, attach_onnx, session
 from mtfsl.inference.run import load_run
 from mtfsl.job import run
 from mtfsl.training.loop import _DEFAULT_THREADS
+from mtfsl.utils.manifest import write_manifest
 from tests import test_pair, test_qa, test_regression
 from tests.conftest import FIXTURES, TOY_INTENTS, Completed, compose_cfg, predict_in_process
 from tests.test_predict_export import PREDICT, predict_cli, trained
@@ -248,6 +249,7 @@ def test_a_missing_or_stale_graph_is_refused_with_the_command_to_fix_it(
     # the best checkpoint changes (a resumed run): the old graph is not used
     labels = run_dir / "checkpoints" / "best" / "labels.json"
     labels.write_text(json.dumps(json.loads(labels.read_text()), indent=1))
+    write_manifest(labels.parent)  # as a new save writes it
     stale = predict(run_dir, test, "--format", "conll", "--backend", "onnx")
     assert stale.returncode != 0 and "exported from a different checkpoint" in stale.stderr
 
@@ -266,6 +268,7 @@ def test_a_crf_tagger_is_decoded_with_its_crf_through_mtfsl_and_from_the_folder_
     (key,) = [k for k in tensors if k.endswith("crf.transitions")]
     tensors[key] = 5 * torch.randn(tensors[key].shape, generator=torch.Generator().manual_seed(0))
     save_file(tensors, weights)
+    write_manifest(weights.parent)  # a checkpoint with these weights, as a save writes it
     export_onnx(run_dir, run_dir / "onnx" / "conll", check_split=None)
     test = str(FIXTURES / "toy_conll" / "toy.test")
     pytorch, graph = tmp_path / "torch.conll", tmp_path / "onnx.conll"

@@ -9,11 +9,12 @@ how to print the composed config. ``--hydra-help`` is Hydra's own.
 
 from __future__ import annotations
 
-import os
 from importlib.resources import files
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from mtfsl.config_dirs import user_config_dirs
 
 SKIP = {"hydra", "schema"}  # Hydra's own groups; the schemas task YAMLs extend
 
@@ -21,9 +22,7 @@ SKIP = {"hydra", "schema"}  # Hydra's own groups; the schemas task YAMLs extend
 def config_groups() -> dict[str, list[str]]:
     """Group -> sorted options, from the shipped configs and ``$MTFSL_CONFIG_DIR``."""
     roots = [Path(str(files("mtfsl.configs")))]
-    roots += [
-        Path(p).expanduser() for p in os.environ.get("MTFSL_CONFIG_DIR", "").split(os.pathsep) if p
-    ]
+    roots += user_config_dirs()
     groups: dict[str, set[str]] = {}
     for root in roots:
         if not root.is_dir():

@@ -434,6 +434,9 @@ class TrainerConfig:
     # steps under checkpoints/state-STEP/; null = only when interrupted (SIGINT/SIGTERM).
     save_every: int | None = None
     keep_last: int = 2  # resumable states kept
+    # Resume even when a state's saved random states cannot be read: the run then continues
+    # with fresh ones, no longer bit-exact (a warning says so); otherwise such a resume stops.
+    resume_damaged_rng: bool = False
     nan_policy: NanPolicy = NanPolicy.STOP
     # SKIP: a run that skips more than this share of its steps fails instead of finishing.
     max_skipped_share: float = 0.1

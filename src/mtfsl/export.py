@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.inference.hf import export
 from mtfsl.inference.onnx import INT8_HINT, KeepFp32, int8_loss
+from mtfsl.utils.manifest import TRUST_ENV
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +54,19 @@ def _parser() -> argparse.ArgumentParser:
         "print both scores and how many predictions differ (default dev)",
     )
     p.add_argument("--data-root", help="onnx --check: data.root, if not the run's own")
+    p.add_argument(
+        "--trust-changed-files",
+        action="store_true",
+        help="load a checkpoint or export whose files no longer match their SHA256SUMS "
+        "(changed or damaged since written); logged",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.trust_changed_files:
+        os.environ[TRUST_ENV] = "1"
     try:
         if args.format == "onnx":
             out = _export_onnx(args)

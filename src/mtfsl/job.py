@@ -80,6 +80,20 @@ def load_data(
     return out
 
 
+def _check_something_to_evaluate(data: dict[str, TaskData]) -> None:
+    """A run whose tasks have no dev or test example would train, score nothing and report
+    success with empty metrics: it stops before training instead."""
+    if any(len(d.splits.get(s) or ()) for d in data.values() for s in ("dev", "test")):
+        return
+    name = next(iter(data))
+    found = ", ".join(f"{n}: {sorted(d.splits)}" for n, d in data.items())
+    raise ConfigError(
+        f"nothing to evaluate: no task has a dev or test split ({found}); give one a test "
+        f"or dev file (task.{name}.files.test=..., or the reader's split) or carve a dev set "
+        f"from its training data with task.{name}.dev_fraction=0.1"
+    )
+
+
 def _limit(data: TaskData, train: int | None, evaluation: int | None) -> None:
     """``data.limit_train`` / ``limit_eval``: keep the first examples of each split."""
     for split, examples in list(data.splits.items()):
@@ -249,6 +263,7 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     params = _start(cfg, run_dir, resume, accelerator)
     resolved = resolve_tasks(cfg)
     data = load_data(cfg, resolved, run_dir if accelerator.is_main_process else None)
+    _check_something_to_evaluate(data)
     build = _builder(cfg, resolved, {n: d.labels for n, d in data.items()}, accelerator)
     model, tokenizer, (trainable, total) = build()
     tasks = _prepare(cfg, resolved, data, tokenizer, accelerator)

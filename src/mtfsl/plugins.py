@@ -7,6 +7,7 @@ and ``Registry.named`` gives it, or a one-line error listing the names there are
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 from collections.abc import Iterable
 from importlib.metadata import entry_points
@@ -15,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from mtfsl.errors import ConfigError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Registry(dict[str, T], Generic[T]):
@@ -32,9 +34,11 @@ class Registry(dict[str, T], Generic[T]):
         return item
 
     def named(self, name: Any, key: str) -> T:
-        """The plug-in called ``name``; a ConfigError naming the config ``key`` otherwise."""
+        """The plug-in called ``name``; a ConfigError naming the config ``key`` otherwise (and
+        the installed plug-ins that failed to load, which may be the one meant)."""
         if name not in self:
-            raise ConfigError(f"{key}={name}: expected {self.what}, one of {sorted(self)}")
+            broken = "".join(f"; {p} failed to load ({err})" for p, err in BROKEN.items())
+            raise ConfigError(f"{key}={name}: expected {self.what}, one of {sorted(self)}{broken}")
         return self[name]
 
 
@@ -47,8 +51,20 @@ def discover(package: str, path: Iterable[str], group: str, skip: tuple[str, ...
     load_entry_points(group)
 
 
+# Installed plug-ins whose module failed to import: "group:name (value)" -> the error.
+BROKEN: dict[str, str] = {}
+
+
 def load_entry_points(group: str) -> None:
     """Import the modules that installed packages name in ``group``; each registers its
-    plug-ins on import."""
+    plug-ins on import. One that fails to import is a warning naming it, not the end of
+    every command: only a config that asks for what it would have registered fails."""
     for entry in entry_points(group=group):
-        entry.load()
+        try:
+            entry.load()
+        except Exception as err:  # any error of a third-party module's import
+            where = f"plug-in {entry.name} ({entry.value}, entry-point group {group})"
+            reason = f"{type(err).__name__}: {err}".splitlines()[0]
+            if where not in BROKEN:
+                log.warning("%s failed to load and is skipped: %s", where, reason)
+            BROKEN[where] = reason

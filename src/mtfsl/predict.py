@@ -10,6 +10,7 @@ stays bounded however large the input is. ``--score`` scores a labelled file ins
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from mtfsl.data.readers import READERS
 from mtfsl.errors import MtfslError
 from mtfsl.inference.stream import Request, run_prediction, score_file
+from mtfsl.utils.manifest import TRUST_ENV
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,11 +66,19 @@ def _parser() -> argparse.ArgumentParser:
         default=4096,
         help="inputs read, predicted and written at a time (bounds memory)",
     )
+    p.add_argument(
+        "--trust-changed-files",
+        action="store_true",
+        help="load a checkpoint or export whose files no longer match their SHA256SUMS "
+        "(changed or damaged since written); logged",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    if args.trust_changed_files:
+        os.environ[TRUST_ENV] = "1"
     if args.chunk_size < 1:
         sys.exit(f"mtfsl-predict: error: --chunk-size={args.chunk_size}: expected >= 1")
     from mtfsl.inference.run import load_run

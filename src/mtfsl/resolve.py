@@ -9,6 +9,7 @@ Hydra's ConfigStore gets the kinds' and readers' schemas here too (``register_co
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -170,6 +171,13 @@ def load_run_config(run_dir: Path) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no config.yaml there (not an mtfsl run folder?)")
     stored = OmegaConf.load(path)
+    if found := _interpolations(stored):
+        # training writes resolved values; an interpolation here was put in by hand, and
+        # resolving it would run a resolver (which may write files) on loading data
+        raise ConfigError(
+            f"{path}: {found[0]} is an interpolation ({found[1]}); a run folder's config.yaml "
+            "holds plain values only: put the value there instead"
+        )
     model = stored.get("model") or {}
     if "tokenizer_kwargs" in model:  # before model.tokenizer: only its known keys carry over
         old = OmegaConf.to_container(model.pop("tokenizer_kwargs")) or {}
@@ -182,6 +190,22 @@ def load_run_config(run_dir: Path) -> TrainConfig:
         model["tokenizer"] = old
     loaded = OmegaConf.merge(OmegaConf.structured(TrainConfig), stored)
     return to_train_config(loaded, check=False)
+
+
+def _interpolations(node: Any, key: str = "") -> tuple[str, str] | None:
+    """The first key whose value holds an interpolation (an unescaped ``${``), and that
+    value."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=False)
+    if isinstance(node, dict):
+        items = [(f"{key}.{k}".lstrip("."), v) for k, v in node.items()]
+    elif isinstance(node, list):
+        items = [(f"{key}[{i}]", v) for i, v in enumerate(node)]
+    elif isinstance(node, str) and re.search(r"(?<!\\)\$\{", node):
+        return key, node[:200]
+    else:
+        return None
+    return next((found for name, v in items if (found := _interpolations(v, name))), None)
 
 
 def register_configs() -> None:

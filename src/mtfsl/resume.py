@@ -22,6 +22,7 @@ SAFE_ON_RESUME = (
     "trainer.save_every",
     "trainer.keep_last",
     "trainer.eval_batch_size",
+    "trainer.resume_damaged_rng",
     "tracking.",
 )
 

@@ -71,7 +71,24 @@ def _status(run_dir: Path, status: str, **extra: Any) -> None:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    ignore_signals()  # one interruption: a second signal does not cut the stop short
     raise JobInterrupted(f"interrupted by {signal.Signals(signum).name}")
+
+
+def _interruption(err: BaseException) -> bool:
+    from mtfsl.training.loop import TrainingInterrupted
+
+    return isinstance(err, (TrainingInterrupted, JobInterrupted))
+
+
+def ignore_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _restore(handlers: dict) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 def _configure(dcfg: DictConfig, hydra_cfg: Any, about: dict) -> tuple[TrainConfig, Path]:
@@ -117,9 +134,15 @@ def _job(cfg: TrainConfig, run_dir: Path, about: dict, own_dir: str) -> dict[str
     handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         metrics = run(cfg, run_dir, resume)
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    except BaseException as err:
+        if _interruption(err):
+            # a stop for a signal is under way: what it saved is on disk and it ends with exit
+            # 130; a second signal until then is ignored (not Python's default exit 143)
+            ignore_signals()
+        else:
+            _restore(handlers)
+        raise
+    _restore(handlers)
     if is_main_process():
         write_json(run_dir / name, {**record, "ended": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     _status(run_dir, "finished", **about)
@@ -193,6 +216,13 @@ def cli() -> None:
 
         sys.stdout.write(help_text())
         return
+    from mtfsl.config_dirs import check_user_configs
+
+    try:
+        check_user_configs()
+    except MtfslError as err:
+        print(f"mtfsl-train: error: {err}", file=sys.stderr)
+        sys.exit(2)
     main()
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # torch, peft and transformers load after the CLI's arguments
     from mtfsl.inference.run import LoadedRun
 
 from mtfsl.errors import ConfigError
+from mtfsl.utils.manifest import write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def export(run_dir: Path, out_dir: Path, task: str | None = None) -> Path:
     model = to_hf(run, name)
     model.save_pretrained(out_dir)
     run.tokenizer.save_pretrained(out_dir)
+    write_manifest(out_dir)  # sha256sum -c SHA256SUMS there checks it
     if run.cfg.data.context:
         log.warning(
             "%s was trained with data.context=%d (neighbouring sentences as input); a "

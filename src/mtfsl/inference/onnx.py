@@ -39,6 +39,7 @@ from mtfsl.inference.ort import (
     checkpoint_fingerprint,
     require_onnx,
 )
+from mtfsl.utils.manifest import write_manifest
 
 if TYPE_CHECKING:
     import torch
@@ -409,6 +410,7 @@ def export_onnx(
             "check": check(run, name, graphs, check_split, data_root) if check_split else None,
         }
         (tmp / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        write_manifest(tmp)  # mtfsl-predict --backend onnx checks the graphs against it
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

@@ -9,12 +9,13 @@ and every output file are the PyTorch path's: only the matrix work moves to the 
 from __future__ import annotations
 
 import hashlib
-import json
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mtfsl.errors import ConfigError
+from mtfsl.utils.files import read_json
+from mtfsl.utils.manifest import verify_manifest
 
 if TYPE_CHECKING:
     import torch
@@ -152,7 +153,8 @@ def attach_onnx(run: LoadedRun, run_dir: Path, task: str, backend: Backend, fold
             f"mtfsl-export {run_dir} {folder} --format onnx"
             + (" --int8" if backend is Backend.ONNX_INT8 else "")
         )
-    record = json.loads(record_path.read_text(encoding="utf-8"))
+    verify_manifest(folder)  # a graph changed after export predicts other labels
+    record = read_json(record_path)
     graph = folder / backend.graph
     if not graph.is_file():
         raise ConfigError(

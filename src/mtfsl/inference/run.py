@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from mtfsl.pipeline.prepare import EvalSet, collator_for, split_features
 from mtfsl.resolve import Task, load_run_config, resolve_tasks, settle
 from mtfsl.training.checkpoint import heal_checkpoint, load_weights
 from mtfsl.training.loop import build_accelerator
+from mtfsl.utils.files import read_json, weights_file
 
 
 @dataclass
@@ -54,8 +54,9 @@ def load_run(run_dir: Path) -> LoadedRun:
     best = heal_checkpoint(run_dir / "checkpoints" / "best")  # or its complete copy
     if best is None:
         raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")
-    labels = json.loads((best / "labels.json").read_text())
-    with safe_open(str(best / "model.safetensors"), framework="pt") as f:
+    labels = read_json(best / "labels.json")
+    weights = best / "model.safetensors"
+    with weights_file(weights), safe_open(str(weights), framework="pt") as f:
         partial = (f.metadata() or {}).get("partial") == "true"
     if not partial:  # the checkpoint holds every weight: the run it started from is not needed
         cfg.model.init_from = None

@@ -28,6 +28,7 @@ from mtfsl.errors import ConfigError, DataError
 from mtfsl.evaluation.report import atomic_write
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.base import TaskKind
+from mtfsl.utils.text import visible
 
 if TYPE_CHECKING:
     import datasets
@@ -39,6 +40,14 @@ log = logging.getLogger(__name__)
 # The two outputs of the span head, named where a classifier names its classes (the
 # checkpoint's labels.json; an exported AutoModelForQuestionAnswering has num_labels 2).
 SPAN_OUTPUTS = ["start", "end"]
+
+
+def _question_id(value: Any, where: str) -> str:
+    """A question's id as text; a missing, null or empty id is refused (predictions and the
+    official scorer are keyed by it)."""
+    if value is None or isinstance(value, (dict, list)) or not str(value).strip():
+        raise DataError(f"{where}: expected a non-empty question id, found {value!r:.40}")
+    return str(value)
 
 
 @dataclass
@@ -232,15 +241,22 @@ class QAKind(TaskKind):
     # -- data ----------------------------------------------------------------------------
     def to_split(self, records: Any, task: QATaskConfig) -> Split:
         questions, answers, lines = [], [], []
+        seen: dict[str, str] = {}  # id -> where it was first found
         for record in records.rows:
             where = records.at(record)
             values = record.values
             for role in ("question", "context"):
-                if not isinstance(values[role], str) or not values[role].strip():
+                if not isinstance(values[role], str) or not visible(values[role]):
                     raise DataError(
                         f"{where}: expected a non-empty {role}, found {values[role]!r:.80}"
                     )
-            qid = str(values["id"])
+            qid = _question_id(values["id"], where)
+            if qid in seen:  # predictions and the official scorer are keyed by id
+                raise DataError(
+                    f"{where}: question id {qid!r} is also the id of {seen[qid]}; ids must be "
+                    "unique within a file"
+                )
+            seen[qid] = where
             question = Question(qid, values["question"].lstrip(), values["context"])
             questions.append(question)
             answers.append(self._answers(values["answers"], question, f"{where} (id {qid})"))
@@ -411,11 +427,14 @@ class QAKind(TaskKind):
 
     def raw_input(self, line: str, split_words: Any) -> tuple[Any, list[tuple[int, int]]]:
         question, tab, context = line.partition("\t")
-        if not tab or not question.strip() or not context.strip():
+        if not tab or not visible(question) or not visible(context):
             raise DataError("expected a question and its context separated by a tab")
         return Question("", question.lstrip(), context), []
 
     def input_of(self, values: dict[str, Any]) -> tuple[Any, str, list[tuple[int, int]]]:
+        for role in ("question", "context"):
+            if not isinstance(values[role], str) or not visible(values[role]):
+                raise DataError(f"expected a non-empty {role}, found {values[role]!r:.80}")
         question = Question(
             str(values.get("id", "")), values["question"].lstrip(), values["context"]
         )

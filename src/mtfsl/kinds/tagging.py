@@ -28,6 +28,7 @@ from mtfsl.evaluation.metrics import entity_scores, flatten, label_scores
 from mtfsl.evaluation.report import split_report, tag_report, write_predictions
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.base import Batch, TaskKind, label_name
+from mtfsl.utils.text import word_problem
 
 if TYPE_CHECKING:
     import torch
@@ -173,12 +174,13 @@ class TaggingKind(TaskKind):
         for record in records.rows:
             where = records.at(record)
             tokens, labels = record.values["tokens"], record.values["tags"]
-            if not (
-                isinstance(tokens, list) and tokens and all(isinstance(w, str) for w in tokens)
-            ):
+            if not (isinstance(tokens, list) and tokens):
                 raise DataError(
                     f"{where}: expected a non-empty list of word strings, found {tokens!r:.80}"
                 )
+            for j, word in enumerate(tokens):
+                if (problem := word_problem(word)) is not None:
+                    raise DataError(f"{where} (token {j + 1}): {problem}")
             if not isinstance(labels, list) or len(labels) != len(tokens):
                 n = len(labels) if isinstance(labels, list) else labels
                 raise DataError(f"{where}: {len(tokens)} words but tags {n!r:.80}")
@@ -374,6 +376,9 @@ class TaggingKind(TaskKind):
                 f"expected a list of words for a tagging task, found {words!r:.60}; read its "
                 "input with --format conll, jsonl or text"
             )
+        for j, word in enumerate(words):
+            if (problem := word_problem(word)) is not None:
+                raise DataError(f"token {j + 1}: {problem}")
         spans, start = [], 0
         for w in words:
             spans.append((start, start + len(w)))

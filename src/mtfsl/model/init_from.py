@@ -9,12 +9,13 @@ run's encoder with a new head. Loading goes through safetensors directly, as
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING
 
 from mtfsl.config import checkpoint_folder
 from mtfsl.errors import ConfigError
+from mtfsl.utils.files import read_json, weights_file
+from mtfsl.utils.manifest import verify_manifest
 
 if TYPE_CHECKING:
     from mtfsl.model.multitask import MultiTaskModel
@@ -29,8 +30,10 @@ def init_from(model: MultiTaskModel, source: str, labels: dict[str, list[str]]) 
     from safetensors.torch import load_file
 
     folder = checkpoint_folder(source)
-    stored = load_file(str(folder / "model.safetensors"))
-    their_labels = json.loads((folder / "labels.json").read_text())
+    verify_manifest(folder)
+    with weights_file(folder / "model.safetensors"):
+        stored = load_file(str(folder / "model.safetensors"))
+    their_labels = read_json(folder / "labels.json")
     heads = sorted(t for t in labels if t in their_labels and their_labels[t] == labels[t])
     own = model.state_dict()
     take = {}

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.utils.other import load as accelerate_load
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.errors import MtfslError
 from mtfsl.model.multitask import MultiTaskModel
+from mtfsl.utils.files import read_json, weights_file
+from mtfsl.utils.manifest import verify_manifest, write_manifest
 
 _STATE_PREFIX = "state-"
+log = logging.getLogger(__name__)
+# A damaged resumable state: the one before it may be whole.
+STATE_REMEDY = (
+    "delete this state folder to resume from the one before it (trainer.keep_last are kept), "
+    "or start the run again"
+)
 
 
 _COMPLETE = ".complete"  # written last: a copy without it was cut short
@@ -91,6 +101,7 @@ def save_checkpoint(
     tokenizer.save_pretrained(tmp / "tokenizer")
     (tmp / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+    write_manifest(tmp)  # checked by every later load (predict, export, resume, init_from)
     (tmp / _COMPLETE).touch()
     # A crash at any point below leaves a complete copy that heal_checkpoint puts back.
     if folder.exists():
@@ -103,11 +114,13 @@ def save_checkpoint(
 def read_weights(folder: Path) -> tuple[dict[str, torch.Tensor], bool, dict[str, object]]:
     """A checkpoint's tensors, whether it is partial (trainable parameters only), and its
     trainer state."""
+    verify_manifest(folder)
     path = folder / "model.safetensors"
-    with safe_open(str(path), framework="pt") as f:
-        partial = (f.metadata() or {}).get("partial") == "true"
-    state = json.loads((folder / "trainer_state.json").read_text())
-    return load_file(str(path)), partial, state
+    with weights_file(path):
+        with safe_open(str(path), framework="pt") as f:
+            partial = (f.metadata() or {}).get("partial") == "true"
+        tensors = load_file(str(path))
+    return tensors, partial, read_json(folder / "trainer_state.json")
 
 
 def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:
@@ -115,24 +128,28 @@ def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:
 
     A partial checkpoint (trainable parameters only) loads over the model as built, which
     must already hold the pretrained encoder (and adapters, for LoRA)."""
+    verify_manifest(folder)
     path = folder / "model.safetensors"
-    with safe_open(str(path), framework="pt") as f:
+    with weights_file(path), safe_open(str(path), framework="pt") as f:
         partial = (f.metadata() or {}).get("partial") == "true"
     if partial:
-        missing_in_model = model.load_state_dict(load_file(str(path)), strict=False).unexpected_keys
+        with weights_file(path):
+            tensors = load_file(str(path))
+        missing_in_model = model.load_state_dict(tensors, strict=False).unexpected_keys
         if missing_in_model:
             raise MtfslError(
                 f"{path}: weights for parameters the model lacks: {missing_in_model[:5]}"
             )
     else:
         try:
-            load_model(model, str(path))
+            with weights_file(path):
+                load_model(model, str(path))
         except RuntimeError as err:  # e.g. a config.yaml edited to another label set or size
             raise MtfslError(
                 f"{path}: the checkpoint does not fit the model its run's config.yaml builds "
                 f"({str(err).splitlines()[0][:200]})"
             ) from None
-    return json.loads((folder / "trainer_state.json").read_text())
+    return read_json(folder / "trainer_state.json")
 
 
 def _attempt_of(state: Path) -> str | None:
@@ -171,6 +188,7 @@ def save_training_state(
     accelerator.save_state(str(folder))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        write_manifest(folder)  # before trainer.json, whose presence marks a complete state
         tmp = folder / ".trainer.json.tmp"
         tmp.write_text(json.dumps({**extra, "attempt": attempt}, indent=1))
         tmp.rename(folder / "trainer.json")
@@ -195,6 +213,30 @@ def latest_state(run_dir: Path, attempt: str | None = None) -> Path:
     return states[-1]
 
 
-def load_training_state(accelerator: Accelerator, folder: Path) -> dict[str, Any]:
-    accelerator.load_state(str(folder))
-    return json.loads((folder / "trainer.json").read_text())
+def load_training_state(
+    accelerator: Accelerator, folder: Path, damaged_rng_ok: bool = False
+) -> dict[str, Any]:
+    """Restore a resumable state. accelerate skips random states it cannot read with one
+    log line and goes on, no longer bit-exact; here that stops the resume unless
+    ``damaged_rng_ok`` (``trainer.resume_damaged_rng``), and then it is a warning."""
+    verify_manifest(folder)
+    rng = folder / f"random_states_{accelerator.process_index}.pkl"
+    try:
+        accelerate_load(rng)  # accelerate's own (weights-only) loader, as load_state reads it
+    except Exception as err:  # any unpickling or file error: the file is not a usable state
+        what = f"{rng}: the saved random states cannot be read ({type(err).__name__})"
+        if not damaged_rng_ok:
+            raise MtfslError(
+                f"{what}, so the run cannot continue bit-exact; to continue anyway with fresh "
+                "random states, resume with trainer.resume_damaged_rng=true"
+            ) from None
+        log.warning("%s; continuing with fresh random states (not bit-exact)", what)
+    extra = read_json(folder / "trainer.json", STATE_REMEDY)
+    try:
+        accelerator.load_state(str(folder))
+    except Exception as err:  # a damaged model, optimizer or scheduler file of the state
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:160]}" if str(err) else ""
+        raise MtfslError(
+            f"{folder}: the resumable state cannot be read ({reason}); {STATE_REMEDY}"
+        ) from None
+    return extra

@@ -554,7 +554,7 @@ class Trainer:
         if self.main:  # a crash while the best checkpoint was being replaced
             heal_checkpoint(self.best_dir)
         folder = latest_state(self.run_dir, self.attempt)
-        extra = load_training_state(self.accelerator, folder)
+        extra = load_training_state(self.accelerator, folder, self.cfg.trainer.resume_damaged_rng)
         self.state = TrainState(**extra["train_state"])
         for name, stream in self.streams.items():
             stream.load_state_dict(extra["streams"][name])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mtfsl.errors import MtfslError
+from mtfsl.utils.files import read_json
 
 log = logging.getLogger(__name__)
 ATTEMPT_FILE = "attempt.json"
@@ -100,4 +101,4 @@ def start_attempt(run_dir: Path, config_yaml: str) -> dict[str, Any]:
 def current_attempt(run_dir: Path) -> dict[str, Any] | None:
     """The attempt that wrote the run's config.yaml (None for runs from before attempts)."""
     path = run_dir / ATTEMPT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json(path) if path.is_file() else None
