@@ -8,7 +8,6 @@ from typing import Any
 
 from accelerate import Accelerator
 from accelerate.utils import set_seed
-from safetensors import safe_open
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.config import TrainConfig
@@ -20,9 +19,9 @@ from mtfsl.pipeline.build import build_model
 from mtfsl.pipeline.evaluate import predict_ids
 from mtfsl.pipeline.prepare import EvalSet, collator_for, split_features
 from mtfsl.resolve import Task, load_run_config, resolve_tasks, settle
-from mtfsl.training.checkpoint import heal_checkpoint, load_weights
+from mtfsl.training.checkpoint import heal_checkpoint, is_partial, load_weights
 from mtfsl.training.loop import build_accelerator
-from mtfsl.utils.files import read_json, weights_file
+from mtfsl.utils.files import read_json
 
 
 @dataclass
@@ -55,10 +54,8 @@ def load_run(run_dir: Path) -> LoadedRun:
     if best is None:
         raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")
     labels = read_json(best / "labels.json")
-    weights = best / "model.safetensors"
-    with weights_file(weights), safe_open(str(weights), framework="pt") as f:
-        partial = (f.metadata() or {}).get("partial") == "true"
-    if not partial:  # the checkpoint holds every weight: the run it started from is not needed
+    # a checkpoint that holds every weight does not need the run it started from
+    if not is_partial(best / "model.safetensors"):
         cfg.model.init_from = None
     set_seed(cfg.seed)  # a partial checkpoint loads over the same (seeded) base weights
     tasks = resolve_tasks(cfg)

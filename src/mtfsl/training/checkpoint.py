@@ -89,10 +89,7 @@ def save_checkpoint(
         meta = {"partial": "true"} if trainable_only else {"format": "pt"}  # as below
         save_file(tensors, str(tmp / "model.safetensors"), metadata=meta)
     elif trainable_only:
-        names = {n for n, p in model.named_parameters() if p.requires_grad}
-        # and what the heads fit rather than train (a metric decoder's support): a frozen
-        # encoder's run decodes with it too
-        names |= {n for n, _ in model.named_buffers() if n.startswith("heads.")}
+        names = partial_names(model)
         tensors = {n: t.contiguous() for n, t in model.state_dict().items() if n in names}
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"partial": "true"})
     else:
@@ -111,14 +108,26 @@ def save_checkpoint(
     shutil.rmtree(old, ignore_errors=True)
 
 
+def partial_names(model: MultiTaskModel) -> set[str]:
+    """What a partial checkpoint holds: the parameters that train, and what the heads fit
+    rather than train (a metric decoder's support: a frozen encoder's run decodes with it)."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    return names | {n for n, _ in model.named_buffers() if n.startswith("heads.")}
+
+
+def is_partial(path: Path) -> bool:
+    """Whether a checkpoint's weights file holds the trainable parameters only."""
+    with weights_file(path), safe_open(str(path), framework="pt") as f:
+        return (f.metadata() or {}).get("partial") == "true"
+
+
 def read_weights(folder: Path) -> tuple[dict[str, torch.Tensor], bool, dict[str, object]]:
     """A checkpoint's tensors, whether it is partial (trainable parameters only), and its
     trainer state."""
     verify_manifest(folder)
     path = folder / "model.safetensors"
+    partial = is_partial(path)
     with weights_file(path):
-        with safe_open(str(path), framework="pt") as f:
-            partial = (f.metadata() or {}).get("partial") == "true"
         tensors = load_file(str(path))
     return tensors, partial, read_json(folder / "trainer_state.json")
 
@@ -130,9 +139,7 @@ def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:
     must already hold the pretrained encoder (and adapters, for LoRA)."""
     verify_manifest(folder)
     path = folder / "model.safetensors"
-    with weights_file(path), safe_open(str(path), framework="pt") as f:
-        partial = (f.metadata() or {}).get("partial") == "true"
-    if partial:
+    if is_partial(path):
         with weights_file(path):
             tensors = load_file(str(path))
         missing_in_model = model.load_state_dict(tensors, strict=False).unexpected_keys

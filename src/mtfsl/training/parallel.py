@@ -33,7 +33,7 @@ from torch.distributed.tensor import DTensor
 
 from mtfsl.config import Distributed, HardwareConfig
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.training.checkpoint import load_weights, read_weights
+from mtfsl.training.checkpoint import load_weights, partial_names, read_weights
 
 log = logging.getLogger(__name__)
 Tensors = dict[str, torch.Tensor]
@@ -171,8 +171,7 @@ class FullySharded:
     def checkpoint_tensors(self, model, trainable_only):
         tensors = get_model_state_dict(model, options=_FULL)  # the main process's; {} elsewhere
         if trainable_only:  # as save_checkpoint selects them from a whole model
-            keep = {n for n, p in model.named_parameters() if p.requires_grad}
-            keep |= {n for n, _ in model.named_buffers() if n.startswith("heads.")}
+            keep = partial_names(model)
             tensors = {n: t for n, t in tensors.items() if n in keep}
         return {n: t.contiguous() for n, t in tensors.items()}
 
