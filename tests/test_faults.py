@@ -345,17 +345,31 @@ def test_an_unwritable_cache_folder_falls_back_to_memory(tmp_path: Path, caplog)
     assert "cannot write there" in caplog.text and "features stay in memory" in caplog.text
 
 
-def train_with_signal_at(patch: str, args: list[str], cwd: Path):
-    """mtfsl-train in a subprocess whose ``patch`` (``module:name`` or ``module:Class.name``,
-    a callable) first sends the process a SIGTERM, as a cluster would at that moment."""
+def train_patched(patch_code: str, args: list[str], cwd: Path):
+    """mtfsl-train in a subprocess that runs ``patch_code`` first (it may import and
+    replace anything), with its own cache under ``cwd``."""
     import os
     import subprocess
     import sys
 
+    code = f"{patch_code}import mtfsl.train as t, sys\nsys.argv = ['mtfsl-train', *{args!r}]\n"
+    env = {**os.environ, "MTFSL_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-c", code + "t.main()\n"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def train_with_signal_at(patch: str, args: list[str], cwd: Path):
+    """mtfsl-train in a subprocess whose ``patch`` (``module:name`` or ``module:Class.name``,
+    a callable) first sends the process a SIGTERM, as a cluster would at that moment."""
     module, path = patch.split(":")
     owner, _, attr = path.rpartition(".")
     code = (
-        "import os, signal, sys, importlib\n"
+        "import os, signal, importlib\n"
         f"m = importlib.import_module({module!r})\n"
         f"m = getattr(m, {owner!r}) if {owner!r} else m\n"
         f"real = getattr(m, {attr!r})\n"
@@ -363,14 +377,8 @@ def train_with_signal_at(patch: str, args: list[str], cwd: Path):
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
         "    return real(*a, **k)\n"
         f"setattr(m, {attr!r}, hit)\n"
-        "import mtfsl.train as t\n"
-        f"sys.argv = ['mtfsl-train', *{args!r}]\n"
-        "t.main()\n"
     )
-    env = {**os.environ, "MTFSL_CACHE_DIR": str(cwd / "cache")}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True
-    )
+    return train_patched(code, args, cwd)
 
 
 TOY_ARGS = [

@@ -30,7 +30,8 @@ from mtfsl.training.checkpoint import load_training_state, read_weights
 from mtfsl.utils.files import read_json
 from mtfsl.utils.manifest import verify_manifest, write_manifest
 from tests.conftest import FIXTURES, TOY_TASK, compose_cfg
-from tests.test_train_e2e import CLI
+from tests.test_faults import train_patched
+from tests.test_train_e2e import CLI, non_timing
 
 
 def test_a_missing_config_dir_is_named_instead_of_ignored(monkeypatch, tmp_path: Path) -> None:
@@ -381,3 +382,168 @@ def test_more_signals_during_the_graceful_stop_end_it_as_the_first_one_would(
     state = run / "checkpoints" / "state-2"
     assert (state / "trainer.json").is_file()  # the complete new state
     verify_manifest(state)
+
+
+# -- the same faults at LLM scale: a LoRA run of the tiny decoder -------------------------------
+LORA_ARGS = [
+    "model=tiny_decoder",
+    "finetune=lora",
+    "hardware=cpu",
+    "seed=3",
+    "trainer.max_steps=6",
+    "trainer.batch_size=3",
+    "trainer.lr=3e-3",
+    "trainer.eval_every_steps=2",
+    "trainer.save_every=2",
+    "trainer.keep_last=3",
+    "metrics.select=accuracy",  # improves at steps 2 and 4 (the tiny model's F1 stays 0)
+    f"data.root={FIXTURES}",
+    *TOY_TASK,
+]
+
+
+def killed_in_a_write(patch: str, call: int, args: list[str], cwd: Path):
+    """mtfsl-train in a subprocess killed with SIGKILL half way through the ``call``-th write
+    by ``patch`` (``module:name``, a function whose second argument is the file it writes):
+    the file is written, cut to half its size, and the process killed, as a kill -9 or a
+    power cut during the write would leave it."""
+    module, name = patch.split(":")
+    code = (
+        "import importlib, os, signal\n"
+        f"m = importlib.import_module({module!r})\n"
+        f"real, calls = m.{name}, []\n"
+        "def write(obj, path, *a, **k):\n"
+        "    real(obj, path, *a, **k)\n"
+        "    calls.append(path)\n"
+        f"    if len(calls) == {call}:\n"
+        "        os.truncate(path, os.path.getsize(path) // 2)\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"m.{name} = write\n"
+    )
+    return train_patched(code, args, cwd)
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory) -> Path:
+    """The uninterrupted LoRA run the killed ones must end equal to."""
+    from mtfsl.job import run
+
+    folder = tmp_path_factory.mktemp("lora")
+    run(compose_cfg([*LORA_ARGS, f"data.cache_dir={folder / 'cache'}"]), folder / "run")
+    return folder / "run"
+
+
+@pytest.mark.parametrize(
+    ("patch", "what"),
+    [
+        # the adapters (best checkpoint) of the second evaluation's new best
+        ("mtfsl.training.checkpoint:save_file", "adapters"),
+        # the model of the second resumable state (accelerate writes it)
+        ("accelerate.utils.other:safe_save_file", "state"),
+    ],
+)
+def test_a_kill_during_an_adapter_save_resumes_bit_exact(
+    lora_run: Path, tmp_path: Path, patch: str, what: str
+) -> None:
+    from mtfsl.job import run
+    from mtfsl.resume import resume_config
+    from tests.conftest import compose_dict
+
+    run_dir = tmp_path / "run"
+    proc = killed_in_a_write(patch, 2, [*LORA_ARGS, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    complete = sorted(p.parent.name for p in (run_dir / "checkpoints").glob("state-*/trainer.json"))
+    # killed at step 4, in the new best's adapters or in the state written after them
+    assert complete == ["state-2"]
+    assert what != "adapters" or (run_dir / "checkpoints" / ".best.tmp").is_dir()
+    overrides = [f"resume={run_dir}"]
+    run(resume_config(run_dir, compose_dict(overrides), overrides), run_dir, resume=True)
+    best = Path("checkpoints/best/model.safetensors")
+    assert (run_dir / best).read_bytes() == (lora_run / best).read_bytes()
+    ours, theirs = (read_json(folder / "metrics.json") for folder in (run_dir, lora_run))
+    assert non_timing(ours) == non_timing(theirs)
+    history = [read_json(f / "dev_history.json")["history"] for f in (run_dir, lora_run)]
+    assert history[0] == history[1] and [h["step"] for h in history[0]] == [2, 4, 6]
+
+
+def test_adapters_over_another_base_model_are_refused_in_one_line(lora_run: Path) -> None:
+    from mtfsl.inference.run import load_run
+
+    best = lora_run / "checkpoints" / "best"
+    base = read_json(best / "base.json")
+    assert base["model"] == "random llama" and len(base["fingerprint"]) == 64
+    assert load_run(lora_run).cfg.seed == 3  # its own base (the seeded tiny decoder) loads
+    # the same run folder whose base model now has other weights of the same shapes: the
+    # tiny decoder's random weights come from the seed
+    config = lora_run / "config.yaml"
+    text = config.read_text()
+    try:
+        config.write_text(text.replace("seed: 3\n", "seed: 4\n", 1))
+        with pytest.raises(MtfslError) as err:
+            load_run(lora_run)
+    finally:
+        config.write_text(text)
+    assert str(err.value).startswith(
+        f"{best}: these adapters (a partial checkpoint: only what trained) were trained over "
+        "other pretrained weights (random llama) than the model built now holds (base fingerprint "
+        f"{base['fingerprint'][:12]} saved, "
+    )
+    assert str(err.value).endswith("model.name_or_path must be the model that run started from")
+
+
+def test_head_only_weights_over_another_encoder_are_refused_by_init_from(tmp_path: Path) -> None:
+    """model.init_from with a partial (head-only) source loads over this run's encoder: the
+    source's fingerprint must match it."""
+    from mtfsl.model.init_from import init_from
+    from mtfsl.pipeline.build import build_model
+    from mtfsl.resolve import resolve_tasks
+    from mtfsl.training.checkpoint import save_checkpoint
+
+    cfg = compose_cfg(["model=tiny", "finetune=head_only", *TOY_TASK])
+    tasks, labels = resolve_tasks(cfg), {"conll": ["O", "B-PER", "I-PER"]}
+
+    def built(seed: int):
+        torch.manual_seed(seed)  # the tiny encoder's random weights: another base per seed
+        return build_model(cfg, tasks, labels)
+
+    model, tok, _ = built(1)
+    folder = tmp_path / "best"
+    save_checkpoint(folder, model, tok, labels, {"step": 1}, trainable_only=True)
+    assert init_from(built(1)[0], str(folder), labels) == ["conll"]
+    with pytest.raises(MtfslError, match=rf"^{folder}: these adapters .* were trained over"):
+        init_from(built(2)[0], str(folder), labels)
+
+
+def test_readers_share_one_string_per_repeated_word_and_tag() -> None:
+    """Case 13 (memory of a large JSONL task): both readers intern what they read, so a
+    corpus's repeated words and tags are one object each (scripts/bench_jsonl_memory.py
+    measures the whole data path)."""
+    from mtfsl.data.splits import load_task
+    from mtfsl.resolve import resolve_task
+    from tests.test_own_data import JSONL
+
+    for fmt, files in (
+        ("jsonl", f"{{train: {JSONL}/train.json, test: {JSONL}/test.json}}"),
+        (
+            "conll",
+            f"{{train: {FIXTURES}/toy_conll/toy.train, test: {FIXTURES}/toy_conll/toy.test}}",
+        ),
+    ):
+        body = f"kind: tagging, reader: {{format: {fmt}}}, files: {files}"
+        cfg = compose_cfg(["~task", f"+task.t={{{body}}}"])
+        split = load_task(resolve_task("t", cfg.task["t"]), cfg.data).splits["train"]
+        words = [w for sentence in split.inputs for w in sentence]
+        tags = [t for sentence in split.targets for t in sentence]
+        assert len({id(w) for w in words}) == len(set(words)) < len(words), fmt
+        assert len({id(t) for t in tags}) == len(set(tags)) < len(tags), fmt
+
+
+@pytest.mark.slow  # two mtfsl-train runs over 20,000 sentences (about 2 min)
+def test_a_jsonl_task_takes_no_more_memory_than_the_same_conll_task(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    script = Path(__file__).parents[1] / "scripts" / "bench_jsonl_memory.py"
+    out = tmp_path / "memory.json"
+    cmd = [sys.executable, str(script), "--data", str(shared_data), "--sentences", "20000"]
+    subprocess.run([*cmd, "--out", str(out)], check=True, capture_output=True, cwd=tmp_path)
+    assert json.loads(out.read_text())["ratio"] <= 1.5

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mtfsl.config import checkpoint_folder
 from mtfsl.errors import ConfigError
+from mtfsl.model.fingerprint import check_base
 from mtfsl.utils.files import read_json, weights_file
 from mtfsl.utils.manifest import verify_manifest
 
@@ -33,6 +34,7 @@ def init_from(model: MultiTaskModel, source: str, labels: dict[str, list[str]]) 
     verify_manifest(folder)
     with weights_file(folder / "model.safetensors"):
         stored = load_file(str(folder / "model.safetensors"))
+    check_base(folder, model.state_dict(), stored)  # a partial one loads over this encoder
     their_labels = read_json(folder / "labels.json")
     heads = sorted(t for t in labels if t in their_labels and their_labels[t] == labels[t])
     own = model.state_dict()

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers import PreTrainedTokenizerBase
 
 from mtfsl.errors import MtfslError
+from mtfsl.model.fingerprint import BASE_FILE, base_record, check_base
 from mtfsl.model.multitask import MultiTaskModel
 from mtfsl.utils.files import read_json, weights_file
 from mtfsl.utils.manifest import verify_manifest, write_manifest
@@ -78,22 +79,28 @@ def save_checkpoint(
     """Write into a temporary folder, then swap it in, so ``folder`` is always complete.
 
     ``trainable_only`` (LoRA, BitFit, head-only runs) saves just the parameters that train
-    and the heads' buffers: the rest is the pretrained encoder, which loading starts from.
-    ``tensors``: the weights to write, gathered already (a sharded model's full weights,
+    and the heads' buffers, with the fingerprint of the rest: the pretrained encoder, which
+    loading starts from (``load_weights`` checks it is the same).
+    ``tensors``: the model's full weights, gathered already (a sharded model's,
     ``training/parallel.py``) instead of read from ``model``.
     """
     tmp, old = _copies(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    if tensors is not None:
-        meta = {"partial": "true"} if trainable_only else {"format": "pt"}  # as below
-        save_file(tensors, str(tmp / "model.safetensors"), metadata=meta)
-    elif trainable_only:
+    full = model.state_dict() if tensors is None else tensors
+    weights, meta = full, {"format": "pt"}  # what safetensors' save_model writes
+    if trainable_only:
         names = partial_names(model)
-        tensors = {n: t.contiguous() for n, t in model.state_dict().items() if n in names}
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"partial": "true"})
+        weights = {n: t for n, t in full.items() if n in names}
+        meta = {"partial": "true"}
+        config = model.encoder.config  # a tiny test model has no name_or_path
+        base = base_record(full, names, config.name_or_path or f"random {config.model_type}")
+        (tmp / BASE_FILE).write_text(json.dumps(base, indent=1) + "\n")
+    if tensors is None and not trainable_only:
+        save_model(model, str(tmp / "model.safetensors"))  # drops tied duplicates
     else:
-        save_model(model, str(tmp / "model.safetensors"))
+        weights = {n: t.contiguous() for n, t in weights.items()}
+        save_file(weights, str(tmp / "model.safetensors"), metadata=meta)
     model.encoder.config.save_pretrained(tmp / "encoder")
     tokenizer.save_pretrained(tmp / "tokenizer")
     (tmp / "labels.json").write_text(json.dumps(labels, indent=1) + "\n")
@@ -139,23 +146,24 @@ def load_weights(folder: Path, model: MultiTaskModel) -> dict[str, object]:
     must already hold the pretrained encoder (and adapters, for LoRA)."""
     verify_manifest(folder)
     path = folder / "model.safetensors"
-    if is_partial(path):
-        with weights_file(path):
-            tensors = load_file(str(path))
-        missing_in_model = model.load_state_dict(tensors, strict=False).unexpected_keys
-        if missing_in_model:
-            raise MtfslError(
-                f"{path}: weights for parameters the model lacks: {missing_in_model[:5]}"
-            )
-    else:
-        try:
+    try:
+        if is_partial(path):
+            with weights_file(path):
+                tensors = load_file(str(path))
+            check_base(folder, model.state_dict(), tensors)
+            unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
+            if unexpected:
+                raise MtfslError(
+                    f"{path}: weights for parameters the model lacks: {unexpected[:5]}"
+                )
+        else:
             with weights_file(path):
                 load_model(model, str(path))
-        except RuntimeError as err:  # e.g. a config.yaml edited to another label set or size
-            raise MtfslError(
-                f"{path}: the checkpoint does not fit the model its run's config.yaml builds "
-                f"({str(err).splitlines()[0][:200]})"
-            ) from None
+    except RuntimeError as err:  # e.g. a config.yaml edited to another label set or size
+        raise MtfslError(
+            f"{path}: the checkpoint does not fit the model its run's config.yaml builds "
+            f"({str(err).splitlines()[0][:200]})"
+        ) from None
     return read_json(folder / "trainer_state.json")
 
 

@@ -525,7 +525,7 @@ class Trainer:
         labels = {name: task.labels for name, task in self.tasks.items()}
         state = {"step": self.state.step, "epoch": self.state.epoch + 1, "dev_score": score}
         partial = self.cfg.finetune.mode is not FinetuneMode.FULL
-        tensors = self.parallel.checkpoint_tensors(self.net, partial)  # all processes gather
+        tensors = self.parallel.checkpoint_tensors(self.net)  # all processes gather
         if self.main:
             save_checkpoint(
                 self.best_dir, self.net, self.tokenizer, labels, state, partial, tensors

@@ -33,7 +33,7 @@ from torch.distributed.tensor import DTensor
 
 from mtfsl.config import Distributed, HardwareConfig
 from mtfsl.model.multitask import MultiTaskModel
-from mtfsl.training.checkpoint import load_weights, partial_names, read_weights
+from mtfsl.training.checkpoint import load_weights, read_weights
 
 log = logging.getLogger(__name__)
 Tensors = dict[str, torch.Tensor]
@@ -54,7 +54,7 @@ class Parallelism(Protocol):
 
     def clip_grad_norm(self, acc: Accelerator, params: Iterable[nn.Parameter], max_norm: float): ...
 
-    def checkpoint_tensors(self, model: MultiTaskModel, trainable_only: bool) -> Tensors | None:
+    def checkpoint_tensors(self, model: MultiTaskModel) -> Tensors | None:
         """The full weights to write into a checkpoint (collective: every process calls it),
         or None where the main process reads them from its own model."""
         ...
@@ -77,7 +77,7 @@ class Replicated:
     def clip_grad_norm(self, acc, params, max_norm):
         acc.clip_grad_norm_(params, max_norm)
 
-    def checkpoint_tensors(self, model, trainable_only):
+    def checkpoint_tensors(self, model):
         return None
 
     def load_weights(self, folder, model):
@@ -168,12 +168,10 @@ class FullySharded:
             if group:
                 torch.nn.utils.clip_grads_with_norm_(group, max_norm, total)
 
-    def checkpoint_tensors(self, model, trainable_only):
-        tensors = get_model_state_dict(model, options=_FULL)  # the main process's; {} elsewhere
-        if trainable_only:  # as save_checkpoint selects them from a whole model
-            keep = partial_names(model)
-            tensors = {n: t for n, t in tensors.items() if n in keep}
-        return {n: t.contiguous() for n, t in tensors.items()}
+    def checkpoint_tensors(self, model):
+        # all of them, also for a partial checkpoint: save_checkpoint selects what trains and
+        # fingerprints the rest
+        return get_model_state_dict(model, options=_FULL)  # the main process's; {} elsewhere
 
     def load_weights(self, folder, model):
         tensors, partial, state = read_weights(folder)
