@@ -44,7 +44,7 @@ def prompts(model_name: str, data: Path, k: int, n: int, selection: str, seed: i
     pool = task.splits["train"]
     demos = Demonstrations(
         [
-            prompter.demonstration(x, words[task.labels.index(y)])
+            prompter.demonstration({"text": x}, words[task.labels.index(y)])
             for x, y in zip(pool.inputs, pool.targets, strict=True)
         ],
         pool.lines,
@@ -56,7 +56,9 @@ def prompts(model_name: str, data: Path, k: int, n: int, selection: str, seed: i
     items = []
     for i in range(min(n, len(test))):
         order = demos.order(DemoSelection[selection], i)
-        text = prompter.prompt([demos.texts[j] for j in order], prompter.query(test.inputs[i]))
+        text = prompter.prompt(
+            [demos.texts[j] for j in order], prompter.query({"text": test.inputs[i]})
+        )
         prefix, conts = encode(tok, text, [prompter.continuation(w) for w in words])
         items.append((prefix, conts, task.labels.index(test.targets[i])))
     return model, items

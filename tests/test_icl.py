@@ -91,16 +91,16 @@ SST2 = PromptTemplateConfig(
 
 def test_a_prompt_is_the_instruction_demonstrations_and_query() -> None:
     prompter = Prompter("prompt.sst2", SST2)
-    demo = prompter.demonstration("a gem", "positive")
+    demo = prompter.demonstration({"text": "a gem"}, "positive")
     assert demo == "a gem\nQuestion: Is this sentence positive or negative?\nAnswer: positive"
-    text = prompter.prompt([demo], prompter.query("dull"))
+    text = prompter.prompt([demo], prompter.query({"text": "dull"}))
     assert text == (
         "a gem\nQuestion: Is this sentence positive or negative?\nAnswer: positive\n\n"
         "dull\nQuestion: Is this sentence positive or negative?\nAnswer:"
     )
     assert prompter.continuation("negative") == " negative"
     pair = Prompter("prompt.rte", PromptTemplateConfig(query="{{ text_a }} / {{ text_b }}?"))
-    assert pair.query(("A", "B")) == "A / B?"
+    assert pair.query({"text_a": "A", "text_b": "B"}) == "A / B?"
     assert verbalized(SST2, ["1", "0"]) == ["positive", "negative"]
     assert verbalized(PromptTemplateConfig(), ["card_arrival"]) == ["card arrival"]
 
@@ -110,7 +110,7 @@ def test_template_mistakes_are_one_line_naming_the_key() -> None:
         Prompter("prompt.t", PromptTemplateConfig(query="{{ text "))
     bad = Prompter("prompt.t", PromptTemplateConfig(query="{{ sentence }}"))
     with pytest.raises(ConfigError, match=r"^prompt\.t\.query: 'sentence' is undefined; the"):
-        bad.query("x")
+        bad.query({"text": "x"})
 
 
 TOY = [o for o in TOY_INTENTS if not o.startswith("model=")]
@@ -125,8 +125,14 @@ def icl_run(tmp_path: Path, *overrides: str) -> tuple[dict, list[dict], dict]:
     return metrics, [json.loads(line) for line in lines.splitlines()], draw
 
 
-def test_icl_predicts_the_most_likely_label_after_the_k_shot_draw(tmp_path: Path) -> None:
-    metrics, records, draw = icl_run(tmp_path, "few_shot.k=1", "few_shot.icl.selection=FIXED")
+@pytest.fixture(scope="module")
+def fixed_run(tmp_path_factory) -> tuple[dict, list[dict], dict]:
+    """One example of each intent, in one order for every test example (FIXED, default)."""
+    return icl_run(tmp_path_factory.mktemp("fixed"), "few_shot.k=1")
+
+
+def test_icl_predicts_the_most_likely_label_after_the_k_shot_draw(fixed_run) -> None:
+    metrics, records, draw = fixed_run
     assert len(records) == 4 and draw["num_train"] == 4  # one example of each of 4 intents
     for r in records:
         assert r["pred"] == max(r["logprob"], key=r["logprob"].get)
@@ -137,7 +143,6 @@ def test_icl_predicts_the_most_likely_label_after_the_k_shot_draw(tmp_path: Path
     accuracy = 100 * sum(r["pred"] == r["gold"] for r in records) / len(records)
     assert metrics["test/banking77/accuracy"] == accuracy
     assert metrics["test/banking77/demonstrations_dropped"] == 0
-    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained, nothing saved
 
 
 def test_random_selection_orders_per_example_and_reruns_exactly(tmp_path: Path) -> None:
@@ -148,8 +153,8 @@ def test_random_selection_orders_per_example_and_reruns_exactly(tmp_path: Path) 
     assert len(set(orders)) > 1 and all(sorted(o) == sorted(first[2]["lines"]) for o in orders)
 
 
-def test_a_prompt_over_the_window_drops_the_farthest_demonstrations(tmp_path: Path) -> None:
-    full = icl_run(tmp_path / "full", "few_shot.k=1", "few_shot.icl.selection=FIXED")[1]
+def test_a_prompt_over_the_window_drops_the_farthest_demonstrations(fixed_run, tmp_path) -> None:
+    full = fixed_run[1]
     # room for the query and about two of the four demonstrations
     window = (full[0]["prompt_tokens"] + 110) // 2
     metrics, cut, _ = icl_run(
@@ -169,6 +174,7 @@ def test_a_prompt_over_the_window_drops_the_farthest_demonstrations(tmp_path: Pa
 def test_zero_shot_has_no_demonstrations(tmp_path: Path) -> None:
     metrics, records, _ = icl_run(tmp_path, "few_shot.k=0")
     assert all(r["demonstrations"] == [] for r in records)
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained, nothing saved
     assert math.isfinite(metrics["test/banking77/accuracy"])
 
 
@@ -196,10 +202,9 @@ def test_what_icl_cannot_run_is_refused_before_any_work(
     assert not (tmp_path / "run").exists()
 
 
-def test_prefix_reuse_in_a_run_changes_no_score(tmp_path: Path) -> None:
-    fixed = ["few_shot.k=1", "few_shot.icl.selection=FIXED"]
-    _, reused, _ = icl_run(tmp_path / "a", *fixed)
-    _, plain, _ = icl_run(tmp_path / "b", *fixed, "few_shot.icl.reuse_prefix=false")
+def test_prefix_reuse_in_a_run_changes_no_score(fixed_run, tmp_path: Path) -> None:
+    reused = fixed_run[1]
+    _, plain, _ = icl_run(tmp_path, "few_shot.k=1", "few_shot.icl.reuse_prefix=false")
     for ours, theirs in zip(reused, plain, strict=True):
         assert ours["pred"] == theirs["pred"]
         assert ours["logprob"] == pytest.approx(theirs["logprob"], abs=1e-4)
@@ -239,3 +244,68 @@ def test_a_similar_selection_run_records_its_order(tmp_path: Path) -> None:
     _, records, draw = icl_run(tmp_path, "few_shot.k=1", "few_shot.icl.selection=SIMILAR")
     for r in records:
         assert sorted(r["demonstrations"]) == sorted(draw["lines"])
+
+
+CONLL_PROMPT = PromptTemplateConfig(
+    query="Sentence: {{ text }}\nEntities:",
+    target_delimiter="\n",
+    verbalizer={"PER": "person", "ORG": "organization", "LOC": "location"},
+)
+
+
+def test_gold_entities_round_trip_through_their_answer_lines() -> None:
+    from mtfsl.icl.spans import answer_lines, parse_entities
+
+    words = ["John", "Smith", "of", "Acme", "Corp", "met", "John", "in", "Paris"]
+    tags = ["B-PER", "I-PER", "O", "B-ORG", "I-ORG", "O", "B-PER", "O", "B-LOC"]
+    text = answer_lines(words, tags, CONLL_PROMPT)
+    assert text == (
+        "John Smith => person\nAcme Corp => organization\nJohn => person\nParis => location"
+    )
+    parsed = parse_entities(text, words, CONLL_PROMPT)
+    assert parsed.tags == tags and parsed.failures == []
+    assert answer_lines(["it", "rains"], ["O", "O"], CONLL_PROMPT) == "none"
+    assert parse_entities("none", ["it", "rains"], CONLL_PROMPT).tags == ["O", "O"]
+
+
+def test_lines_that_cannot_be_used_are_parse_failures() -> None:
+    from mtfsl.icl.spans import parse_entities
+
+    words = ["Anna", "visited", "Berlin", "and", "Rome", "IN", "MAY"]
+    output = (
+        "Anna => Person\n"  # the type in any case
+        "in May => misc\n"  # an unknown type, though its words are there (in any case)
+        "In => location\n"  # found ignoring case, where the exact words are not there
+        "Berlin => city\n"  # an unknown type
+        "Rome is a location\n"  # no =>
+        "Madrid => location\n"  # not in the sentence
+        "Anna => person\n"  # already taken
+        "\n"
+        "Rome => LOC"  # the type's own name
+    )
+    parsed = parse_entities(output, words, CONLL_PROMPT)
+    assert parsed.tags == ["B-PER", "O", "O", "O", "B-LOC", "B-LOC", "O"]
+    assert parsed.failures == [
+        "in May => misc",
+        "Berlin => city",
+        "Rome is a location",
+        "Madrid => location",
+        "Anna => person",
+    ]
+
+
+def test_icl_tags_entities_by_generation_and_counts_failures(tmp_path: Path) -> None:
+    from tests.conftest import FIXTURES, TOY_TASK
+
+    overrides = ["model=tiny_decoder", "hardware=cpu", f"data.root={FIXTURES}", *TOY_TASK]
+    overrides += ["few_shot.method=icl", "few_shot.k=1", "few_shot.icl.max_new_tokens=12"]
+    cfg = compose_cfg([*overrides, f"data.cache_dir={tmp_path}"])
+    metrics = run(cfg, tmp_path / "run")
+    lines = (tmp_path / "run" / "predictions" / "test_conll.icl.jsonl").read_text()
+    records = [json.loads(line) for line in lines.splitlines()]
+    assert len(records) == 4  # toy.test's sentences
+    assert metrics["test/conll/parse_failures"] == sum(len(r["parse_failures"]) for r in records)
+    assert 0 <= metrics["test/conll/f1"] <= 100
+    for r in records:
+        assert len(r["pred"]) == len(r["gold"])
+        assert all(line in r["output"] for line in r["parse_failures"])

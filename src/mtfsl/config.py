@@ -346,6 +346,9 @@ class IclConfig:
     # that does not fit loses demonstrations from the far end (counted in the metrics).
     max_length: int | None = None
     batch_size: int = 32  # label continuations scored per forward
+    # Tasks answered by generation (entity tagging): the most tokens of an answer (greedy,
+    # cut at the prompt's separator).
+    max_new_tokens: int = 64
     # Score every label's continuation after one forward over the shared prompt (its KV
     # cache reused); false = one whole forward per label (the plain way, for comparison).
     reuse_prefix: bool = True

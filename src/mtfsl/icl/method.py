@@ -1,12 +1,13 @@
 """``few_shot.method=icl``: in-context learning. Nothing trains: every dev and test example is
 put into its task's prompt after demonstrations from the K-shot draw (the same draw a
 fine-tuning run of the same seed trains on, recorded in ``few_shot/TASK.json``), and the
-language model's likelihood of each label's words picks the prediction. The demonstrations of
+language model's likelihood of each label's words (or its generated answer) gives the
+prediction. The demonstrations of
 every example are written beside its prediction (``predictions/SPLIT_TASK.icl.jsonl``), so a
 result can be audited and rerun exactly.
 
-How a kind's examples are scored is a ``Scorer`` registered by kind name; label likelihood
-serves the classification and pair kinds.
+How a kind's examples are scored is a ``Scorer`` registered by kind name: label likelihood
+serves the classification and pair kinds, span generation (``icl/spans.py``) entity tagging.
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from mtfsl.config import Attention, DemoSelection, LikelihoodScore, TrainConfig
 from mtfsl.errors import ConfigError
+from mtfsl.icl.common import IclContext, fitted, progress
 from mtfsl.icl.prompts import Prompter, verbalized
+from mtfsl.icl.spans import SpanGeneration
 from mtfsl.methods import JobStart, MethodResult
 from mtfsl.plugins import Registry
 
@@ -60,6 +62,14 @@ class Scorer(Protocol):
 
     name: str
 
+    def fields(self, example: Any) -> dict[str, Any]:
+        """An example's template fields (``text``, ...)."""
+        ...
+
+    def answer(self, example: Any, target: Any, prompter: Prompter) -> str:
+        """A demonstration's answer: what the model should write for ``target``."""
+        ...
+
     def predict(
         self, ctx: IclContext, prompter: Prompter, demos: Demonstrations, split: Any, labels
     ) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -68,45 +78,6 @@ class Scorer(Protocol):
 
 
 SCORERS: Registry[Scorer] = Registry("an in-context scorer of a task kind")
-
-
-@dataclass
-class IclContext:
-    """The model and the method's settings, shared by every task."""
-
-    model: Any
-    tokenizer: Any
-    cfg: Any  # IclConfig
-    window: int  # the context window in tokens
-
-
-def _fitted(ctx, prompter, demos, chosen, example, words, where: str):
-    """The prompt's and continuations' token ids, and the demonstrations kept: dropped from
-    the far end until the prompt and its longest continuation fit the context window."""
-    from mtfsl.icl.scoring import encode
-
-    while True:
-        shown = [demos.texts[j] for j in chosen]
-        text = prompter.prompt(shown, prompter.query(example), ctx.tokenizer)
-        prefix, conts = encode(ctx.tokenizer, text, words)
-        if len(prefix) + max(map(len, conts)) <= ctx.window:
-            return prefix, conts, chosen
-        if not chosen:
-            raise ConfigError(
-                f"{where}: the prompt without demonstrations takes {len(prefix)} tokens, over "
-                f"the context window of {ctx.window} (few_shot.icl.max_length)"
-            )
-        chosen = chosen[1:]
-
-
-def _progress(examples: list[Any], split: Any):
-    """A progress bar on a terminal (an evaluation may take minutes on a CPU)."""
-    import sys
-
-    from tqdm.auto import tqdm
-
-    name = Path(str(split.path)).name
-    return tqdm(examples, desc=f"icl {name}", leave=False, disable=not sys.stderr.isatty())
 
 
 def _log_softmax(scores: list[float]) -> np.ndarray:
@@ -125,6 +96,15 @@ class LabelLikelihood:
     def __init__(self, pair: bool = False) -> None:
         self.pair = pair  # examples are text pairs (a content-free input fills both)
 
+    def fields(self, example: Any) -> dict[str, Any]:
+        if self.pair:
+            first, second = example
+            return {"text": first, "text_a": first, "text_b": second}
+        return {"text": example}
+
+    def answer(self, example: Any, target: Any, prompter: Prompter) -> str:
+        return verbalized(prompter.cfg, [target])[0]
+
     def predict(self, ctx, prompter, demos, split, labels):
         from mtfsl.icl.scoring import PrefixScorer
 
@@ -132,11 +112,10 @@ class LabelLikelihood:
         scorer = PrefixScorer(ctx.model, ctx.cfg.batch_size)
         baselines: dict[tuple[int, ...], np.ndarray] = {}  # per demonstration order
         preds, records = [], []
-        for i, example in enumerate(_progress(split.inputs, split)):
+        for i, example in enumerate(progress(split.inputs, split)):
             order = demos.order(ctx.cfg.selection, i)
-            prefix, conts, chosen = _fitted(
-                ctx, prompter, demos, order, example, words, split.at(i)
-            )
+            fields = self.fields(example)
+            prefix, conts, chosen = fitted(ctx, prompter, demos, order, fields, words, split.at(i))
             ranked, record = self._scores(ctx, scorer, prefix, conts, words)
             if ctx.cfg.calibrate:
                 key = tuple(chosen)
@@ -172,7 +151,7 @@ class LabelLikelihood:
         shown = [demos.texts[j] for j in chosen]
         for text in ctx.cfg.content_free:
             example = (text, text) if self.pair else text
-            prompt = prompter.prompt(shown, prompter.query(example), ctx.tokenizer)
+            prompt = prompter.prompt(shown, prompter.query(self.fields(example)), ctx.tokenizer)
             prefix, conts = encode(ctx.tokenizer, prompt, words)
             ranked, _ = self._scores(ctx, scorer, prefix, conts, words)
             dists.append(np.exp(_log_softmax(ranked)))
@@ -186,16 +165,18 @@ def _by_label(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     }
 
 
+SCORERS["tagging"] = SpanGeneration()
 SCORERS["classification"] = LabelLikelihood()
 SCORERS["pair"] = LabelLikelihood(pair=True)
 
 
-def _demonstrations(prompter: Prompter, data: Any, seed: int) -> Demonstrations:
+def _demonstrations(prompter: Prompter, scorer: Scorer, data: Any, seed: int) -> Demonstrations:
     """The training split (the K-shot draw) as demonstrations, in the task's prompt."""
     pool = data.splits["train"]
-    words = dict(zip(data.labels, verbalized(prompter.cfg, data.labels), strict=True))
     pairs = zip(pool.inputs, pool.targets, strict=True)
-    texts = [prompter.demonstration(x, words[y]) for x, y in pairs]
+    texts = [
+        prompter.demonstration(scorer.fields(x), scorer.answer(x, y, prompter)) for x, y in pairs
+    ]
     return Demonstrations(texts, pool.lines, seed, pool.inputs)
 
 
@@ -251,8 +232,8 @@ class InContextLearning:
         for name, task in start.tasks.items():
             data = start.data[name]
             prompter = Prompter(f"prompt.{name}", cfg.prompt[name])
-            demos = _demonstrations(prompter, data, seed)
             scorer = SCORERS[task.kind.name]
+            demos = _demonstrations(prompter, scorer, data, seed)
             for split_name, split in data.splits.items():
                 if split_name == "train":
                     continue
@@ -265,6 +246,9 @@ class InContextLearning:
                 metrics.update({f"{split_name}/{name}/{k}": v for k, v in scores.items()})
                 dropped = sum(r["dropped"] for r in records)
                 metrics[f"{split_name}/{name}/demonstrations_dropped"] = dropped
+                if records and "parse_failures" in records[0]:  # generated answers
+                    failures = sum(len(r["parse_failures"]) for r in records)
+                    metrics[f"{split_name}/{name}/parse_failures"] = failures
                 metrics[f"time/eval_{split_name}_seconds"] = seconds
                 if start.accelerator.is_main_process:
                     self._write(start, split_name, task, data.labels, split, pred, records)

@@ -15,15 +15,6 @@ from mtfsl.errors import ConfigError
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
-def example_fields(example: Any) -> dict[str, str]:
-    """The template fields of a classification input (``text``) or a pair (``text_a``,
-    ``text_b``; ``text`` is the first)."""
-    if isinstance(example, (tuple, list)):
-        first, second = example
-        return {"text": first, "text_a": first, "text_b": second}
-    return {"text": example}
-
-
 def verbalized(prompt: PromptTemplateConfig, labels: list[str]) -> list[str]:
     """Each label's words: the verbalizer's, else the label with underscores as spaces."""
     return [prompt.verbalizer.get(label, label.replace("_", " ")) for label in labels]
@@ -60,13 +51,14 @@ class Prompter:
     def instruction(self) -> str:
         return self._render("instruction", {}) if self.cfg.instruction else ""
 
-    def query(self, example: Any) -> str:
-        return self._render("query", example_fields(example))
+    def query(self, fields: dict[str, Any]) -> str:
+        """An example (its template fields, as its kind's scorer gives them) without answer."""
+        return self._render("query", fields)
 
-    def demonstration(self, example: Any, answer: str) -> str:
+    def demonstration(self, fields: dict[str, Any], answer: str) -> str:
         if "demonstration" in self._templates:
-            return self._render("demonstration", {**example_fields(example), "answer": answer})
-        return self.query(example) + self.cfg.target_delimiter + answer
+            return self._render("demonstration", {**fields, "answer": answer})
+        return self.query(fields) + self.cfg.target_delimiter + answer
 
     def continuation(self, answer: str) -> str:
         """What the model is scored on after the prompt (the chat template's assistant turn

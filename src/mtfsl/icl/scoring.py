@@ -12,6 +12,7 @@ causal model's real tokens never see the padding, so no attention mask is needed
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
@@ -120,3 +121,27 @@ def _whole(model: PreTrainedModel, prefix: list[int], continuation: list[int]) -
 def byte_normalised(logprob: float, continuation: str) -> float:
     """``acc_norm``'s score: the log-likelihood per UTF-8 byte of the continuation."""
     return logprob / max(len(continuation.encode("utf-8")), 1)
+
+
+@torch.no_grad()
+def generate(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prefix: list[int],
+    max_new_tokens: int,
+    prompter: Any,
+) -> str:
+    """Greedy continuation of the prompt, cut where the model starts the next demonstration
+    (the prompt's separator) or ends its text."""
+    stop = prompter.cfg.separator
+    out = model.generate(
+        torch.tensor([prefix], device=model.device),
+        attention_mask=torch.ones((1, len(prefix)), dtype=torch.long, device=model.device),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        stop_strings=[stop] if stop.strip(" ") else None,
+        tokenizer=tokenizer,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    text = tokenizer.decode(out[0, len(prefix) :], skip_special_tokens=True)
+    return text.split(stop)[0] if stop else text

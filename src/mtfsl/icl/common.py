@@ -1,0 +1,50 @@
+"""What every in-context scorer uses: the model and settings, fitting a prompt into the
+context window, and a progress bar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtfsl.errors import ConfigError
+
+
+@dataclass
+class IclContext:
+    """The model and the method's settings, shared by every task."""
+
+    model: Any
+    tokenizer: Any
+    cfg: Any  # IclConfig
+    window: int  # the context window in tokens
+
+
+def fitted(ctx, prompter, demos, chosen, fields, words, where: str, reserve: int = 0):
+    """The prompt's and continuations' token ids, and the demonstrations kept: dropped from
+    the far end until the prompt and its longest continuation (or ``reserve`` tokens to
+    generate) fit the context window."""
+    from mtfsl.icl.scoring import encode
+
+    while True:
+        shown = [demos.texts[j] for j in chosen]
+        text = prompter.prompt(shown, prompter.query(fields), ctx.tokenizer)
+        prefix, conts = encode(ctx.tokenizer, text, words)
+        if len(prefix) + max(map(len, conts), default=0) + reserve <= ctx.window:
+            return prefix, conts, chosen
+        if not chosen:
+            raise ConfigError(
+                f"{where}: the prompt without demonstrations takes {len(prefix)} tokens, over "
+                f"the context window of {ctx.window} (few_shot.icl.max_length)"
+            )
+        chosen = chosen[1:]
+
+
+def progress(examples: list[Any], split: Any):
+    """A progress bar on a terminal (an evaluation may take minutes on a CPU)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    name = Path(str(split.path)).name
+    return tqdm(examples, desc=f"icl {name}", leave=False, disable=not sys.stderr.isatty())
