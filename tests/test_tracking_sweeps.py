@@ -84,6 +84,9 @@ def _span(run_dir: Path) -> tuple[datetime, datetime]:
     return times[0], times[-1]
 
 
+# The sweep extra's Hydra plug-ins (joblib, Optuna) run several command-line jobs each: slow,
+# so the default suite stays under its 10 minutes; `make test-all` runs them.
+@pytest.mark.slow
 def test_joblib_launcher_runs_two_jobs_in_parallel(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     train_cli(
@@ -119,6 +122,7 @@ def test_plugin_configs_compose(tmp_path: Path, override: str, expected: str) ->
     assert expected in proc.stdout
 
 
+@pytest.mark.slow  # as the joblib test above
 def test_optuna_searches_the_space_given_on_the_command_line(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     space = [
