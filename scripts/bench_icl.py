@@ -27,7 +27,8 @@ import torch
 
 def prompts(model_name: str, data: Path, k: int, n: int, selection: str, seed: int = 42):
     """(model, tokenizer, [(prompt ids, continuation ids, gold label index)] for n examples)."""
-    from mtfsl.icl.method import Demonstrations
+    from mtfsl.config import DemoSelection
+    from mtfsl.icl.method import SCORERS, demonstrations
     from mtfsl.icl.prompts import Prompter, verbalized
     from mtfsl.icl.scoring import encode
     from mtfsl.job import load_data
@@ -41,23 +42,14 @@ def prompts(model_name: str, data: Path, k: int, n: int, selection: str, seed: i
     task = load_data(cfg, resolve_tasks(cfg), None)["sst2"]
     prompter = Prompter("prompt.sst2", cfg.prompt["sst2"])
     words = verbalized(prompter.cfg, task.labels)
-    pool = task.splits["train"]
-    demos = Demonstrations(
-        [
-            prompter.demonstration({"text": x}, words[task.labels.index(y)])
-            for x, y in zip(pool.inputs, pool.targets, strict=True)
-        ],
-        pool.lines,
-        seed,
-    )
-    from mtfsl.config import DemoSelection
-
+    scorer = SCORERS["classification"]
+    demos = demonstrations(prompter, scorer, task, seed)  # as a run renders them
     test = task.splits["test"]
     items = []
     for i in range(min(n, len(test))):
         order = demos.order(DemoSelection[selection], i)
         text = prompter.prompt(
-            [demos.texts[j] for j in order], prompter.query({"text": test.inputs[i]})
+            [demos.texts[j] for j in order], prompter.query(scorer.fields(test.inputs[i]))
         )
         prefix, conts = encode(tok, text, [prompter.continuation(w) for w in words])
         items.append((prefix, conts, task.labels.index(test.targets[i])))

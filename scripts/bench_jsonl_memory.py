@@ -29,20 +29,11 @@ from pathlib import Path
 
 
 def conll_sentences(path: Path) -> Iterator[tuple[list[str], list[str]]]:
-    """(tokens, NER tags) of each sentence of a CoNLL-2003 file (DOCSTART lines skipped)."""
-    tokens: list[str] = []
-    tags: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        fields = line.split()
-        if not fields or fields[0] == "-DOCSTART-":
-            if tokens:
-                yield tokens, tags
-            tokens, tags = [], []
-            continue
-        tokens.append(fields[0])
-        tags.append(fields[-1])
-    if tokens:
-        yield tokens, tags
+    """(tokens, NER tags) of each sentence of a CoNLL-2003 file, read by mtfsl's own reader."""
+    from mtfsl.data.readers.text import iter_conll
+
+    for sentence in iter_conll(path):
+        yield sentence.column(0), sentence.column(-1)
 
 
 def write_both(

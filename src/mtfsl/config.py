@@ -674,8 +674,8 @@ def apply_few_shot_budget(cfg: TrainConfig) -> str | None:
     """A K-shot run without ``trainer.max_steps`` gets ``few_shot``'s step budget, batch size
     and evaluation interval (each unless null); returns what was set, for the log."""
     fs, t = cfg.few_shot, cfg.trainer
-    if fs.k is None or t.max_steps is not None or fs.max_steps is None or fs.method == "icl":
-        return None  # (in-context learning trains nothing)
+    if fs.k is None or t.max_steps is not None or fs.max_steps is None:
+        return None
     t.max_steps = fs.max_steps
     if fs.batch_size is not None:
         t.batch_size = fs.batch_size

@@ -284,7 +284,7 @@ class FineTuning:
     """``few_shot.method=finetune``: train the model on the examples (the default)."""
 
     name = "finetune"
-    resumable = True
+    trains = resumable = True
 
     def check(self, cfg: TrainConfig) -> None:
         pass

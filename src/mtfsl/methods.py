@@ -40,6 +40,11 @@ class FewShotMethod(Protocol):
     def name(self) -> str: ...
 
     @property
+    def trains(self) -> bool:
+        """Whether it takes optimizer steps (a K-shot run gets ``few_shot``'s step budget)."""
+        ...
+
+    @property
     def resumable(self) -> bool:
         """Whether ``resume=`` can continue it (a method that trains and saves states)."""
         ...

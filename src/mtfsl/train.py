@@ -21,6 +21,7 @@ from mtfsl.config import TrainConfig, apply_few_shot_budget
 from mtfsl.errors import MtfslError
 from mtfsl.evaluation.report import write_json
 from mtfsl.job import JobInterrupted, run
+from mtfsl.methods import method_named
 from mtfsl.resolve import register_configs, to_train_config
 
 # torch, transformers, accelerate and datasets are imported inside the functions that run a
@@ -35,7 +36,7 @@ def to_config(dcfg: DictConfig) -> TrainConfig:
     """The one conversion from Hydra's DictConfig to the typed schema, plus validation, and
     a K-shot run's own step budget (``few_shot.max_steps``) where the trainer sets none."""
     cfg = to_train_config(dcfg)
-    if note := apply_few_shot_budget(cfg):
+    if method_named(cfg.few_shot.method).trains and (note := apply_few_shot_budget(cfg)):
         log.info(note)
     if cfg.model.init_from is not None:  # as config.yaml records it: from any folder
         cfg.model.init_from = str(Path(cfg.model.init_from).expanduser().resolve())

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from scipy.special import log_softmax
 
 from mtfsl.config import Attention, DemoSelection, LikelihoodScore, TrainConfig
 from mtfsl.errors import ConfigError
@@ -49,6 +50,16 @@ class Demonstrations:
         seed = self.seed if selection is DemoSelection.FIXED else self.seed + 1 + example
         return [int(i) for i in np.random.default_rng(seed).permutation(len(self.texts))]
 
+    def shown(self, chosen: list[int], prefix: list[int]) -> dict[str, Any]:
+        """What an example's record says of its prompt: the demonstrations' training lines,
+        how many were dropped to fit, its length in tokens."""
+        lines = [self.lines[j] for j in chosen]
+        return {
+            "demonstrations": lines,
+            "dropped": len(self.texts) - len(chosen),
+            "prompt_tokens": len(prefix),
+        }
+
     def rank(self, retriever: str, examples: list[Any]) -> None:
         """SIMILAR: order the pool for each of ``examples`` by the cosine of their sentence
         embeddings (``few_shot.icl.retriever``)."""
@@ -78,11 +89,6 @@ class Scorer(Protocol):
 
 
 SCORERS: Registry[Scorer] = Registry("an in-context scorer of a task kind")
-
-
-def _log_softmax(scores: list[float]) -> np.ndarray:
-    values = np.asarray(scores, dtype=np.float64)
-    return values - np.logaddexp.reduce(values)
 
 
 class LabelLikelihood:
@@ -121,12 +127,10 @@ class LabelLikelihood:
                 key = tuple(chosen)
                 if key not in baselines:
                     baselines[key] = self._content_free(ctx, scorer, prompter, demos, chosen, words)
-                ranked = _log_softmax(ranked) - baselines[key]
+                ranked = log_softmax(np.asarray(ranked)) - baselines[key]
                 record["calibrated"] = dict(zip(labels, ranked.tolist(), strict=True))
             preds.append(labels[int(np.argmax(ranked))])
-            shown = [demos.lines[j] for j in chosen]
-            extra = {"demonstrations": shown, "dropped": len(demos.texts) - len(chosen)}
-            records.append({**extra, "prompt_tokens": len(prefix), **_by_label(record, labels)})
+            records.append({**demos.shown(chosen, prefix), **_by_label(record, labels)})
         return preds, records
 
     @staticmethod
@@ -154,7 +158,7 @@ class LabelLikelihood:
             prompt = prompter.prompt(shown, prompter.query(self.fields(example)), ctx.tokenizer)
             prefix, conts = encode(ctx.tokenizer, prompt, words)
             ranked, _ = self._scores(ctx, scorer, prefix, conts, words)
-            dists.append(np.exp(_log_softmax(ranked)))
+            dists.append(np.exp(log_softmax(np.asarray(ranked))))
         return np.log(np.mean(dists, axis=0))
 
 
@@ -170,7 +174,7 @@ SCORERS["classification"] = LabelLikelihood()
 SCORERS["pair"] = LabelLikelihood(pair=True)
 
 
-def _demonstrations(prompter: Prompter, scorer: Scorer, data: Any, seed: int) -> Demonstrations:
+def demonstrations(prompter: Prompter, scorer: Scorer, data: Any, seed: int) -> Demonstrations:
     """The training split (the K-shot draw) as demonstrations, in the task's prompt."""
     pool = data.splits["train"]
     pairs = zip(pool.inputs, pool.targets, strict=True)
@@ -184,7 +188,7 @@ class InContextLearning:
     """``few_shot.method=icl``."""
 
     name = "icl"
-    resumable = False
+    trains = resumable = False
 
     def check(self, cfg: TrainConfig) -> None:
         if cfg.few_shot.k is None:
@@ -233,7 +237,7 @@ class InContextLearning:
             data = start.data[name]
             prompter = Prompter(f"prompt.{name}", cfg.prompt[name])
             scorer = SCORERS[task.kind.name]
-            demos = _demonstrations(prompter, scorer, data, seed)
+            demos = demonstrations(prompter, scorer, data, seed)
             for split_name, split in data.splits.items():
                 if split_name == "train":
                     continue

@@ -23,10 +23,10 @@ def encode(tokenizer: PreTrainedTokenizerBase, prompt: str, continuations: Seque
     the prompt and continuation are encoded together and the prompt's tokens cut off, so a
     boundary merge is the continuation's; where that does not leave the prompt's own tokens
     as a prefix, the continuation is encoded alone."""
-    prefix = tokenizer(prompt)["input_ids"]
+    # one batched call (the fast tokenizer's Rust side), not one per label
+    prefix, *wholes = tokenizer([prompt, *(prompt + text for text in continuations)])["input_ids"]
     out = []
-    for text in continuations:
-        whole = tokenizer(prompt + text)["input_ids"]
+    for text, whole in zip(continuations, wholes, strict=True):
         if whole[: len(prefix)] == prefix and len(whole) > len(prefix):
             out.append(whole[len(prefix) :])
         else:

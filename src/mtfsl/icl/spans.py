@@ -94,12 +94,6 @@ class SpanGeneration:
             parsed = parse_entities(text, words, prompter.cfg)
             preds.append(parsed.tags)
             records.append(
-                {
-                    "demonstrations": [demos.lines[j] for j in chosen],
-                    "dropped": len(demos.texts) - len(chosen),
-                    "prompt_tokens": len(prefix),
-                    "output": text,
-                    "parse_failures": parsed.failures,
-                }
+                {**demos.shown(chosen, prefix), "output": text, "parse_failures": parsed.failures}
             )
         return preds, records
