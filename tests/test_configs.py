@@ -114,3 +114,22 @@ def test_debug_smoke_cuts_every_split_and_the_budget(tmp_path: Path) -> None:
         assert len(read_conll_pred(tmp_path / "run" / "predictions" / f"{split}_conll.conll")) == 2
     overfit = compose_cfg([*overrides, "debug=overfit"])
     assert (overfit.data.limit_train, overfit.few_shot.k, overfit.trainer.lr) == (8, None, 1e-3)
+
+
+def test_limit_seed_draws_the_eval_examples_in_file_order() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mtfsl.config import DataConfig
+    from mtfsl.job import _limit
+
+    class Rows(list):
+        def subset(self, ids: list[int]) -> list[int]:
+            return type(self)(self[i] for i in ids)
+
+    data = SimpleNamespace(name="t", splits={"train": Rows(range(10)), "test": Rows(range(100))})
+    _limit(data, DataConfig(limit_train=10, limit_eval=5, limit_seed=7))
+    assert data.splits["train"] == list(range(10))  # not over its limit: untouched
+    want = sorted(np.random.default_rng(7).choice(100, 5, replace=False).tolist())
+    assert data.splits["test"] == want and want != [0, 1, 2, 3, 4]

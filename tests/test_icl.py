@@ -213,9 +213,12 @@ def test_prefix_reuse_in_a_run_changes_no_score(fixed_run, tmp_path: Path) -> No
 def test_contextual_calibration_divides_out_the_content_free_distribution(tmp_path) -> None:
     import numpy as np
 
-    _, records, _ = icl_run(
+    metrics, records, _ = icl_run(
         tmp_path, "few_shot.k=1", "few_shot.icl.selection=FIXED", "few_shot.icl.calibrate=true"
     )
+    # the uncalibrated side is reported too: the argmax of the raw log-likelihoods
+    raw_right = sum(max(r["logprob"], key=r["logprob"].get) == r["gold"] for r in records)
+    assert metrics["test/banking77/uncalibrated_accuracy"] == 100 * raw_right / len(records)
     baselines = []
     for r in records:
         raw = np.array(list(r["logprob"].values()))

@@ -287,6 +287,9 @@ class DataConfig:
     # are not the task's scores. null = all.
     limit_train: int | None = None
     limit_eval: int | None = None
+    # null = the first N; a seed = N examples drawn with it, kept in file order (a sorted
+    # file's first N would be a few classes: Banking77's test file is sorted by intent).
+    limit_seed: int | None = None
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from mtfsl.config import TrainConfig
+from mtfsl.config import DataConfig, TrainConfig
 from mtfsl.data.splits import TaskData, data_root, load_task
 from mtfsl.errors import ConfigError, MtfslError
 from mtfsl.evaluation.report import atomic_write, write_json
@@ -78,7 +78,7 @@ def load_data(
         pool_for(data, full.splits["train"], task, cfg)
         if aug.methods:
             _augment(task, data, cfg, translate, run_dir)
-        _limit(data, cfg.data.limit_train, cfg.data.limit_eval)
+        _limit(data, cfg.data)
         out[name] = data
     return out
 
@@ -97,21 +97,30 @@ def _check_something_to_evaluate(data: dict[str, TaskData]) -> None:
     )
 
 
-def _limit(data: TaskData, train: int | None, evaluation: int | None) -> None:
-    """``data.limit_train`` / ``limit_eval``: keep the first examples of each split."""
+def _limit(data: TaskData, cfg: DataConfig) -> None:
+    """``data.limit_train`` / ``limit_eval``: keep the first examples of each split, or
+    (``data.limit_seed``) a seeded draw of them in file order."""
+    import numpy as np
+
     for split, examples in list(data.splits.items()):
-        limit = train if split == "train" else evaluation
-        if limit is not None and len(examples) > limit:
-            data.splits[split] = examples.subset(list(range(limit)))
-            log.warning(
-                "%s %s: the first %d of %d examples only (data.limit_%s): a debugging run; "
-                "its scores are not the task's",
-                data.name,
-                split,
-                limit,
-                len(examples),
-                "train" if split == "train" else "eval",
-            )
+        limit = cfg.limit_train if split == "train" else cfg.limit_eval
+        if limit is None or len(examples) <= limit:
+            continue
+        ids = list(range(limit))
+        if cfg.limit_seed is not None:
+            rng = np.random.default_rng(cfg.limit_seed)
+            ids = sorted(int(i) for i in rng.choice(len(examples), limit, replace=False))
+        data.splits[split] = examples.subset(ids)
+        log.warning(
+            "%s %s: %s %d of %d examples only (data.limit_%s): its scores are not the "
+            "task's (on the whole split)",
+            data.name,
+            split,
+            "the first" if cfg.limit_seed is None else f"a draw (seed {cfg.limit_seed}) of",
+            limit,
+            len(examples),
+            "train" if split == "train" else "eval",
+        )
 
 
 def _start(cfg: TrainConfig, run_dir: Path, resume: bool, accelerator: Any) -> dict[str, Any]:

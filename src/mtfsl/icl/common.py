@@ -30,14 +30,26 @@ def fitted(ctx, prompter, demos, chosen, fields, words, where: str, reserve: int
         shown = [demos.texts[j] for j in chosen]
         text = prompter.prompt(shown, prompter.query(fields), ctx.tokenizer)
         prefix, conts = encode(ctx.tokenizer, text, words)
-        if len(prefix) + max(map(len, conts), default=0) + reserve <= ctx.window:
+        excess = len(prefix) + max(map(len, conts), default=0) + reserve - ctx.window
+        if excess <= 0:
             return prefix, conts, chosen
         if not chosen:
             raise ConfigError(
                 f"{where}: the prompt without demonstrations takes {len(prefix)} tokens, over "
                 f"the context window of {ctx.window} (few_shot.icl.max_length)"
             )
-        chosen = chosen[1:]
+        chosen = chosen[_far_ones(demos.token_lengths(ctx.tokenizer), chosen, excess) :]
+
+
+def _far_ones(lengths: list[int], chosen: list[int], excess: int) -> int:
+    """How many demonstrations from the far end cover ``excess`` tokens by their own lengths
+    (then checked on the whole prompt): one at a time, a window of hundreds of Banking77
+    demonstrations took hundreds of tokenisations of the whole prompt per example."""
+    drop, covered = 1, lengths[chosen[0]]
+    while covered < excess and drop < len(chosen):
+        covered += lengths[chosen[drop]]
+        drop += 1
+    return drop
 
 
 def progress(examples: list[Any], split: Any):

@@ -41,6 +41,7 @@ class Demonstrations:
     seed: int
     inputs: list[Any] = field(default_factory=list)  # the pool's examples (SIMILAR)
     ranking: np.ndarray | None = None  # SIMILAR: per evaluation example, least similar first
+    _lengths: list[int] | None = field(default=None, repr=False)
 
     def order(self, selection: DemoSelection, example: int) -> list[int]:
         """Pool indices for evaluation example ``example``, farthest from the query first."""
@@ -49,6 +50,13 @@ class Demonstrations:
             return [int(i) for i in self.ranking[example]]
         seed = self.seed if selection is DemoSelection.FIXED else self.seed + 1 + example
         return [int(i) for i in np.random.default_rng(seed).permutation(len(self.texts))]
+
+    def token_lengths(self, tokenizer: Any) -> list[int]:
+        """Each demonstration's length in tokens on its own (computed once)."""
+        if self._lengths is None:
+            ids = tokenizer(self.texts, add_special_tokens=False)["input_ids"]
+            self._lengths = [len(i) for i in ids]
+        return self._lengths
 
     def shown(self, chosen: list[int], prefix: list[int]) -> dict[str, Any]:
         """What an example's record says of its prompt: the demonstrations' training lines,
@@ -169,6 +177,12 @@ def _by_label(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     }
 
 
+def _uncalibrated(records: list[dict[str, Any]], score: LikelihoodScore) -> list[str]:
+    """The predictions the same label scores give without calibration."""
+    key = "logprob" if score is LikelihoodScore.SUM else "logprob_per_byte"
+    return [max(r[key], key=r[key].get) for r in records]
+
+
 SCORERS["tagging"] = SpanGeneration()
 SCORERS["classification"] = LabelLikelihood()
 SCORERS["pair"] = LabelLikelihood(pair=True)
@@ -248,6 +262,12 @@ class InContextLearning:
                 seconds = time.perf_counter() - began
                 scores = task.kind.score(task.cfg, split.targets, pred, cfg.metrics.mode)
                 metrics.update({f"{split_name}/{name}/{k}": v for k, v in scores.items()})
+                if records and "calibrated" in records[0]:  # both sides of calibration
+                    raw = _uncalibrated(records, cfg.few_shot.icl.score)
+                    before = task.kind.score(task.cfg, split.targets, raw, cfg.metrics.mode)
+                    metrics.update(
+                        {f"{split_name}/{name}/uncalibrated_{k}": v for k, v in before.items()}
+                    )
                 dropped = sum(r["dropped"] for r in records)
                 metrics[f"{split_name}/{name}/demonstrations_dropped"] = dropped
                 if records and "parse_failures" in records[0]:  # generated answers
