@@ -172,6 +172,9 @@ def test_a_prompt_over_the_window_drops_the_farthest_demonstrations(fixed_run, t
 
 
 def test_zero_shot_has_no_demonstrations(tmp_path: Path) -> None:
+    from mtfsl.resolve import validate
+
+    validate(compose_cfg([*ICL, "model=tiny_decoder", "few_shot.k=0"]))  # K=0 is a config
     metrics, records, _ = icl_run(tmp_path, "few_shot.k=0")
     assert all(r["demonstrations"] == [] for r in records)
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained, nothing saved
@@ -190,6 +193,10 @@ def test_zero_shot_has_no_demonstrations(tmp_path: Path) -> None:
         (
             ["model=tiny_decoder", "few_shot.k=1", "few_shot.method=icll"],
             r"^few_shot\.method=icll: expected a few-shot",
+        ),
+        (
+            ["model=tiny_decoder", "few_shot.k=0", "few_shot.method=finetune"],
+            r"^few_shot\.k=0: few_shot\.method=finetune trains, so it needs K >= 1",
         ),
     ],
 )

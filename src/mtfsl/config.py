@@ -744,7 +744,7 @@ def check_fields(cfg: TrainConfig) -> None:
         t.max_skipped_share,
         "in [0, 1]",
     )
-    expect(cfg.few_shot.k is None or cfg.few_shot.k >= 1, "few_shot.k", cfg.few_shot.k, ">= 1")
+    expect(cfg.few_shot.k is None or cfg.few_shot.k >= 0, "few_shot.k", cfg.few_shot.k, ">= 0")
     for key in ("max_steps", "batch_size", "eval_every_steps"):
         value = getattr(cfg.few_shot, key)
         expect(value is None or value >= 1, f"few_shot.{key}", value, ">= 1 or null")

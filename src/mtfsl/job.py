@@ -296,7 +296,11 @@ class FineTuning:
     trains = resumable = True
 
     def check(self, cfg: TrainConfig) -> None:
-        pass
+        if cfg.few_shot.k == 0:
+            raise ConfigError(
+                f"few_shot.k=0: few_shot.method={self.name} trains, so it needs K >= 1 "
+                "(K=0 is for methods without training: few_shot.method=icl)"
+            )
 
     def run(self, start: JobStart) -> MethodResult:
         from mtfsl.pipeline.batches import train_batches
