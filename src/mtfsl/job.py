@@ -6,6 +6,7 @@ prompt a language model), and write the run folder's results. ``mtfsl-train``
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -33,7 +34,25 @@ class JobInterrupted(MtfslError):
     """SIGINT/SIGTERM outside the training steps (reading, tokenising, evaluating)."""
 
 
-def _augment(task: Task, data: TaskData, cfg: TrainConfig, translate, run_dir: Path | None) -> None:
+def _rewriters(cfg: TrainConfig) -> dict[str, Any]:
+    """The batch rewriters the configured augmentation methods need (each model built once
+    for every task of the run)."""
+    from mtfsl.data.augment import BACK_TRANSLATION, PARAPHRASE, method_names
+
+    methods, aug, out = method_names(cfg.augmentation.methods), cfg.augmentation, {}
+    if BACK_TRANSLATION in methods:
+        from mtfsl.data.backtranslate import BackTranslator
+
+        translate = BackTranslator(aug.back_translation)
+        out[BACK_TRANSLATION] = lambda texts, targets, seed: translate(texts, seed)
+    if PARAPHRASE in methods:
+        from mtfsl.icl.paraphrase import Paraphraser
+
+        out[PARAPHRASE] = Paraphraser(aug.paraphrase, cfg.data.cache_dir)
+    return out
+
+
+def _augment(task: Task, data: TaskData, cfg: TrainConfig, rewriters, run_dir: Path | None) -> None:
     """Replace the task's training split by itself plus its augmented copies."""
     aug, name, kind = cfg.augmentation, task.name, task.kind
     seed = cfg.seed if aug.seed is None else aug.seed
@@ -41,7 +60,7 @@ def _augment(task: Task, data: TaskData, cfg: TrainConfig, translate, run_dir: P
     from mtfsl.data.augment import check_methods, method_names
 
     check_methods(aug.methods, kind, task.cfg, name)
-    augmented, counts = kind.augment(train, aug, seed, translate)
+    augmented, counts = kind.augment(train, aug, seed, rewriters)
     data.splits["train"] = augmented
     log.info(
         "augmentation %s: %d -> %d training examples %s", name, len(train), len(augmented), counts
@@ -53,6 +72,11 @@ def _augment(task: Task, data: TaskData, cfg: TrainConfig, translate, run_dir: P
             **{"before": len(train), "after": len(augmented)},
         }
         write_json(run_dir / "augmentation" / f"{name}.json", record)
+        made = [  # every new example beside the training line it was made from
+            json.dumps({"source_line": augmented.lines[i], "input": augmented.inputs[i]})
+            for i in range(len(train), len(augmented))
+        ]
+        atomic_write(run_dir / "augmentation" / f"{name}.jsonl", "".join(m + "\n" for m in made))
 
 
 def load_data(
@@ -61,13 +85,10 @@ def load_data(
     """Every task's splits: few-shot version when ``few_shot.k`` is set, training split
     augmented when ``augmentation.methods`` are. What was drawn and made is recorded under
     ``run_dir/few_shot/`` and ``run_dir/augmentation/``."""
-    from mtfsl.data.augment import BACK_TRANSLATION, method_names
-    from mtfsl.data.backtranslate import BackTranslator
     from mtfsl.pipeline.fewshot import apply_few_shot
 
     aug = cfg.augmentation
-    bt = BACK_TRANSLATION in method_names(aug.methods)
-    translate = BackTranslator(aug.back_translation) if bt else None
+    rewriters = _rewriters(cfg) if aug.methods else {}
     out = {}
     for name, task in tasks.items():
         full = load_task(task, cfg.data)
@@ -77,7 +98,7 @@ def load_data(
             write_json(run_dir / "few_shot" / f"{name}.json", record)
         pool_for(data, full.splits["train"], task, cfg)
         if aug.methods:
-            _augment(task, data, cfg, translate, run_dir)
+            _augment(task, data, cfg, rewriters, run_dir)
         _limit(data, cfg.data)
         out[name] = data
     return out

@@ -113,6 +113,10 @@ def random_insertion(words: list[str], p: float, rng) -> list[str]:
 # (input, target, rng) -> (new input, new target): one augmentation of one example
 Operation = Callable[[Any, Any, Any], tuple[Any, Any]]
 BACK_TRANSLATION = "back_translation"  # done for all copies at once, by the run's translator
+PARAPHRASE = "paraphrase"  # done for all copies at once, by the run's instruct LM
+# What a run's batch rewriter (back-translation, paraphrase) is: (texts, their targets, seed)
+# -> one new text each, or None where its filter rejected the text.
+Rewriter = Callable[[list[Any], list[Any], int], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -158,10 +162,13 @@ for _name, _fn in (
 ):
     register_augmentation(Augmentation(_name, _eda(_fn)))
 register_augmentation(Augmentation(BACK_TRANSLATION, None))
+register_augmentation(Augmentation(PARAPHRASE, None))
 load_entry_points("mtfsl.augmentations")
 
 NER = frozenset({"token_replacement", "mention_replacement", "segment_shuffle"})
-TEXT = frozenset({"random_swap", "random_deletion", "random_insertion", BACK_TRANSLATION})
+TEXT = frozenset(
+    {"random_swap", "random_deletion", "random_insertion", BACK_TRANSLATION, PARAPHRASE}
+)
 
 
 def method_names(methods: Sequence[str]) -> list[str]:
@@ -188,13 +195,14 @@ def augment_split(
     split: Split,
     cfg: AugmentationConfig,
     seed: int,
-    translate: Callable[[list[str], int], list[str]] | None = None,
+    rewriters: dict[str, Rewriter] | None = None,
 ) -> tuple[Split, dict[str, int]]:
     """The split followed by ``cfg.copies`` augmented copies of each example (each copy uses a
     method drawn at random from ``cfg.methods``). Returns the new split and counts per method.
 
-    ``translate(texts, seed)`` does the round trip for back-translation; copies it returns
-    empty are left out and counted as ``back_translation_empty``.
+    ``rewriters[method](texts, targets, seed)`` rewrites all copies of a batch method
+    (back-translation, paraphrase) at once; copies it returns empty are left out and
+    counted as ``METHOD_empty``, those its filter rejects (None) as ``METHOD_rejected``.
     """
     rng = np.random.default_rng(seed)
     methods = method_names(cfg.methods)
@@ -205,25 +213,40 @@ def augment_split(
         for _ in range(cfg.copies)
         for i in range(len(split))
     ]
-    wanted = [split.inputs[i] for i, m in plan if m == BACK_TRANSLATION]
-    translated = iter(translate(wanted, seed) if wanted and translate else [])
+    rewritten = {
+        m: iter(_rewrite(rewriters or {}, m, [i for i, w in plan if w == m], split, seed))
+        for m in make
+        if make[m] is None
+    }
     inputs, targets, sources = [], [], []
     counts: dict[str, int] = {}
     for i, method in plan:
         x, y = split.inputs[i], split.targets[i]
-        if method == BACK_TRANSLATION:
-            x = next(translated).strip()
+        if method in rewritten:
+            x = next(rewritten[method])
+            x = x.strip() if x is not None else None
         else:
             x, y = operations[method](x, y, rng)
-        key = method if x else f"{method}_empty"
+        key = method if x else f"{method}_empty" if x is not None else f"{method}_rejected"
         counts[key] = counts.get(key, 0) + 1
         if x:  # an augmented sentence keeps its source's place, document and context
             inputs.append(x)
             targets.append(y)
             sources.append(i)
-    if counts.get("back_translation_empty"):
-        log.warning(
-            "back-translation gave %d empty texts; those copies are left out",
-            counts["back_translation_empty"],
-        )
+    for method in rewritten:
+        if counts.get(f"{method}_empty"):
+            log.warning(
+                "%s gave %d empty texts; those copies are left out",
+                method,
+                counts[f"{method}_empty"],
+            )
     return split.extended(inputs, targets, sources), counts
+
+
+def _rewrite(rewriters, method: str, ids: list[int], split: Split, seed: int) -> list[Any]:
+    if not ids:
+        return []
+    if method not in rewriters:
+        raise ConfigError(f"augmentation.methods: {method.upper()} needs its model (not built)")
+    texts, targets = [split.inputs[i] for i in ids], [split.targets[i] for i in ids]
+    return rewriters[method](texts, targets, seed)

@@ -23,6 +23,7 @@ from scipy.special import log_softmax
 
 from mtfsl.config import Attention, DemoSelection, LikelihoodScore, TrainConfig
 from mtfsl.errors import ConfigError
+from mtfsl.icl.answers import AnswerGeneration, NumberGeneration
 from mtfsl.icl.common import IclContext, fitted, progress
 from mtfsl.icl.prompts import Prompter, verbalized
 from mtfsl.icl.spans import SpanGeneration
@@ -39,7 +40,7 @@ class Demonstrations:
     texts: list[str]  # each pool example as a demonstration
     lines: list[int]  # where each came from in the training file
     seed: int
-    inputs: list[Any] = field(default_factory=list)  # the pool's examples (SIMILAR)
+    keys: list[str] = field(default_factory=list)  # what SIMILAR compares, per pool example
     ranking: np.ndarray | None = None  # SIMILAR: per evaluation example, least similar first
     _lengths: list[int] | None = field(default=None, repr=False)
 
@@ -68,12 +69,12 @@ class Demonstrations:
             "prompt_tokens": len(prefix),
         }
 
-    def rank(self, retriever: str, examples: list[Any]) -> None:
+    def rank(self, retriever: str, examples: list[str]) -> None:
         """SIMILAR: order the pool for each of ``examples`` by the cosine of their sentence
         embeddings (``few_shot.icl.retriever``)."""
         from mtfsl.icl.retrieval import similarity_ranking
 
-        self.ranking = similarity_ranking(retriever, self.inputs, examples)
+        self.ranking = similarity_ranking(retriever, self.keys, examples)
 
 
 class Scorer(Protocol):
@@ -87,6 +88,11 @@ class Scorer(Protocol):
 
     def answer(self, example: Any, target: Any, prompter: Prompter) -> str:
         """A demonstration's answer: what the model should write for ``target``."""
+        ...
+
+    def key(self, example: Any) -> str:
+        """What SIMILAR selection compares of an example (its text, a pair's two texts, a
+        question without its passage)."""
         ...
 
     def predict(
@@ -118,6 +124,9 @@ class LabelLikelihood:
 
     def answer(self, example: Any, target: Any, prompter: Prompter) -> str:
         return verbalized(prompter.cfg, [target])[0]
+
+    def key(self, example: Any) -> str:
+        return " ".join(example) if self.pair else example
 
     def predict(self, ctx, prompter, demos, split, labels):
         from mtfsl.icl.scoring import PrefixScorer
@@ -177,6 +186,13 @@ def _by_label(record: dict[str, Any], labels: list[str]) -> dict[str, Any]:
     }
 
 
+def _plain(value: Any) -> Any:
+    """A prediction object (a QA answer) as JSON."""
+    import dataclasses
+
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else str(value)
+
+
 def _uncalibrated(records: list[dict[str, Any]], score: LikelihoodScore) -> list[str]:
     """The predictions the same label scores give without calibration."""
     key = "logprob" if score is LikelihoodScore.SUM else "logprob_per_byte"
@@ -184,6 +200,8 @@ def _uncalibrated(records: list[dict[str, Any]], score: LikelihoodScore) -> list
 
 
 SCORERS["tagging"] = SpanGeneration()
+SCORERS["qa"] = AnswerGeneration()
+SCORERS["regression"] = NumberGeneration()
 SCORERS["classification"] = LabelLikelihood()
 SCORERS["pair"] = LabelLikelihood(pair=True)
 
@@ -195,7 +213,7 @@ def demonstrations(prompter: Prompter, scorer: Scorer, data: Any, seed: int) -> 
     texts = [
         prompter.demonstration(scorer.fields(x), scorer.answer(x, y, prompter)) for x, y in pairs
     ]
-    return Demonstrations(texts, pool.lines, seed, pool.inputs)
+    return Demonstrations(texts, pool.lines, seed, [scorer.key(x) for x in pool.inputs])
 
 
 class InContextLearning:
@@ -257,7 +275,7 @@ class InContextLearning:
                     continue
                 began = time.perf_counter()
                 if cfg.few_shot.icl.selection is DemoSelection.SIMILAR:
-                    demos.rank(cfg.few_shot.icl.retriever, split.inputs)
+                    demos.rank(cfg.few_shot.icl.retriever, [scorer.key(x) for x in split.inputs])
                 pred, records = scorer.predict(ctx, prompter, demos, split, data.labels)
                 seconds = time.perf_counter() - began
                 scores = task.kind.score(task.cfg, split.targets, pred, cfg.metrics.mode)
@@ -273,6 +291,9 @@ class InContextLearning:
                 if records and "parse_failures" in records[0]:  # generated answers
                     failures = sum(len(r["parse_failures"]) for r in records)
                     metrics[f"{split_name}/{name}/parse_failures"] = failures
+                if records and "in_context" in records[0]:  # generated extractive answers
+                    outside = sum(not r["in_context"] for r in records)
+                    metrics[f"{split_name}/{name}/answers_not_in_context"] = outside
                 metrics[f"time/eval_{split_name}_seconds"] = seconds
                 if start.accelerator.is_main_process:
                     self._write(start, split_name, task, data.labels, split, pred, records)
@@ -297,7 +318,10 @@ class InContextLearning:
         atomic_write(folder / "reports" / f"{split_name}_{name}.txt", report)
         kind.write_predictions(folder / "predictions" / f"{split_name}_{name}", split, pred)
         lines = [
-            json.dumps({"line": split.lines[i], "gold": split.targets[i], "pred": pred[i], **r})
+            json.dumps(
+                {"line": split.lines[i], "gold": split.targets[i], "pred": pred[i], **r},
+                default=_plain,
+            )
             for i, r in enumerate(records)
         ]
         path = folder / "predictions" / f"{split_name}_{name}.icl.jsonl"

@@ -1,17 +1,14 @@
-"""Demonstrations by similarity (``few_shot.icl.selection=SIMILAR``; Liu et al. 2022, KATE):
-the K-shot pool ranked for each evaluation example by the cosine of sentence embeddings."""
+"""Demonstrations by similarity (``few_shot.icl.selection=SIMILAR``): the K-shot pool ranked
+for each evaluation example by the cosine of sentence embeddings (Liu et al. 2022, KATE) or,
+with ``few_shot.icl.retriever=bm25``, by its BM25 score (Okapi, over lower-cased words, as
+rank_bm25 computes it)."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
-
-
-def _text(example: Any) -> str:
-    """What is embedded: the text, or a pair's two texts joined."""
-    return " ".join(example) if isinstance(example, (tuple, list)) else str(example)
 
 
 @lru_cache(maxsize=2)
@@ -24,13 +21,32 @@ def _model(retriever: str):
     return SentenceTransformer(model_folder(retriever), device="cpu")
 
 
-def similarity_ranking(retriever: str, pool: list[Any], examples: list[Any]) -> np.ndarray:
+BM25 = "bm25"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def _bm25(pool: list[str], examples: list[str]) -> np.ndarray:
+    from rank_bm25 import BM25Okapi
+
+    index = BM25Okapi([_words(p) for p in pool])
+    return np.stack([index.get_scores(_words(e)) for e in examples])
+
+
+def similarity_ranking(retriever: str, pool: list[str], examples: list[str]) -> np.ndarray:
     """(len(examples), len(pool)) pool indices, least similar first (the most similar ends
     up nearest to the query); ties keep pool order."""
     if not pool:
         return np.zeros((len(examples), 0), dtype=np.int64)
-    model = _model(retriever)
-    encode = dict(normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    ours = model.encode([_text(p) for p in pool], **encode)
-    theirs = model.encode([_text(e) for e in examples], **encode)
+    if retriever == BM25:
+        return np.argsort(_bm25(pool, examples), axis=1, kind="stable")
+    ours, theirs = embed(retriever, pool), embed(retriever, examples)
     return np.argsort(theirs @ ours.T, axis=1, kind="stable")
+
+
+def embed(retriever: str, texts: list[str]) -> np.ndarray:
+    """Unit-length sentence embeddings, (len(texts), dim)."""
+    encode = dict(normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return _model(retriever).encode(texts, **encode)

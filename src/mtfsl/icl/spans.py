@@ -81,6 +81,9 @@ class SpanGeneration:
     def answer(self, example: Any, target: Any, prompter: Any) -> str:
         return answer_lines(example, target, prompter.cfg)
 
+    def key(self, example: Any) -> str:
+        return " ".join(example)
+
     def predict(self, ctx, prompter, demos, split, labels):
         from mtfsl.icl.common import fitted, progress
         from mtfsl.icl.scoring import generate

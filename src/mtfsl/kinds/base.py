@@ -91,7 +91,7 @@ class ReadingDefaults:
         return frozenset()
 
     def augment(
-        self, split: Split, cfg: AugmentationConfig, seed: int, translate: Any
+        self, split: Split, cfg: AugmentationConfig, seed: int, rewriters: Any
     ) -> tuple[Split, dict[str, int]]:
         raise ConfigError(f"augmentation: task kind {self.name} has no augmentation methods")
 

@@ -129,8 +129,8 @@ class ClassificationKind(PooledExport, TaskKind):
     def augmentations(self, task: Any) -> frozenset[str]:
         return augment.TEXT
 
-    def augment(self, split: Split, cfg: Any, seed: int, translate: Any):
-        return augment.augment_split(split, cfg, seed, translate)
+    def augment(self, split: Split, cfg: Any, seed: int, rewriters: Any):
+        return augment.augment_split(split, cfg, seed, rewriters)
 
     # -- model ---------------------------------------------------------------------------
     def head(

@@ -6,15 +6,12 @@ counted in the log."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from mtfsl.config import Distance, MetricMode, Pooling, TaskConfig
-from mtfsl.data.splits import Split
 from mtfsl.errors import ConfigError
 from mtfsl.kinds import register_kind
 from mtfsl.kinds.classification import ClassificationKind, TextDecoder, TextObjective
-from mtfsl.kinds.parts import TextPairs
+from mtfsl.kinds.parts import LabelledPairs, TextPairs
 
 
 @dataclass
@@ -34,7 +31,7 @@ class PairTaskConfig(TaskConfig):
     positive_label: str | None = None
 
 
-class PairKind(TextPairs, ClassificationKind):
+class PairKind(LabelledPairs, TextPairs, ClassificationKind):
     """A classification kind whose input is a text pair (``TextPairs``)."""
 
     name = "pair"
@@ -64,18 +61,6 @@ class PairKind(TextPairs, ClassificationKind):
             positive = task.positive_label
             scores["f1"] = 100.0 * f1_score(gold, pred, pos_label=positive, average="binary")
         return scores
-
-    def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
-        self.write_pairs(path, split, split.targets, pred)
-
-    # -- prediction ----------------------------------------------------------------------
-    def prediction_record(self, example: Any, pred: Any, prob: Any = None) -> dict[str, Any]:
-        first, second = example.item
-        record = {"text": first, "text_pair": second, "label": pred}
-        return record if prob is None else {**record, "score": prob}
-
-    def tsv_fields(self, example: Any, pred: Any) -> list[str]:
-        return [*example.item, str(pred)]
 
 
 register_kind(PairKind())

@@ -174,3 +174,19 @@ class PooledExport:
 
     def export_pooled(self, task, name, head, config):
         return hf_sequence_model(task, name, head, config)
+
+
+class LabelledPairs:
+    """Predictions of a text pair's label (pair and prompt-pair kinds): a TSV with both texts,
+    and a record or fields per predicted pair."""
+
+    def write_predictions(self, path: Path, split: Split, pred: list[Any]) -> None:
+        TextPairs.write_pairs(path, split, split.targets, pred)
+
+    def prediction_record(self, example: Any, pred: Any, prob: Any = None) -> dict[str, Any]:
+        first, second = example.item
+        record = {"text": first, "text_pair": second, "label": pred}
+        return record if prob is None else {**record, "score": prob}
+
+    def tsv_fields(self, example: Any, pred: Any) -> list[str]:
+        return [*example.item, str(pred)]

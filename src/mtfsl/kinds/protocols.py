@@ -93,7 +93,7 @@ class ReadsExamples(Protocol):
     def augmentations(self, task: Any) -> frozenset[str]: ...
 
     def augment(
-        self, split: Split, cfg: AugmentationConfig, seed: int, translate: Any
+        self, split: Split, cfg: AugmentationConfig, seed: int, rewriters: Any
     ) -> tuple[Split, dict[str, int]]: ...
 
 

@@ -242,7 +242,7 @@ class TaggingKind(TaskKind):
     def augmentations(self, task: TaggingTaskConfig) -> frozenset[str]:
         return augment.NER if task.metric is TagMetric.ENTITY else frozenset()
 
-    def augment(self, split: Split, cfg: Any, seed: int, translate: Any):
+    def augment(self, split: Split, cfg: Any, seed: int, rewriters: Any):
         return augment.augment_split(split, cfg, seed)
 
     # -- model ---------------------------------------------------------------------------

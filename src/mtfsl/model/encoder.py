@@ -137,7 +137,35 @@ _BUILDERS: dict[ModelSource, Callable[[ModelConfig], Built]] = {
     ModelSource.PRETRAINED: _pretrained,
     ModelSource.TINY: _tiny,
 }
-_MLM_BUILDERS = {ModelSource.PRETRAINED: _pretrained_mlm, ModelSource.TINY: _tiny_mlm}
+
+
+def _causal_lm(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A decoder under its language-model head. The tiny model's decoder is the seeded random
+    one ``build_encoder`` builds, under a random head."""
+    if cfg.source is ModelSource.TINY:
+        base, tokenizer = family(cfg).tiny(cfg)
+        model = AutoModelForCausalLM.from_config(base.config)
+        setattr(model, model.base_model_prefix, base)
+        return model, tokenizer
+    path = _pretrained_path(cfg)
+    tokenizer = _tokenizer(cfg, path)
+    options = {"dtype": torch.float32}
+    model = _load(cfg, path, lambda: AutoModelForCausalLM.from_pretrained(path, **options))
+    return model, tokenizer
+
+
+def _next_word(cfg: ModelConfig) -> MaskedLM:
+    """(decoder, next-token head, tokenizer): a PROMPT task on a decoder."""
+    model, tokenizer = _causal_lm(cfg)
+    return model.base_model, model.get_output_embeddings(), tokenizer
+
+
+# The language-model head a PROMPT task scores verbalizers with, by backbone family: an
+# encoder's masked-LM head, a decoder's next-token head.
+_LM_HEAD_BUILDERS: dict[str, dict[ModelSource, Callable[[ModelConfig], MaskedLM]]] = {
+    "encoder": {ModelSource.PRETRAINED: _pretrained_mlm, ModelSource.TINY: _tiny_mlm},
+    "decoder": {ModelSource.PRETRAINED: _next_word, ModelSource.TINY: _next_word},
+}
 
 
 def build_encoder(cfg: ModelConfig) -> Built:
@@ -151,22 +179,24 @@ def build_encoder(cfg: ModelConfig) -> Built:
     return _finish(encoder, tokenizer, cfg), tokenizer
 
 
-def build_masked_lm(
-    cfg: ModelConfig,
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, nn.Module]:
-    """Like ``build_encoder``, plus the model's masked-LM head (for PROMPT tasks).
+def build_masked_lm(cfg: ModelConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, Any]:
+    """Like ``build_encoder``, plus the model's language-model head (for PROMPT tasks): an
+    encoder's masked-LM head, a decoder's next-token head.
 
     Raises:
         ConfigError: the model has no trained masked-LM head, or cannot be loaded.
     """
     cfg = settle(cfg)
-    if cfg.family != "encoder":
+    if cfg.family not in _LM_HEAD_BUILDERS:
         raise ConfigError(
-            f"model.family={cfg.family}: PROMPT tasks score verbalizers with a masked-LM head, "
-            "which only encoders have; use a SEQUENCE_CLASSIFICATION task on this model"
+            f"model.family={cfg.family}: PROMPT tasks score verbalizers with a language-model "
+            f"head, which mtfsl takes from {sorted(_LM_HEAD_BUILDERS)} models only"
         )
-    encoder, head, tokenizer = _MLM_BUILDERS[cfg.source](cfg)
-    return _finish(encoder, tokenizer, cfg), tokenizer, head
+    from mtfsl.model.heads import LanguageModelHead
+
+    encoder, head, tokenizer = _LM_HEAD_BUILDERS[cfg.family][cfg.source](cfg)
+    lm_head = LanguageModelHead(head, next_word=not family(cfg).masked)
+    return _finish(encoder, tokenizer, cfg), tokenizer, lm_head
 
 
 def _finish(
@@ -199,17 +229,8 @@ def copy_into(target: nn.Module, source: nn.Module, what: str) -> None:
 
 def build_causal_lm(cfg: ModelConfig) -> Built:
     """A decoder with its language-model head (in-context learning) and its tokenizer, in
-    evaluation mode with its KV cache on. The tiny model's decoder is the seeded random one
-    ``build_encoder`` builds, under a random head."""
-    if cfg.source is ModelSource.TINY:
-        base, tokenizer = family(cfg).tiny(cfg)
-        model = AutoModelForCausalLM.from_config(base.config)
-        setattr(model, model.base_model_prefix, base)
-    else:
-        path = _pretrained_path(cfg)
-        tokenizer = _tokenizer(cfg, path)
-        options = {"dtype": torch.float32}
-        model = _load(cfg, path, lambda: AutoModelForCausalLM.from_pretrained(path, **options))
+    evaluation mode with its KV cache on."""
+    model, tokenizer = _causal_lm(cfg)
     family(cfg).prepare_tokenizer(tokenizer)
     model.config.use_cache = True
     return model.eval(), tokenizer

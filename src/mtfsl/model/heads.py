@@ -258,13 +258,58 @@ class PromptHead(RowClassificationHead):
         return self.mlm_head(at_mask)[:, self.label_ids]
 
 
-Head = TokenClassificationHead | SequenceClassificationHead | RegressionHead | SpanHead | PromptHead
+class NextWordHead(RowClassificationHead):
+    """A prompt on a decoder (LM-BFF's scoring with a causal LM): the template ends where the
+    label word would follow, and each label's score is the language-model head's logit of
+    its verbalizer token at the template's last token. Only the verbalizers' rows of the
+    LM head are kept, as a trainable copy: the whole head of a decoder is its vocabulary
+    (often tied to the input embeddings), which LoRA keeps frozen and a checkpoint need not
+    hold. A softmax over these rows is the LM's next-token distribution restricted to the
+    label words (LM-BFF's training objective and its prediction)."""
+
+    def __init__(self, lm_head: nn.Module, label_token_ids: list[int], tail: int):
+        super().__init__()
+        weight = lm_head.weight.detach()[label_token_ids]
+        bias = getattr(lm_head, "bias", None)
+        self.words = nn.Linear(weight.shape[1], len(label_token_ids), bias=bias is not None)
+        with torch.no_grad():
+            self.words.weight.copy_(weight)
+            if bias is not None:
+                self.words.bias.copy_(bias.detach()[label_token_ids])
+        self.tail = tail  # special tokens the tokenizer appends after the template
+
+    def forward(self, hidden: torch.Tensor, batch: Batch) -> torch.Tensor:
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        at = last_positions(batch["attention_mask"]) - self.tail
+        return self.words(hidden[rows, at])
+
+
+Head = (
+    TokenClassificationHead
+    | SequenceClassificationHead
+    | RegressionHead
+    | SpanHead
+    | PromptHead
+    | NextWordHead
+)
+
+
+@dataclass
+class LanguageModelHead:
+    """The head a PROMPT task scores verbalizer words with: ``next_word`` for a decoder's
+    next-token head (the word follows the template), else an encoder's masked-LM head (the
+    word fills the mask)."""
+
+    module: nn.Module
+    next_word: bool = False
 
 
 @dataclass
 class HeadContext:
-    """What a PROMPT head needs beyond sizes: the encoder's masked-LM head and token ids."""
+    """What a PROMPT head needs beyond sizes: the model's language-model head (an encoder's
+    masked-LM head; a decoder's next-token head) and token ids."""
 
     mlm_head: nn.Module | None = None
-    mask_token_id: int | None = None
+    mask_token_id: int | None = None  # None: a decoder, the word follows the template
     label_token_ids: list[int] = field(default_factory=list)
+    tail: int = 0  # special tokens after the text (a decoder's template end is before them)

@@ -16,11 +16,22 @@ if TYPE_CHECKING:
 
 
 def fill_template(cfg: Any, texts: Sequence[str], mask_token: str) -> list[str]:
-    return [cfg.template.format(text=text, mask=mask_token) for text in texts]
+    """Each text in ``{text}``; ``{mask}`` is the mask token (empty on a decoder: the word
+    follows the template)."""
+    return fill_fields(cfg, [{"text": text} for text in texts], mask_token)
+
+
+def fill_fields(cfg: Any, examples: Sequence[dict[str, str]], mask_token: str) -> list[str]:
+    """Each example's slots (``text``; a pair's ``text_a``, ``text_b``) in the template."""
+    return [cfg.template.format(**fields, mask=mask_token) for fields in examples]
 
 
 def verbalizer_ids(
-    task: str, cfg: Any, labels: Sequence[str], tokenizer: PreTrainedTokenizerBase
+    task: str,
+    cfg: Any,
+    labels: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    masked: bool = True,
 ) -> list[int]:
     """The vocabulary id of each label's verbalizer word, in label order.
 
@@ -31,7 +42,7 @@ def verbalizer_ids(
     missing = [label for label in labels if label not in cfg.verbalizer]
     if missing:
         raise ConfigError(f"{key}: no word for labels {missing[:10]} (every label needs one)")
-    if tokenizer.mask_token is None:
+    if masked and tokenizer.mask_token is None:
         raise ConfigError(f"{key}: the tokenizer has no mask token, so it cannot fill a prompt")
     ids = []
     for label in labels:

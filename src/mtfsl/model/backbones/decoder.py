@@ -101,6 +101,7 @@ def _settled_word_piece(model: ModelConfig) -> WordPiece:
 
 class DecoderFamily:
     name = "decoder"
+    masked = False
     default_pooling = Pooling.LAST
     hf_pooling = Pooling.LAST  # LlamaForSequenceClassification's
 

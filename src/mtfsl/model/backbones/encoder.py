@@ -88,6 +88,7 @@ def _linear(module: nn.Module) -> bool:
 
 class EncoderFamily:
     name = "encoder"
+    masked = True
     default_pooling = Pooling.CLS
     hf_pooling = Pooling.POOLER  # BertForSequenceClassification's
 

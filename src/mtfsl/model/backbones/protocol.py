@@ -25,6 +25,12 @@ class Backbone(Protocol):
         ...
 
     @property
+    def masked(self) -> bool:
+        """Whether its language-model head fills a mask (encoders) rather than predicting
+        the next token (decoders): where a prompt's label word goes."""
+        ...
+
+    @property
     def default_pooling(self) -> Pooling:
         """What a sequence head's ``pooling: AUTO`` becomes."""
         ...
