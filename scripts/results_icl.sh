@@ -18,11 +18,8 @@ py=${PYTHON:-python}
 mkdir -p "$out"
 ICL=(model=smollm2 few_shot.method=icl few_shot.dev=NONE hardware=cpu)
 CAL=(few_shot.icl.calibrate=true)
-declare -A TASK=(
-  [sst2]="task=sst2 data.limit_eval=300 data.limit_seed=1"
-  [rte]="task=rte"
-  [b77]="task=banking77 data.limit_eval=300 data.limit_seed=1"
-)
+LIMIT="data.limit_eval=300 data.limit_seed=1"
+declare -A TASK=([sst2]="task=sst2 $LIMIT" [rte]="task=rte" [b77]="task=banking77 $LIMIT")
 CONLL0=(task=conll data.limit_eval=200 data.limit_seed=1)
 CONLL5=(experiment=fewshot_conll_huang data.limit_eval=200 data.limit_seed=1)
 job() {  # NAME OVERRIDES...
@@ -57,7 +54,27 @@ conll() {  # SELECTION
       few_shot.icl.selection="$1" "few_shot.split=$split"
   done
 }
+# Fine-tuning on the same K-shot draws (seed = the draw), the same evaluation sets, 100 steps
+# of 8, no dev set (the last model): SmolLM2 prompt fine-tuning with LoRA (LM-BFF-style, the
+# in-context prompt's wording, task=sst2_prompt / rte_prompt) and MiniLM with a
+# classification head. (Banking77 and CoNLL fine-tuning: scripts/results_llm.sh's runs.)
+declare -A PROMPT_TASK=([sst2]="task=sst2_prompt $LIMIT" [rte]="task=rte_prompt")
+FT=(few_shot.dev=NONE hardware=cpu trainer.max_steps=100 trainer.batch_size=8)
+finetune() {  # TASK...
+  for t in "$@"; do
+    # shellcheck disable=SC2206
+    local task=(${TASK[$t]}) prompt=(${PROMPT_TASK[$t]})
+    for k in 1 5 10; do
+      for seed in 1 2 3; do
+        job "$t/lora_prompt_k${k}_seed$seed" model=smollm2 finetune=lora trainer.lr=1e-3 \
+          "${FT[@]}" "${prompt[@]}" "few_shot.k=$k" "seed=$seed"
+        job "$t/minilm_k${k}_seed$seed" "${FT[@]}" "${task[@]}" "few_shot.k=$k" "seed=$seed"
+      done
+    done
+  done
+}
 grid FIXED sst2 rte
+finetune sst2 rte
 conll FIXED
 grid FIXED b77
 grid SIMILAR sst2
