@@ -234,6 +234,14 @@ def test_paraphrases_are_seeded_per_copy_and_cached_by_content(tmp_path: Path) -
     assert other._key(texts[0], 3000) != cached._key(texts[0], 3000)  # settings are content
 
 
+def test_a_reply_is_cleaned_of_lead_ins_and_quotes() -> None:
+    from mtfsl.icl.paraphrase import clean
+
+    assert clean('Here is the rewritten text:\n\n"My card is late."\nMore') == "My card is late."
+    assert clean("  short and sweet \n") == "short and sweet"
+    assert clean("The revised text is:") == "" and clean("") == ""
+
+
 def test_the_label_filter_keeps_what_stays_nearest_to_its_own_label() -> None:
     from mtfsl.icl.paraphrase import keeps_label
 
@@ -270,5 +278,7 @@ def test_a_paraphrase_run_writes_each_new_example_with_its_source(tmp_path: Path
     made = [json.loads(line) for line in (tmp_path / "run/augmentation/banking77.jsonl").open()]
     assert record["after"] - record["before"] == len(made) == record["counts"]["paraphrase"]
     train = (tmp_path / "cache" / "paraphrases").glob("*.json")
-    by_text = {json.loads(p.read_text())["paraphrase"].strip() for p in train}
+    from mtfsl.icl.paraphrase import clean
+
+    by_text = {clean(json.loads(p.read_text())["output"]) for p in train}
     assert all(m["input"] in by_text and m["source_line"] >= 2 for m in made)

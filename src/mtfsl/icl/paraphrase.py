@@ -24,6 +24,16 @@ from mtfsl.evaluation.report import atomic_write
 log = logging.getLogger("mtfsl")
 
 
+def clean(output: str) -> str:
+    """The paraphrase in a model's reply: its first line that is not a lead-in ("Here is the
+    rewritten text:"), without the quotes a model puts around it."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    text = next((line for line in lines if not line.endswith(":")), "")
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text
+
+
 class Paraphraser:
     """A batch rewriter (``data.augment.Rewriter``) over ``augmentation.paraphrase``."""
 
@@ -63,7 +73,7 @@ class Paraphraser:
         """The paraphrase of ``text`` under ``seed`` (from the cache when made before)."""
         path = self.cache / f"{self._key(text, seed)}.json"
         if path.is_file():
-            return json.loads(path.read_text())["paraphrase"]
+            return clean(json.loads(path.read_text())["output"])
         model, tokenizer = self._model()
         ids = tokenizer(self.prompt(text, tokenizer), add_special_tokens=False, return_tensors="pt")
         with torch.random.fork_rng(devices=[]), torch.no_grad():  # the run's RNG untouched
@@ -77,10 +87,9 @@ class Paraphraser:
                 pad_token_id=tokenizer.pad_token_id,
             )
         written = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
-        paraphrase = next((line.strip() for line in written.splitlines() if line.strip()), "")
-        record = {"text": text, "seed": seed, "paraphrase": paraphrase, "model": self.cfg.model}
+        record = {"text": text, "seed": seed, "output": written, "model": self.cfg.model}
         atomic_write(path, json.dumps(record, ensure_ascii=False))
-        return paraphrase
+        return clean(written)
 
     def __call__(self, texts: list[str], targets: list[Any], seed: int) -> list[str | None]:
         """One paraphrase per text (each occurrence of a text gets its own seed), None where
