@@ -40,7 +40,7 @@ run: install
 	MTFSL_DATA_ROOT=$(DATA) $(BIN)/mtfsl-train $(ARGS)
 
 test: install
-	MTFSL_SHARED_DATA=$(DATA) $(BIN)/python -m pytest -m "not slow and not gpu" -q
+	MTFSL_SHARED_DATA=$(DATA) $(BIN)/python -m pytest -m "not slow and not gpu" -q --durations=25
 
 test-all: install
 	MTFSL_SHARED_DATA=$(DATA) $(BIN)/python -m pytest -q
