@@ -289,3 +289,21 @@ def test_a_dataset_row_of_the_wrong_type_names_source_split_and_row(tmp_path: Pa
     cfg = compose_config(cli_task("c", body))
     with pytest.raises(DataError, match=rf"^{tmp_path / 's'}\[train\]\[1\]: empty text$"):
         load_task(resolve_task("c", cfg.task["c"]), cfg.data)
+
+
+def test_a_prompt_file_in_your_own_folder_is_a_prompt_choice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "my_configs" / "prompt"
+    folder.mkdir(parents=True)
+    (folder / "terse.yaml").write_text(
+        '# @package prompt\nbanking77:\n  query: "Q: {{ text }}\\nA:"\n'
+        "  verbalizer: {card_arrival: arrival}\n"
+    )
+    monkeypatch.setenv("MTFSL_CONFIG_DIR", str(tmp_path / "my_configs"))
+    prompts = compose_config(["task=banking77", "prompt=terse"]).prompt
+    assert list(prompts) == ["banking77"]
+    assert prompts["banking77"].query == "Q: {{ text }}\nA:"
+    assert prompts["banking77"].verbalizer == {"card_arrival": "arrival"}
+    both = compose_config(["task=banking77", "prompt=[default,terse]"]).prompt
+    assert both["banking77"].query == "Q: {{ text }}\nA:" and "sst2" in both  # yours last wins

@@ -169,7 +169,7 @@ def test_malformed_file_is_one_line_error(tmp_path: Path) -> None:
     ("override", "expected"),
     [
         ("trainer.lr=0", "mtfsl-train: error: trainer.lr=0.0: expected a finite number > 0"),
-        ("few_shot.k=0", "mtfsl-train: error: few_shot.k=0: expected >= 1"),
+        ("few_shot.k=0", "mtfsl-train: error: few_shot.k=0: few_shot.method=finetune trains"),
         ("data.root=null", "mtfsl-train: error: data.root is not set"),
         (
             "task_sampling.kind=tempreature",
