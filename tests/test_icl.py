@@ -402,3 +402,25 @@ def test_stsb_in_context_reads_numbers_and_counts_failures(tmp_path, monkeypatch
     assert len(gold) == 4, gold
     pred = [4.5, 0.5, (4.5 + 0.5 + 3) / 3, 3.0]  # the unread one: the mean of the others
     assert metrics["test/stsb/pearson"] == pytest.approx(correlations(gold, pred)["pearson"])
+
+
+def test_generation_reusing_the_previous_prompt_writes_the_same_text(lm) -> None:
+    from mtfsl.icl.scoring import GenerationCache, generate
+
+    model, tokenizer = lm
+    prompter = Prompter("prompt.t", PromptTemplateConfig())
+    demos = "Sentence: EU rejects it\nEntities:\nEU => ORG\n\n"
+    reuse = GenerationCache()
+    previous: list[int] = []
+    for query in ("Sentence: Peter went\nEntities:", "Sentence: Paris\nEntities:", "x"):
+        prefix = tokenizer(demos + query)["input_ids"] if query != "x" else [5, 6, 7]
+        common = next(
+            (i for i, (a, b) in enumerate(zip(prefix, previous, strict=False)) if a != b),
+            min(len(prefix), len(previous)),
+        )
+        handed = reuse.shared(prefix)  # what the generation starts from
+        assert (handed.get_seq_length() if handed else 0) == min(common, len(prefix) - 1)
+        plain = generate(model, tokenizer, prefix, 12, prompter)
+        assert generate(model, tokenizer, prefix, 12, prompter, reuse) == plain, query
+        assert reuse.ids == prefix and reuse.layers[0][0].shape[2] == len(prefix)
+        previous = prefix

@@ -123,6 +123,32 @@ def byte_normalised(logprob: float, continuation: str) -> float:
     return logprob / max(len(continuation.encode("utf-8")), 1)
 
 
+class GenerationCache:
+    """The previous prompt's ids and KV cache: a generation reuses what its prompt shares with
+    the previous one (the instruction; with ``icl.selection=FIXED``, every demonstration), as
+    ``PrefixScorer`` does for scoring."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def shared(self, prefix: list[int]) -> DynamicCache | None:
+        """A cache of the leading tokens ``prefix`` shares with the previous prompt (at least
+        one token of it left to run), or None."""
+        shared, limit = 0, min(len(prefix), len(self.ids)) - 1
+        while shared < limit and prefix[shared] == self.ids[shared]:
+            shared += 1
+        if not shared:
+            return None
+        return _cache([(k[:, :, :shared], v[:, :, :shared]) for k, v in self.layers])
+
+    def keep(self, prefix: list[int], cache: DynamicCache) -> None:
+        """After a generation: the prompt's part of its cache (views, no copy)."""
+        n = len(prefix)
+        self.ids = list(prefix)
+        self.layers = [(layer.keys[:, :, :n], layer.values[:, :, :n]) for layer in cache.layers]
+
+
 @torch.no_grad()
 def generate(
     model: PreTrainedModel,
@@ -130,18 +156,24 @@ def generate(
     prefix: list[int],
     max_new_tokens: int,
     prompter: Any,
+    reuse: GenerationCache | None = None,
 ) -> str:
     """Greedy continuation of the prompt, cut where the model starts the next demonstration
-    (the prompt's separator) or ends its text."""
+    (the prompt's separator) or ends its text; with ``reuse``, the leading tokens it shares
+    with the previous prompt are not run again."""
     stop = prompter.cfg.separator
     out = model.generate(
         torch.tensor([prefix], device=model.device),
         attention_mask=torch.ones((1, len(prefix)), dtype=torch.long, device=model.device),
+        past_key_values=reuse.shared(prefix) if reuse is not None else None,
         max_new_tokens=max_new_tokens,
         do_sample=False,
         stop_strings=[stop] if stop.strip(" ") else None,
         tokenizer=tokenizer,
         pad_token_id=tokenizer.pad_token_id,
+        return_dict_in_generate=True,
     )
-    text = tokenizer.decode(out[0, len(prefix) :], skip_special_tokens=True)
+    if reuse is not None:
+        reuse.keep(prefix, out.past_key_values)
+    text = tokenizer.decode(out.sequences[0, len(prefix) :], skip_special_tokens=True)
     return text.split(stop)[0] if stop else text

@@ -86,14 +86,15 @@ class SpanGeneration:
 
     def predict(self, ctx, prompter, demos, split, labels):
         from mtfsl.icl.common import fitted, progress
-        from mtfsl.icl.scoring import generate
+        from mtfsl.icl.scoring import GenerationCache, generate
 
         preds, records = [], []
+        reuse = GenerationCache() if ctx.cfg.reuse_prefix else None
         for i, words in enumerate(progress(split.inputs, split)):
             order = demos.order(ctx.cfg.selection, i)
             fields, room = self.fields(words), ctx.cfg.max_new_tokens  # room for the answer
             prefix, _, chosen = fitted(ctx, prompter, demos, order, fields, [], split.at(i), room)
-            text = generate(ctx.model, ctx.tokenizer, prefix, ctx.cfg.max_new_tokens, prompter)
+            text = generate(ctx.model, ctx.tokenizer, prefix, room, prompter, reuse)
             parsed = parse_entities(text, words, prompter.cfg)
             preds.append(parsed.tags)
             records.append(
