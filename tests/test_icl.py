@@ -15,7 +15,7 @@ from mtfsl.errors import ConfigError
 from mtfsl.icl.prompts import Prompter, verbalized
 from mtfsl.icl.scoring import byte_normalised, continuation_logprobs, encode
 from mtfsl.job import run
-from tests.conftest import TOY_INTENTS, compose_cfg
+from tests.conftest import FIXTURES, TOY_INTENTS, compose_cfg
 
 
 @pytest.fixture(scope="module")
@@ -424,3 +424,49 @@ def test_generation_reusing_the_previous_prompt_writes_the_same_text(lm) -> None
         assert generate(model, tokenizer, prefix, 12, prompter, reuse) == plain, query
         assert reuse.ids == prefix and reuse.layers[0][0].shape[2] == len(prefix)
         previous = prefix
+
+
+def test_word_tags_are_read_word_by_word_and_failures_counted() -> None:
+    from mtfsl.icl.tags import parse_word_tags, word_tags
+
+    prompt = PromptTemplateConfig(verbalizer={"NNP": "NNP", "VBZ": "VBZ", "JJ": "JJ"})
+    words = ["EU", "rejects", "German", "call"]
+    assert word_tags(words[:3], ["NNP", "VBZ", "JJ"], prompt) == "EU/NNP rejects/VBZ German/JJ"
+    tags, failures = parse_word_tags(
+        "eu/NNP rejects/XX rejects/VBZ German call/NN", words, prompt, "NNP"
+    )
+    # case-folded match; an unknown tag, a pair without tag: failures; 'call' never tagged
+    assert tags == ["NNP", "VBZ", "NNP", "NNP"]
+    assert failures == ["rejects/XX", "German", "call/NN", "untagged: German", "untagged: call"]
+
+
+def test_multilabel_in_context_reads_the_listed_labels(tmp_path, monkeypatch) -> None:
+    _canned(
+        monkeypatch,
+        ["billing, refund", "card\nmore", "Card, PIN, weather", "none", "refund."],
+    )
+    cfg = compose_cfg(
+        [
+            "model=tiny_decoder",
+            "hardware=cpu",
+            f"+task.tags={{kind: multilabel, reader: {{format: jsonl}}, files: {{"
+            f"train: {FIXTURES}/toy_multilabel/train.jsonl, "
+            f"test: {FIXTURES}/toy_multilabel/test.jsonl}}}}",
+            "+prompt.tags={query: 'Text: {{ text }}'}",
+            "task=[]",
+            "few_shot.method=icl",
+            "few_shot.k=1",
+            "few_shot.dev=NONE",
+        ]
+    )
+    metrics = run(cfg, tmp_path / "run")
+    records = [json.loads(x) for x in (tmp_path / "run/predictions/test_tags.icl.jsonl").open()]
+    assert [r["pred"] for r in records] == [
+        ["billing", "refund"],
+        ["card"],
+        ["card", "pin"],
+        [],
+        ["refund"],
+    ]
+    assert [r["parse_failures"] for r in records] == [[], [], ["weather"], [], []]
+    assert metrics["test/tags/parse_failures"] == 1

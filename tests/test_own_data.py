@@ -301,9 +301,14 @@ def test_a_prompt_file_in_your_own_folder_is_a_prompt_choice(
         "  verbalizer: {card_arrival: arrival}\n"
     )
     monkeypatch.setenv("MTFSL_CONFIG_DIR", str(tmp_path / "my_configs"))
+    from mtfsl.icl.prompts import prompt_config
+
     prompts = compose_config(["task=banking77", "prompt=terse"]).prompt
     assert list(prompts) == ["banking77"]
-    assert prompts["banking77"].query == "Q: {{ text }}\nA:"
-    assert prompts["banking77"].verbalizer == {"card_arrival": "arrival"}
+    mine = prompt_config("banking77", prompts["banking77"])
+    assert mine.query == "Q: {{ text }}\nA:" and mine.verbalizer == {"card_arrival": "arrival"}
+    assert mine.separator == "\n\n"  # the schema's default for what the file leaves out
     both = compose_config(["task=banking77", "prompt=[default,terse]"]).prompt
-    assert both["banking77"].query == "Q: {{ text }}\nA:" and "sst2" in both  # yours last wins
+    assert both["banking77"]["query"] == "Q: {{ text }}\nA:" and "sst2" in both  # yours wins
+    with pytest.raises(ConfigError, match=r"^prompt\.banking77\.querry: "):
+        prompt_config("banking77", {"querry": "x"})

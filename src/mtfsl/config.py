@@ -629,8 +629,10 @@ class TrainConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # In-context prompts by task name (prompt=default ships one per shipped task); a task of
-    # your own adds +prompt.NAME={query: ..., verbalizer: {...}}.
-    prompt: dict[str, PromptTemplateConfig] = field(default_factory=dict)
+    # your own adds +prompt.NAME={query: ..., verbalizer: {...}}. Each is a
+    # PromptTemplateConfig, checked when a method uses it (a dict of dataclasses cannot take
+    # a new key from the command line in OmegaConf; tasks are checked the same way).
+    prompt: dict[str, Any] = field(default_factory=dict)
     # A run folder to continue in place from its latest resumable state (its own config.yaml
     # is used; other overrides are ignored).
     resume: str | None = None

@@ -24,7 +24,7 @@ def read_number(text: str) -> float | None:
     return float(match.group()) if match else None
 
 
-def _generated(ctx, prompter, demos, split, fields_of):
+def generated(ctx, prompter, demos, split, fields_of):
     """Per example: its record so far and the generated text, the demonstrations fitted to
     leave ``max_new_tokens`` of room."""
     from mtfsl.icl.common import fitted, progress
@@ -53,11 +53,14 @@ class AnswerGeneration:
     def key(self, example: Any) -> str:
         return example.question  # the passage is often the same for every question
 
+    def for_task(self, task: Any) -> AnswerGeneration:
+        return self
+
     def predict(self, ctx, prompter, demos, split, labels):
         from mtfsl.kinds.qa import Answer
 
         preds, records = [], []
-        for question, shown, text in _generated(ctx, prompter, demos, split, self.fields):
+        for question, shown, text in generated(ctx, prompter, demos, split, self.fields):
             answer = first_line(text)
             # where the answer is in the passage (-1: the model wrote words it does not have;
             # SQuAD's metrics score the text either way)
@@ -84,12 +87,15 @@ class NumberGeneration:
     def key(self, example: Any) -> str:
         return " ".join(example) if isinstance(example, tuple) else example
 
+    def for_task(self, task: Any) -> NumberGeneration:
+        return self
+
     def answer(self, example: Any, target: Any, prompter: Any) -> str:
         return f"{target:.{self.decimals}f}"
 
     def predict(self, ctx, prompter, demos, split, labels):
         numbers, records = [], []
-        for _, shown, text in _generated(ctx, prompter, demos, split, self.fields):
+        for _, shown, text in generated(ctx, prompter, demos, split, self.fields):
             number = read_number(text)
             numbers.append(number)
             records.append(

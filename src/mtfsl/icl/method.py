@@ -25,7 +25,8 @@ from mtfsl.config import Attention, DemoSelection, LikelihoodScore, TrainConfig
 from mtfsl.errors import ConfigError
 from mtfsl.icl.answers import AnswerGeneration, NumberGeneration
 from mtfsl.icl.common import IclContext, fitted, progress
-from mtfsl.icl.prompts import Prompter, verbalized
+from mtfsl.icl.labelsets import LabelSetGeneration
+from mtfsl.icl.prompts import Prompter, prompt_config, verbalized
 from mtfsl.icl.spans import SpanGeneration
 from mtfsl.methods import JobStart, MethodResult
 from mtfsl.plugins import Registry
@@ -41,6 +42,7 @@ class Demonstrations:
     lines: list[int]  # where each came from in the training file
     seed: int
     keys: list[str] = field(default_factory=list)  # what SIMILAR compares, per pool example
+    targets: list[Any] = field(default_factory=list)  # the pool's gold answers
     ranking: np.ndarray | None = None  # SIMILAR: per evaluation example, least similar first
     _lengths: list[int] | None = field(default=None, repr=False)
 
@@ -95,6 +97,10 @@ class Scorer(Protocol):
         question without its passage)."""
         ...
 
+    def for_task(self, task: Any) -> Scorer:
+        """The scorer for this task's settings (a tagging task: spans or per-word tags)."""
+        ...
+
     def predict(
         self, ctx: IclContext, prompter: Prompter, demos: Demonstrations, split: Any, labels
     ) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -127,6 +133,9 @@ class LabelLikelihood:
 
     def key(self, example: Any) -> str:
         return " ".join(example) if self.pair else example
+
+    def for_task(self, task: Any) -> LabelLikelihood:
+        return self
 
     def predict(self, ctx, prompter, demos, split, labels):
         from mtfsl.icl.scoring import PrefixScorer
@@ -202,6 +211,7 @@ def _uncalibrated(records: list[dict[str, Any]], score: LikelihoodScore) -> list
 SCORERS["tagging"] = SpanGeneration()
 SCORERS["qa"] = AnswerGeneration()
 SCORERS["regression"] = NumberGeneration()
+SCORERS["multilabel"] = LabelSetGeneration()
 SCORERS["classification"] = LabelLikelihood()
 SCORERS["pair"] = LabelLikelihood(pair=True)
 
@@ -213,7 +223,8 @@ def demonstrations(prompter: Prompter, scorer: Scorer, data: Any, seed: int) -> 
     texts = [
         prompter.demonstration(scorer.fields(x), scorer.answer(x, y, prompter)) for x, y in pairs
     ]
-    return Demonstrations(texts, pool.lines, seed, [scorer.key(x) for x in pool.inputs])
+    keys = [scorer.key(x) for x in pool.inputs]
+    return Demonstrations(texts, pool.lines, seed, keys, list(pool.targets))
 
 
 class InContextLearning:
@@ -250,6 +261,7 @@ class InContextLearning:
                     f"(shipped: {sorted(cfg.prompt)}); add +prompt.{name}={{query: ..., "
                     "verbalizer: {...}} or a prompt file in your config folder"
                 )
+            Prompter(f"prompt.{name}", prompt_config(name, cfg.prompt[name]))  # checked now
 
     def run(self, start: JobStart) -> MethodResult:
         from accelerate.utils import set_seed
@@ -267,8 +279,8 @@ class InContextLearning:
         metrics: dict[str, Any] = {}
         for name, task in start.tasks.items():
             data = start.data[name]
-            prompter = Prompter(f"prompt.{name}", cfg.prompt[name])
-            scorer = SCORERS[task.kind.name]
+            prompter = Prompter(f"prompt.{name}", prompt_config(name, cfg.prompt[name]))
+            scorer = SCORERS[task.kind.name].for_task(task.cfg)
             demos = demonstrations(prompter, scorer, data, seed)
             for split_name, split in data.splits.items():
                 if split_name == "train":

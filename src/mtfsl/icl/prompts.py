@@ -15,6 +15,22 @@ from mtfsl.errors import ConfigError
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 
 
+def prompt_config(name: str, value: Any) -> PromptTemplateConfig:
+    """``prompt.NAME`` as its schema, checked: a key that is not one, or a value of the wrong
+    type, is a one-line ConfigError naming it."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(value, PromptTemplateConfig):
+        return value
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(PromptTemplateConfig), value)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        key = f"prompt.{name}.{err.key}" if getattr(err, "key", None) else f"prompt.{name}"
+        raise ConfigError(f"{key}: {str(err).splitlines()[0]}") from None
+
+
 def verbalized(prompt: PromptTemplateConfig, labels: list[str]) -> list[str]:
     """Each label's words: the verbalizer's, else the label with underscores as spaces."""
     return [prompt.verbalizer.get(label, label.replace("_", " ")) for label in labels]

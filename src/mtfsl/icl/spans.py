@@ -84,6 +84,13 @@ class SpanGeneration:
     def key(self, example: Any) -> str:
         return " ".join(example)
 
+    def for_task(self, task: Any) -> Any:
+        """Entity tags by spans; per-word tags (``metric: TAG_ACCURACY``) word by word."""
+        from mtfsl.kinds.tagging import TagMetric
+        from mtfsl.icl.tags import WordTagGeneration
+
+        return self if task.metric is TagMetric.ENTITY else WordTagGeneration()
+
     def predict(self, ctx, prompter, demos, split, labels):
         from mtfsl.icl.common import fitted, progress
         from mtfsl.icl.scoring import GenerationCache, generate
