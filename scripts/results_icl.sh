@@ -8,6 +8,9 @@
 # job whose metrics.json exists is skipped.
 #   scripts/results_icl.sh OUT_DIR [DATA_ROOT]      (PYTHON=... picks the interpreter)
 # Then: python scripts/results_icl_table.py OUT_DIR
+# On 2 cores, two queues of one thread each keep both busy:
+#   OMP_NUM_THREADS=1 SECTIONS="icl_fixed icl_similar" scripts/results_icl.sh OUT &
+#   OMP_NUM_THREADS=1 SECTIONS=finetune_both scripts/results_icl.sh OUT &
 # Evaluation sets (to fit 2 CPU cores): SST-2 and Banking77 300 test examples drawn with seed
 # 1 (data.limit_seed), RTE its whole dev split (277, GLUE's evaluation split), CoNLL 200 test
 # sentences drawn the same way.
@@ -73,10 +76,12 @@ finetune() {  # TASK...
     done
   done
 }
-grid FIXED sst2 rte
-finetune sst2 rte
-conll FIXED
-grid FIXED b77
-grid SIMILAR sst2
-conll SIMILAR
-grid SIMILAR rte b77
+# Sections (SECTIONS="..." runs some, e.g. two queues of one thread each on 2 cores):
+icl_fixed() { grid FIXED sst2 rte; conll FIXED; grid FIXED b77; }
+icl_similar() { grid SIMILAR sst2; conll SIMILAR; grid SIMILAR rte b77; }
+for section in ${SECTIONS:-icl_fixed finetune_both icl_similar}; do
+  case $section in
+    finetune_both) finetune sst2 rte ;;
+    *) "$section" ;;
+  esac
+done
