@@ -165,7 +165,7 @@ def generate(
     out = model.generate(
         torch.tensor([prefix], device=model.device),
         attention_mask=torch.ones((1, len(prefix)), dtype=torch.long, device=model.device),
-        past_key_values=reuse.shared(prefix) if reuse is not None else None,
+        cache=reuse.shared(prefix) if reuse is not None else None,
         max_new_tokens=max_new_tokens,
         do_sample=False,
         stop_strings=[stop] if stop.strip(" ") else None,
@@ -174,6 +174,6 @@ def generate(
         return_dict_in_generate=True,
     )
     if reuse is not None:
-        reuse.keep(prefix, out.past_key_values)
+        reuse.keep(prefix, out.cache)
     text = tokenizer.decode(out.sequences[0, len(prefix) :], skip_special_tokens=True)
     return text.split(stop)[0] if stop else text
