@@ -470,3 +470,21 @@ def test_multilabel_in_context_reads_the_listed_labels(tmp_path, monkeypatch) ->
     ]
     assert [r["parse_failures"] for r in records] == [[], [], ["weather"], [], []]
     assert metrics["test/tags/parse_failures"] == 1
+
+
+def test_the_chat_template_wraps_the_prompt_as_one_user_turn(lm) -> None:
+    _, tokenizer = lm
+    cfg = PromptTemplateConfig(query="Review: {{ text }}", chat_template=True)
+    prompter = Prompter("prompt.sst2", cfg)
+    with pytest.raises(ConfigError, match=r"^prompt\.sst2\.chat_template=true: this model has no"):
+        prompter.prompt([], "Review: dull", tokenizer)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}<|end|>{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    try:
+        text = prompter.prompt(["Review: fine\nAnswer: good"], "Review: dull", tokenizer)
+        assert text == "<|user|>Review: fine\nAnswer: good\n\nReview: dull<|end|><|assistant|>"
+        assert prompter.continuation("bad") == "bad"  # the assistant turn starts with it
+    finally:
+        tokenizer.chat_template = None
