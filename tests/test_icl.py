@@ -256,6 +256,14 @@ def test_a_similar_selection_run_records_its_order(tmp_path: Path) -> None:
     _, records, draw = icl_run(tmp_path, "few_shot.k=1", "few_shot.icl.selection=SIMILAR")
     for r in records:
         assert sorted(r["demonstrations"]) == sorted(draw["lines"])
+    # icl.shots=2: the 2 nearest of the same order, nothing counted as dropped
+    similar = ("few_shot.k=1", "few_shot.icl.selection=SIMILAR", "few_shot.icl.shots=2")
+    _, nearest, _ = icl_run(tmp_path / "shots", *similar)
+    for whole, two in zip(records, nearest, strict=True):
+        assert two["demonstrations"] == whole["demonstrations"][-2:] and two["dropped"] == 0
+    _, fixed, _ = icl_run(tmp_path / "fixed", "few_shot.k=1", "few_shot.icl.shots=3")
+    assert len({tuple(r["demonstrations"]) for r in fixed}) == 1  # the same 3 for all
+    assert len(fixed[0]["demonstrations"]) == 3
 
 
 CONLL_PROMPT = PromptTemplateConfig(

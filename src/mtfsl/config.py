@@ -334,6 +334,10 @@ class IclConfig:
     # the demonstrations run once), RANDOM in a fresh seeded order per example, SIMILAR
     # ordered by similarity to it (all recorded per example).
     selection: DemoSelection = DemoSelection.FIXED
+    # Demonstrations shown per example, chosen from the draw by the selection (SIMILAR: the
+    # N nearest, as KATE selects; FIXED: the same N for every example; RANDOM: N per
+    # example); null = the whole draw. The labelled data used stays the K-shot draw.
+    shots: int | None = None
     order_seed: int | None = None  # null = the few-shot seed
     # SIMILAR: the sentence-embedding model (a sentence-transformers folder or plain encoder,
     # mean-pooled; pkg:, a local folder or a hub id as model.name_or_path), or bm25 (word
@@ -769,6 +773,8 @@ def check_fields(cfg: TrainConfig) -> None:
         "in [0, 1]",
     )
     expect(cfg.few_shot.k is None or cfg.few_shot.k >= 0, "few_shot.k", cfg.few_shot.k, ">= 0")
+    shots = cfg.few_shot.icl.shots
+    expect(shots is None or shots >= 1, "few_shot.icl.shots", shots, ">= 1 or null")
     for key in ("max_steps", "batch_size", "eval_every_steps"):
         value = getattr(cfg.few_shot, key)
         expect(value is None or value >= 1, f"few_shot.{key}", value, ">= 1 or null")

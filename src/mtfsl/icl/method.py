@@ -44,15 +44,21 @@ class Demonstrations:
     keys: list[str] = field(default_factory=list)  # what SIMILAR compares, per pool example
     targets: list[Any] = field(default_factory=list)  # the pool's gold answers
     ranking: np.ndarray | None = None  # SIMILAR: per evaluation example, least similar first
+    shots: int | None = None  # how many are offered per example (icl.shots); None: all
     _lengths: list[int] | None = field(default=None, repr=False)
 
     def order(self, selection: DemoSelection, example: int) -> list[int]:
         """Pool indices for evaluation example ``example``, farthest from the query first."""
         if selection is DemoSelection.SIMILAR:
             assert self.ranking is not None, "rank() the split first"
-            return [int(i) for i in self.ranking[example]]
+            return self._nearest([int(i) for i in self.ranking[example]])
         seed = self.seed if selection is DemoSelection.FIXED else self.seed + 1 + example
-        return [int(i) for i in np.random.default_rng(seed).permutation(len(self.texts))]
+        order = [int(i) for i in np.random.default_rng(seed).permutation(len(self.texts))]
+        return self._nearest(order)
+
+    def _nearest(self, order: list[int]) -> list[int]:
+        """``icl.shots``: only the last (nearest) ones of an order are offered."""
+        return order if self.shots is None else order[len(order) - min(self.shots, len(order)) :]
 
     def token_lengths(self, tokenizer: Any) -> list[int]:
         """Each demonstration's length in tokens on its own (computed once)."""
@@ -67,7 +73,7 @@ class Demonstrations:
         lines = [self.lines[j] for j in chosen]
         return {
             "demonstrations": lines,
-            "dropped": len(self.texts) - len(chosen),
+            "dropped": len(self._nearest(list(range(len(self.texts))))) - len(chosen),
             "prompt_tokens": len(prefix),
         }
 
@@ -216,7 +222,9 @@ SCORERS["classification"] = LabelLikelihood()
 SCORERS["pair"] = LabelLikelihood(pair=True)
 
 
-def demonstrations(prompter: Prompter, scorer: Scorer, data: Any, seed: int) -> Demonstrations:
+def demonstrations(
+    prompter: Prompter, scorer: Scorer, data: Any, seed: int, shots: int | None = None
+) -> Demonstrations:
     """The training split (the K-shot draw) as demonstrations, in the task's prompt."""
     pool = data.splits["train"]
     pairs = zip(pool.inputs, pool.targets, strict=True)
@@ -224,7 +232,7 @@ def demonstrations(prompter: Prompter, scorer: Scorer, data: Any, seed: int) -> 
         prompter.demonstration(scorer.fields(x), scorer.answer(x, y, prompter)) for x, y in pairs
     ]
     keys = [scorer.key(x) for x in pool.inputs]
-    return Demonstrations(texts, pool.lines, seed, keys, list(pool.targets))
+    return Demonstrations(texts, pool.lines, seed, keys, list(pool.targets), shots=shots)
 
 
 class InContextLearning:
@@ -281,7 +289,7 @@ class InContextLearning:
             data = start.data[name]
             prompter = Prompter(f"prompt.{name}", prompt_config(name, cfg.prompt[name]))
             scorer = SCORERS[task.kind.name].for_task(task.cfg)
-            demos = demonstrations(prompter, scorer, data, seed)
+            demos = demonstrations(prompter, scorer, data, seed, cfg.few_shot.icl.shots)
             for split_name, split in data.splits.items():
                 if split_name == "train":
                     continue

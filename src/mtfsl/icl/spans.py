@@ -86,8 +86,8 @@ class SpanGeneration:
 
     def for_task(self, task: Any) -> Any:
         """Entity tags by spans; per-word tags (``metric: TAG_ACCURACY``) word by word."""
-        from mtfsl.kinds.tagging import TagMetric
         from mtfsl.icl.tags import WordTagGeneration
+        from mtfsl.kinds.tagging import TagMetric
 
         return self if task.metric is TagMetric.ENTITY else WordTagGeneration()
 
