@@ -55,6 +55,8 @@ def table(out: Path, task: str) -> list[str]:
         method, k = (found["method"], int(found["k"])) if found else ("zero", 0)
         runs[method, k].append(json.loads(path.read_text()))
     ks = sorted({k for _, k in runs})
+    if not ks:
+        return []
     lines = [f"| {task}: method | " + " | ".join(f"K={k}" for k in ks) + " |"]
     lines.append("|---|" + "---:|" * len(ks))
     for row, method, prefix in ROWS:
@@ -77,5 +79,5 @@ def table(out: Path, task: str) -> list[str]:
 if __name__ == "__main__":
     root = Path(sys.argv[1])
     for name in METRIC:
-        if (root / name).is_dir():
-            print("\n".join(table(root, name)) + "\n")
+        if (root / name).is_dir() and (lines := table(root, name)):
+            print("\n".join(lines) + "\n")
