@@ -234,10 +234,12 @@ class TaggingKind(TaskKind):
     def samplers(self, task: TaggingTaskConfig) -> frozenset[str]:
         if task.metric is TagMetric.ENTITY:
             return frozenset({"greedy", "exact", "sentences_per_type", "split_file"})
-        return frozenset({"split_file"})
+        # per-word tags (part of speech): every sentence has every word tagged, so there is
+        # nothing to balance: K sentences drawn at random
+        return frozenset({"random", "split_file"})
 
     def default_sampler(self, task: TaggingTaskConfig) -> str | None:
-        return "greedy" if task.metric is TagMetric.ENTITY else None
+        return "greedy" if task.metric is TagMetric.ENTITY else "random"
 
     def augmentations(self, task: TaggingTaskConfig) -> frozenset[str]:
         return augment.NER if task.metric is TagMetric.ENTITY else frozenset()
