@@ -286,6 +286,12 @@ def test_gold_entities_round_trip_through_their_answer_lines() -> None:
     assert parsed.tags == tags and parsed.failures == []
     assert answer_lines(["it", "rains"], ["O", "O"], CONLL_PROMPT) == "none"
     assert parse_entities("none", ["it", "rains"], CONLL_PROMPT).tags == ["O", "O"]
+    # without a verbalizer (chunks), the task's own type names are read
+    bare = PromptTemplateConfig()
+    chunks = parse_entities(
+        "the man => NP\nate => VP\nx => ZZ", ["the", "man", "ate"], bare, ["NP", "VP"]
+    )
+    assert chunks.tags == ["B-NP", "I-NP", "B-VP"] and chunks.failures == ["x => ZZ"]
 
 
 def test_lines_that_cannot_be_used_are_parse_failures() -> None:

@@ -34,11 +34,15 @@ class Parsed:
     failures: list[str] = field(default_factory=list)  # the lines that could not be used
 
 
-def parse_entities(output: str, words: list[str], prompt: PromptTemplateConfig) -> Parsed:
+def parse_entities(
+    output: str, words: list[str], prompt: PromptTemplateConfig, kinds: list[str] = ()
+) -> Parsed:
     """IOB2 tags of ``words`` from a generated answer. Each entity is matched to the first
-    occurrence of its words (whole words; as written, else ignoring case) not yet tagged."""
-    types = {word.lower(): kind for kind, word in prompt.verbalizer.items()}
-    types.update({kind.lower(): kind for kind in prompt.verbalizer})
+    occurrence of its words (whole words; as written, else ignoring case) not yet tagged.
+    A type is read as its verbalizer word or its own name (``kinds``: the task's types)."""
+    names = {*kinds, *prompt.verbalizer}
+    types = {prompt.verbalizer.get(kind, kind).lower(): kind for kind in names}
+    types.update({kind.lower(): kind for kind in names})
     tags = ["O"] * len(words)
     failures = []
     for line in output.splitlines():
@@ -96,13 +100,14 @@ class SpanGeneration:
         from mtfsl.icl.scoring import GenerationCache, generate
 
         preds, records = [], []
+        kinds = sorted({label[2:] for label in labels if label[:2] in ("B-", "I-")})
         reuse = GenerationCache() if ctx.cfg.reuse_prefix else None
         for i, words in enumerate(progress(split.inputs, split)):
             order = demos.order(ctx.cfg.selection, i)
             fields, room = self.fields(words), ctx.cfg.max_new_tokens  # room for the answer
             prefix, _, chosen = fitted(ctx, prompter, demos, order, fields, [], split.at(i), room)
             text = generate(ctx.model, ctx.tokenizer, prefix, room, prompter, reuse)
-            parsed = parse_entities(text, words, prompter.cfg)
+            parsed = parse_entities(text, words, prompter.cfg, kinds)
             preds.append(parsed.tags)
             records.append(
                 {**demos.shown(chosen, prefix), "output": text, "parse_failures": parsed.failures}
