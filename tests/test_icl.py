@@ -452,6 +452,10 @@ def test_word_tags_are_read_word_by_word_and_failures_counted() -> None:
     # case-folded match; an unknown tag, a pair without tag: failures; 'call' never tagged
     assert tags == ["NNP", "VBZ", "NNP", "NNP"]
     assert failures == ["rejects/XX", "German", "call/NN", "untagged: German", "untagged: call"]
+    # a skipped word costs itself only: the next pair is matched further on
+    tags, failures = parse_word_tags("EU/NNP German/JJ eu/NNP", words, prompt, "VBZ")
+    assert tags == ["NNP", "VBZ", "JJ", "VBZ"]
+    assert failures == ["eu/NNP", "untagged: rejects", "untagged: call"]
 
 
 def test_multilabel_in_context_reads_the_listed_labels(tmp_path, monkeypatch) -> None:

@@ -22,18 +22,22 @@ def parse_word_tags(
     output: str, words: list[str], prompt: PromptTemplateConfig, fallback: str
 ) -> tuple[list[str], list[str]]:
     """Each word's tag from a generated answer, and the failures: pairs read in order, each
-    matched to the next untagged word (ignoring case); words left untagged get ``fallback``."""
+    matched to the sentence's next occurrence of its word (ignoring case) after the last one
+    matched, so a word the model skips costs that word only; words left untagged get
+    ``fallback``."""
     names = {v: k for k, v in prompt.verbalizer.items()} | {k: k for k in prompt.verbalizer}
+    folded = [w.casefold() for w in words]
     tags: list[str | None] = [None] * len(words)
     failures, at = [], 0
     for piece in output.split():
         word, slash, tag = piece.rpartition("/")
         kind = names.get(tag) if slash else None
-        if kind is None or at >= len(words) or word.casefold() != words[at].casefold():
+        where = folded.index(word.casefold(), at) if word.casefold() in folded[at:] else None
+        if kind is None or where is None:
             failures.append(piece)
             continue
-        tags[at] = kind
-        at += 1
+        tags[where] = kind
+        at = where + 1
     failures += [f"untagged: {w}" for w, t in zip(words, tags, strict=True) if t is None]
     return [fallback if t is None else t for t in tags], failures
 
