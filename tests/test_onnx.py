@@ -196,6 +196,14 @@ def test_a_tagger_predicts_through_its_graph_exactly_as_through_pytorch(
     assert records[1]["tags"] == records[0]["tags"]
     assert records[1]["scores"] == pytest.approx(records[0]["scores"], abs=1e-5)
 
+
+@pytest.mark.slow  # two scripts in subprocesses (12 s): the default suite keeps its 10 minutes
+def test_the_predict_benchmark_and_kernel_profile_agree_with_the_run(
+    toy_cfg, tmp_path: Path
+) -> None:
+    run_dir = trained(toy_cfg, tmp_path)
+    export_onnx(run_dir, run_dir / "onnx" / "conll", int8=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     # the benchmark's sides predict the same 30 test words (HF's baseline included)
     out = tmp_path / "bench.json"
     bench = [sys.executable, str(ROOT / "scripts" / "bench_predict.py"), str(run_dir)]
