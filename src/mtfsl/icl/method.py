@@ -56,9 +56,13 @@ class Demonstrations:
         order = [int(i) for i in np.random.default_rng(seed).permutation(len(self.texts))]
         return self._nearest(order)
 
+    def _offered(self) -> int:
+        """How many demonstrations an example is offered (``icl.shots``, else the pool)."""
+        return len(self.texts) if self.shots is None else min(self.shots, len(self.texts))
+
     def _nearest(self, order: list[int]) -> list[int]:
         """``icl.shots``: only the last (nearest) ones of an order are offered."""
-        return order if self.shots is None else order[len(order) - min(self.shots, len(order)) :]
+        return order[len(order) - self._offered() :]
 
     def token_lengths(self, tokenizer: Any) -> list[int]:
         """Each demonstration's length in tokens on its own (computed once)."""
@@ -73,7 +77,7 @@ class Demonstrations:
         lines = [self.lines[j] for j in chosen]
         return {
             "demonstrations": lines,
-            "dropped": len(self._nearest(list(range(len(self.texts))))) - len(chosen),
+            "dropped": self._offered() - len(chosen),
             "prompt_tokens": len(prefix),
         }
 
