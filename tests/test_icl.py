@@ -171,6 +171,15 @@ def test_a_prompt_over_the_window_drops_the_farthest_demonstrations(fixed_run, t
     assert metrics["test/banking77/demonstrations_dropped"] == sum(r["dropped"] for r in cut)
 
 
+def test_predicting_from_an_icl_run_says_it_trained_no_model(tmp_path) -> None:
+    from mtfsl.inference.run import load_run
+
+    cfg = compose_cfg([*ICL, "model=tiny_decoder", f"data.cache_dir={tmp_path}", "few_shot.k=1"])
+    run(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"few_shot\.method=icl trains no model \(in-context"):
+        load_run(tmp_path / "run")
+
+
 def test_zero_shot_has_no_demonstrations(tmp_path: Path) -> None:
     from mtfsl.resolve import validate
 

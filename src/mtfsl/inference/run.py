@@ -52,7 +52,11 @@ def load_run(run_dir: Path) -> LoadedRun:
     cfg = settle(load_run_config(run_dir))
     best = heal_checkpoint(run_dir / "checkpoints" / "best")  # or its complete copy
     if best is None:
-        raise ConfigError(f"{run_dir}: no best checkpoint (checkpoints/best); did the run finish?")
+        raise ConfigError(
+            f"{run_dir}: no best checkpoint (checkpoints/best): the run did not finish, or its "
+            f"few_shot.method={cfg.few_shot.method} trains no model (in-context learning: its "
+            "predictions are in predictions/; run it again with other texts as the test file)"
+        )
     labels = read_json(best / "labels.json")
     # a checkpoint that holds every weight does not need the run it started from
     if not is_partial(best / "model.safetensors"):
