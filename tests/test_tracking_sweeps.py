@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def test_wandb_offline_gets_params_and_metrics(toy_cfg, tmp_path: Path, monkeypa
     run_dir, metrics = tracked(toy_cfg, tmp_path, "WANDB")
     (offline,) = (run_dir / "wandb").glob("offline-run-*")  # what `wandb sync` uploads
     (records,) = offline.glob("run-*.wandb")
+    # wandb's service process may still be writing the offline file after finish() returned
+    # (seen once in a clean-clone CI run: only the 9-byte header there): wait for it
+    deadline = time.monotonic() + 30
+    while b"test/conll/f1" not in records.read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.2)
     data = records.read_bytes()  # protobuf records; each value is stored as its JSON text
     for key in ("test/conll/f1", "best/dev/conll/f1", "train/loss/conll", "trainer.max_steps"):
         assert key.encode() in data
