@@ -61,7 +61,8 @@ conll() {  # SELECTION
 # of 8, no dev set (the last model): SmolLM2 prompt fine-tuning with LoRA (LM-BFF-style, the
 # in-context prompt's wording, task=sst2_prompt / rte_prompt) and MiniLM with a
 # classification head. (Banking77 and CoNLL fine-tuning: scripts/results_llm.sh's runs.)
-declare -A PROMPT_TASK=([sst2]="task=sst2_prompt $LIMIT" [rte]="task=rte_prompt")
+# RTE's premise, hypothesis and template take more than model=smollm2's 128 tokens
+declare -A PROMPT_TASK=([sst2]="task=sst2_prompt $LIMIT" [rte]="task=rte_prompt model.max_length=512")
 FT=(few_shot.dev=NONE hardware=cpu trainer.max_steps=100 trainer.batch_size=8)
 finetune() {  # TASK...
   for t in "$@"; do
