@@ -24,21 +24,6 @@ def read_number(text: str) -> float | None:
     return float(match.group()) if match else None
 
 
-def generated(ctx, prompter, demos, split, fields_of):
-    """Per example: its record so far and the generated text, the demonstrations fitted to
-    leave ``max_new_tokens`` of room."""
-    from mtfsl.icl.common import fitted, progress
-    from mtfsl.icl.scoring import GenerationCache, generate
-
-    reuse = GenerationCache() if ctx.cfg.reuse_prefix else None
-    for i, example in enumerate(progress(split.inputs, split)):
-        order = demos.order(ctx.cfg.selection, i)
-        fields, room = fields_of(example), ctx.cfg.max_new_tokens
-        prefix, _, chosen = fitted(ctx, prompter, demos, order, fields, [], split.at(i), room)
-        text = generate(ctx.model, ctx.tokenizer, prefix, room, prompter, reuse)
-        yield example, demos.shown(chosen, prefix), text
-
-
 class AnswerGeneration:
     """The QA kind's in-context scorer: the passage and question in, the answer text out."""
 
@@ -57,6 +42,7 @@ class AnswerGeneration:
         return self
 
     def predict(self, ctx, prompter, demos, split, labels):
+        from mtfsl.icl.common import generated
         from mtfsl.kinds.qa import Answer
 
         preds, records = [], []
@@ -94,6 +80,8 @@ class NumberGeneration:
         return f"{target:.{self.decimals}f}"
 
     def predict(self, ctx, prompter, demos, split, labels):
+        from mtfsl.icl.common import generated
+
         numbers, records = [], []
         for _, shown, text in generated(ctx, prompter, demos, split, self.fields):
             number = read_number(text)

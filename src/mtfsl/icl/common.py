@@ -60,3 +60,17 @@ def progress(examples: list[Any], split: Any):
 
     name = Path(str(split.path)).name
     return tqdm(examples, desc=f"icl {name}", leave=False, disable=not sys.stderr.isatty())
+
+
+def generated(ctx, prompter, demos, split, fields_of):
+    """Per example: its record so far and the generated text, the demonstrations fitted to
+    leave ``max_new_tokens`` of room."""
+    from mtfsl.icl.scoring import GenerationCache, generate
+
+    reuse = GenerationCache() if ctx.cfg.reuse_prefix else None
+    for i, example in enumerate(progress(split.inputs, split)):
+        order = demos.order(ctx.cfg.selection, i)
+        fields, room = fields_of(example), ctx.cfg.max_new_tokens
+        prefix, _, chosen = fitted(ctx, prompter, demos, order, fields, [], split.at(i), room)
+        text = generate(ctx.model, ctx.tokenizer, prefix, room, prompter, reuse)
+        yield example, demos.shown(chosen, prefix), text

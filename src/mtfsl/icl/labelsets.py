@@ -30,7 +30,8 @@ class LabelSetGeneration:
         return self
 
     def predict(self, ctx, prompter, demos, split, labels):
-        from mtfsl.icl.answers import first_line, generated
+        from mtfsl.icl.answers import first_line
+        from mtfsl.icl.common import generated
 
         names = {
             w.casefold(): label

@@ -96,20 +96,12 @@ class SpanGeneration:
         return self if task.metric is TagMetric.ENTITY else WordTagGeneration()
 
     def predict(self, ctx, prompter, demos, split, labels):
-        from mtfsl.icl.common import fitted, progress
-        from mtfsl.icl.scoring import GenerationCache, generate
+        from mtfsl.icl.common import generated
 
         preds, records = [], []
         kinds = sorted({label[2:] for label in labels if label[:2] in ("B-", "I-")})
-        reuse = GenerationCache() if ctx.cfg.reuse_prefix else None
-        for i, words in enumerate(progress(split.inputs, split)):
-            order = demos.order(ctx.cfg.selection, i)
-            fields, room = self.fields(words), ctx.cfg.max_new_tokens  # room for the answer
-            prefix, _, chosen = fitted(ctx, prompter, demos, order, fields, [], split.at(i), room)
-            text = generate(ctx.model, ctx.tokenizer, prefix, room, prompter, reuse)
+        for words, shown, text in generated(ctx, prompter, demos, split, self.fields):
             parsed = parse_entities(text, words, prompter.cfg, kinds)
             preds.append(parsed.tags)
-            records.append(
-                {**demos.shown(chosen, prefix), "output": text, "parse_failures": parsed.failures}
-            )
+            records.append({**shown, "output": text, "parse_failures": parsed.failures})
         return preds, records

@@ -60,7 +60,7 @@ class WordTagGeneration:
         return self
 
     def predict(self, ctx, prompter, demos, split, labels):
-        from mtfsl.icl.answers import generated
+        from mtfsl.icl.common import generated
 
         cfg = prompter.cfg
         # every tag not in the verbalizer is written as itself
